@@ -1,0 +1,1 @@
+"""zengine ldap backend (work in progress)."""

@@ -1,0 +1,1 @@
+"""zengine sql backend (work in progress)."""

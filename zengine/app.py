@@ -1,0 +1,96 @@
+"""The Starlette app: routes, lifespan, and the one place errors become responses."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+import structlog
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from zengine.errors import BadRequest
+from zengine.pipeline import handle
+from zengine.request import build_request
+from zengine.runtime import Runtime, build_runtime
+from zengine.settings import Settings
+
+XML_MEDIA_TYPE = "application/xml; charset=utf-8"
+# The body carries SIP passwords: no cache, proxy or browser may keep it.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache", "X-Content-Type-Options": "nosniff"}
+log = structlog.get_logger("zengine.app")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    if request.method != "POST":
+        return b""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("", "application/x-www-form-urlencoded"):
+        raise BadRequest(f"unsupported content type {content_type!r}",
+                         public_message="Bad request: send form-encoded parameters.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise BadRequest("request body too large",
+                             public_message="Bad request: request body too large.")
+    return bytes(body)
+
+
+def create_app(
+    settings: Settings, *, load_entrypoints: bool = True,
+    plugins: Sequence[tuple[str, object]] = (), runtime: Runtime | None = None,
+) -> Starlette:
+    """Build everything the server needs from ``settings``; nothing is global."""
+    rt = runtime or build_runtime(settings, load_entrypoints=load_entrypoints, plugins=plugins)
+
+    async def provision_endpoint(request: Request) -> Response:
+        body = b""
+        early_error: BadRequest | None = None
+        try:
+            body = await _read_body(request, settings.server.max_body_bytes)
+        except BadRequest as exc:
+            early_error = exc
+
+        def make() -> object:
+            if early_error is not None:
+                raise early_error
+            return build_request(
+                path=request.url.path,
+                query=request.scope.get("query_string", b""),
+                body=body,
+                headers=request.headers,
+                client_addr=request.client.host if request.client else "",
+                settings=settings,
+            )
+
+        reply = await run_in_threadpool(handle, make, rt)  # type: ignore[arg-type]
+        return Response(reply.body, status_code=reply.status, media_type=XML_MEDIA_TYPE,
+                        headers=NO_STORE)
+
+    async def health(_request: Request) -> Response:
+        return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(rt.start)
+        log.info("zengine.started", plugins=rt.hooks.plugin_names(),
+                 paths=list(_paths(settings)))
+        try:
+            yield
+        finally:
+            await run_in_threadpool(rt.stop)
+
+    routes = [Route(path, provision_endpoint, methods=["GET", "POST"])
+              for path in _paths(settings)]
+    routes.append(Route("/healthz", health, methods=["GET"]))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.runtime = rt
+    return app
+
+
+def _paths(settings: Settings) -> list[str]:
+    return list(dict.fromkeys([*settings.server.paths, *settings.clients.desktop_paths]))

@@ -1,0 +1,96 @@
+"""One exception hierarchy; each error knows its HTTP status and the text a user may see.
+
+Plugins raise these; only the app's error handler turns them into Zoiper ``<error>`` documents.
+The ``kind`` is what operators map to an HTTP status in ``[errors.status]``.
+"""
+
+from __future__ import annotations
+
+
+class ZengineError(Exception):
+    """Base of every error zengine turns into an ``<error>`` document."""
+
+    kind = "internal"
+    default_status = 500
+    public_message = "Provisioning failed. Please try again later."
+
+    def __init__(self, detail: str = "", *, public_message: str | None = None) -> None:
+        # ``detail`` goes to the log only; it must never carry a secret.
+        super().__init__(detail or self.public_message)
+        self.detail = detail
+        if public_message is not None:
+            self.public_message = public_message
+
+
+class BadRequest(ZengineError):
+    """The request itself is malformed (duplicated or oversized parameter, bad header)."""
+
+    kind = "bad_request"
+    default_status = 400
+    public_message = "Bad provisioning request."
+
+
+class MissingCredentials(ZengineError):
+    kind = "missing_credentials"
+    default_status = 200
+    public_message = "Please enter your username and password."
+
+
+class MissingUsername(MissingCredentials):
+    public_message = "No username given. Please enter your username."
+
+
+class MissingPassword(MissingCredentials):
+    public_message = "No password given. Please enter your password."
+
+
+class LoginFailed(ZengineError):
+    """Unknown user and wrong password must look identical from outside."""
+
+    kind = "wrong_login"
+    default_status = 200
+    public_message = "Wrong username or password."
+
+
+class BadVersion(ZengineError):
+    kind = "bad_version"
+    default_status = 200
+    public_message = "Unknown provisioning version. Please update your Zoiper app."
+
+
+class NoAccounts(ZengineError):
+    kind = "no_accounts"
+    default_status = 200
+    public_message = "No SIP account is set up for this login. Please contact your provider."
+
+
+class BackendUnavailable(ZengineError):
+    """A backend cannot be reached; the client then keeps its existing configuration."""
+
+    kind = "backend_unavailable"
+    default_status = 503
+    public_message = "The provisioning service is temporarily unavailable. Please try again later."
+
+
+class AccountDataError(ZengineError):
+    """A backend returned data that cannot be provisioned (duplicate ident, bad value)."""
+
+    kind = "account_data"
+    default_status = 500
+    public_message = "Your account data could not be provisioned. Please contact your provider."
+
+
+class ConfigError(Exception):
+    """Raised at load time; the message names the file, the key, the value and what is allowed."""
+
+
+ERROR_KINDS: tuple[type[ZengineError], ...] = (
+    ZengineError,
+    BadRequest,
+    MissingCredentials,
+    LoginFailed,
+    BadVersion,
+    NoAccounts,
+    BackendUnavailable,
+    AccountDataError,
+)

@@ -1,0 +1,204 @@
+"""The zengine hook contract: the public API every plugin, built-in or third-party, implements.
+
+Rules that hold for every hook:
+
+* Hooks are synchronous. The HTTP endpoint runs the pipeline in a worker thread, so a hook may
+  block on a database or directory call, but should respect its own timeouts.
+* ``runtime`` is the :class:`zengine.runtime.Runtime` of the running app: settings, the plugin's
+  validated config (``runtime.config(name, Model)``) and per-plugin state (``runtime.state``).
+  A hookimpl may leave out any parameter it does not need.
+* Plugins raise :mod:`zengine.errors` exceptions; they never build HTTP responses.
+* Never rename a hook in place: add the successor and deprecate the old one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from zengine.models import (
+        Account,
+        AuditEvent,
+        AuthResult,
+        ClientInfo,
+        Command,
+        Credentials,
+        Document,
+        Identity,
+        PluginSettingsSpec,
+        ProvisionRequest,
+        ResolvedAccount,
+        Transform,
+    )
+    from zengine.runtime import Runtime
+
+hookspec = pluggy.HookspecMarker("zengine")
+
+
+@hookspec
+def zengine_plugin_settings() -> PluginSettingsSpec | None:
+    """Declare the plugin's configuration table.
+
+    Return a :class:`~zengine.models.PluginSettingsSpec` naming the ``[plugins.<name>]`` table and
+    the pydantic model that validates it (use ``extra="forbid"`` so a mistyped key is an error
+    naming the key). The core validates every table at load time, so ``zengine check-config``
+    reports plugin errors too. Return ``None`` when the plugin has no settings.
+
+    Ordering: irrelevant; every plugin is asked.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def zengine_startup(runtime: Runtime) -> None:
+    """Open what the plugin needs for its whole life: files, pools, connections.
+
+    Called once per app, before the first request, after settings are validated. Store state in
+    ``runtime.state[<plugin name>]`` rather than in module globals, so two apps in one process
+    (as in tests) do not share it. Raise :class:`~zengine.errors.ConfigError` for a bad
+    configuration; the server then refuses to start with that message.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def zengine_shutdown(runtime: Runtime) -> None:
+    """Release what :func:`zengine_startup` opened. Called once, in reverse plugin order;
+    an exception here is logged and does not stop the other plugins' shutdown.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def zengine_detect_client(request: ProvisionRequest, runtime: Runtime) -> ClientInfo | None:
+    """Decide which document family and version the client gets.
+
+    :param request: the parsed request (path, parameters, headers, requested version).
+    :return: a :class:`~zengine.models.ClientInfo`, or ``None`` to let the next plugin decide.
+      Raise :class:`~zengine.errors.BadVersion` for a version that cannot be served.
+
+    Ordering: the first non-``None`` answer wins. A plugin that recognises a branded client
+    (by User-Agent, path or parameter) should use ``tryfirst=True`` so it runs before the
+    built-in Zoiper detection.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def zengine_authenticate(
+    credentials: Credentials, request: ProvisionRequest, runtime: Runtime
+) -> AuthResult | None:
+    """Check a provisioning login.
+
+    :param credentials: username and password (a ``SecretStr``; never log it).
+    :return: an :class:`~zengine.models.Identity` to accept the login;
+      :class:`~zengine.models.Rejected` when the backend owns this user but the password is
+      wrong (the chain stops); ``None`` to abstain because the user is not this backend's.
+      Raise :class:`~zengine.errors.BackendUnavailable` when the backend cannot answer.
+
+    Ordering: the core asks backends one at a time in the order of ``[auth] chain`` (by
+    plugin name), not in pluggy's order; the first accept or reject ends the chain. An empty
+    password must never be accepted. Compare secrets in constant time, and spend the same
+    time on an unknown user as on a wrong password.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def zengine_find_identity(username: str, runtime: Runtime) -> Identity | None:
+    """Look a user up *without* a password, for operator tools (``zengine render``).
+
+    Return the same :class:`~zengine.models.Identity` a successful
+    :func:`zengine_authenticate` would, or ``None`` when the user is not this backend's.
+    Never called on the HTTP request path.
+
+    Ordering: asked in ``[auth] chain`` order, like authentication; first answer wins.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def zengine_load_accounts(identity: Identity, runtime: Runtime) -> Iterable[Account] | None:
+    """Return the SIP accounts this plugin holds for ``identity``.
+
+    Every plugin is asked, whichever backend authenticated the login, so accounts may come
+    from a different source than the login (log in by LDAP, accounts from SQL). Results are
+    merged; two accounts with the same ``ident`` are an error, never a silent overwrite.
+
+    :return: the accounts, or ``None``/empty when this plugin has none for the user.
+      Raise :class:`~zengine.errors.BackendUnavailable` when the backend cannot answer.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def zengine_build_document(
+    accounts: list[ResolvedAccount], client: ClientInfo, identity: Identity, runtime: Runtime
+) -> Document | None:
+    """Build the document for ``client.family`` at that family's newest version.
+
+    :param accounts: accounts with every catalogue field resolved (defaults, profile, user
+      overrides, account fields), in a stable order.
+    :return: a :class:`~zengine.models.Document`, or ``None`` if the plugin does not build this
+      family. Version downgrades are :func:`zengine_transforms`' job, not the builder's.
+
+    Ordering: first non-``None`` result wins.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def zengine_transforms(runtime: Runtime) -> Iterable[Transform] | None:
+    """Register per-version transform steps (:class:`~zengine.models.Transform`).
+
+    Each step turns a ``family`` document of ``version`` into the previous version's form
+    (drop a field added in that version, restore an older name). The core applies, newest
+    first, every step of the client's family whose version is newer than the client's, then
+    sets the document's ``prov_version``. Called once at startup.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def zengine_postprocess_document(document: Document, identity: Identity, runtime: Runtime) -> None:
+    """Change the finished document in place just before it is serialised.
+
+    The built-in ``urls`` plugin expands server-side fields in ``balance_url``, ``rate_url``,
+    ``quality_rating_url`` and ``token_url`` here. ``document.accounts`` pairs each account
+    element with the :class:`~zengine.models.ResolvedAccount` it came from. Element text is
+    raw: the serialiser escapes it, so never escape it yourself.
+
+    Ordering: every plugin runs; use ``trylast=True`` to see the others' changes.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def zengine_audit(event: AuditEvent, runtime: Runtime) -> None:
+    """Observe an audit event (login accepted or refused, document served, backend outage).
+
+    Observers can never change the response: an exception raised here is logged and swallowed.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def zengine_cli_commands() -> Iterable[Command] | None:
+    """Contribute ``zengine`` sub-commands (the SQL backend adds ``users`` and ``db``).
+
+    .. versionadded:: 0.1
+    """

@@ -1,0 +1,104 @@
+"""structlog setup, configured once at startup, with a redaction processor that every log line
+(zengine's, the plugins', hypercorn's) passes through."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+from pydantic import SecretStr
+
+from zengine.settings import LoggingSettings
+
+REDACTED = "**redacted**"
+_SECRET_KEYS = re.compile(
+    r"pass(word|wd)?|secret|token|bind_password|authorization|credential|cookie|^p$|query",
+    re.IGNORECASE,
+)
+# Safety net for free text (exception messages, third-party lines): key=value and Basic headers.
+_SECRET_TEXT = re.compile(
+    r"(?i)((?:pass(?:word|wd)?|p|secret|token|bind_password)=)[^&\s\"']*"
+    r"|(authorization:\s*\w+\s+)\S+"
+    r"|(\?)(?=[^\s\"']*=)[^\s\"']*"
+)
+
+
+def _scrub_text(text: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        prefix = match.group(1) or match.group(2) or match.group(3) or ""
+        return prefix + REDACTED
+    return _SECRET_TEXT.sub(replace, text)
+
+
+def _redact_value(key: str, value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return REDACTED
+    if _SECRET_KEYS.search(key):
+        return REDACTED if value not in (None, "") else value
+    if isinstance(value, str):
+        return _scrub_text(value)
+    if isinstance(value, Mapping):
+        return {k: _redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(key, v) for v in value]
+    return value
+
+
+def redact(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Mask secret-named keys, secret-typed values and secret-looking text in messages."""
+    for key in list(event_dict):
+        event_dict[key] = _redact_value(key, event_dict[key])
+    return event_dict
+
+
+def _shared_processors() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+    ]
+
+
+def configure_logging(settings: LoggingSettings, stream: Any = None) -> None:
+    """Route structlog and stdlib logging (hypercorn included) through one redacting pipeline."""
+    renderer: Any
+    if settings.format == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+    else:
+        renderer = structlog.processors.JSONRenderer()
+    level = getattr(logging, settings.level.upper())
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            redact,
+            # Tracebacks are formatted first so that the redaction pass sees their text too.
+            structlog.processors.format_exc_info,
+            redact,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("hypercorn.error", "hypercorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    structlog.configure(
+        processors=[
+            *_shared_processors()[:-1],
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    )

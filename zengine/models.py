@@ -1,0 +1,259 @@
+"""The value types that flow through the pipeline and the hooks.
+
+Everything a hook receives is either frozen or owned by the current request, so a plugin cannot
+change what another request sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import total_ordering
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+
+_VERSION_RE = re.compile(r"^\s*(\d{1,4})(?:\.(\d{1,4}))?(?:\.(\d{1,4}))?\s*$")
+
+
+@total_ordering
+@dataclass(frozen=True)
+class Version:
+    """A provisioning format version such as ``1.14``; a third component is kept but ignored
+    when comparing formats, as Zoiper's own example server does."""
+
+    major: int
+    minor: int = 0
+    patch: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        match = _VERSION_RE.match(text)
+        if match is None:
+            raise ValueError(f"not a version: {text!r}")
+        major, minor, patch = (int(part) if part else 0 for part in match.groups())
+        return cls(major, minor, patch)
+
+    @property
+    def format_key(self) -> tuple[int, int]:
+        return (self.major, self.minor)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self.format_key < other.format_key
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self.format_key == other.format_key
+
+    def __hash__(self) -> int:
+        return hash(self.format_key)
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """Which document family and version a client gets."""
+
+    family: str
+    version: Version
+    #: What the client asked for (``None`` when it sent no version); for logs and audit.
+    requested: str | None = None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: SecretStr
+    #: ``"query"`` (URL or form parameters) or ``"basic"`` (HTTP Basic authentication).
+    source: str = "query"
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r}, password=SecretStr('**********'))"
+
+
+@dataclass(frozen=True)
+class ProvisionRequest:
+    """A parsed provisioning request; no Starlette type leaks into the pipeline."""
+
+    path: str
+    #: Every parameter that appeared once, credentials included: treat as secret-bearing.
+    params: Mapping[str, str]
+    headers: Mapping[str, str]
+    client_addr: str
+    credentials: Credentials | None
+    version_raw: str | None
+
+    def __repr__(self) -> str:
+        return f"ProvisionRequest(path={self.path!r}, client_addr={self.client_addr!r})"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who logged in, as decided by the authentication backend that accepted the login."""
+
+    username: str
+    backend: str
+    profile: str | None = None
+    display_name: str | None = None
+    tenant: str | None = None
+    groups: tuple[str, ...] = ()
+    #: Per-user overrides of catalogue fields (nested like the XML, e.g. ``{"stun": {...}}``).
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    #: Extra non-secret attributes other plugins may key on (e.g. a directory DN).
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A backend owns this user and the password is wrong: the chain stops here."""
+
+    backend: str
+    reason: str = "wrong password"
+
+
+AuthResult = Identity | Rejected
+
+
+@dataclass(frozen=True)
+class Account:
+    """One SIP account, in backend-neutral terms. ``overrides`` may set any catalogue field."""
+
+    ident: str
+    sip_username: str
+    sip_password: SecretStr
+    domain: str
+    name: str | None = None
+    auth_username: str | None = None
+    caller_id: str | None = None
+    outbound_proxy: str | None = None
+    transport: str | None = None
+    profile: str | None = None
+    token: SecretStr | None = None
+    source: str = ""
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"Account(ident={self.ident!r}, sip_username={self.sip_username!r}, source={self.source!r})"
+
+
+@dataclass(frozen=True)
+class ResolvedAccount:
+    """An account with every catalogue field resolved: defaults, profile, user, account."""
+
+    account: Account
+    profile: str | None
+    #: Catalogue path relative to ``account`` (``"stun/use_stun"``) -> typed value.
+    values: Mapping[str, Any]
+
+    def __repr__(self) -> str:
+        return f"ResolvedAccount(ident={self.account.ident!r}, profile={self.profile!r})"
+
+
+@dataclass
+class Element:
+    """A node of a document before serialisation. ``text`` is the raw value: the serialiser
+    escapes it exactly once."""
+
+    tag: str
+    text: str | None = None
+    children: list[Element] = field(default_factory=list)
+
+    def child(self, tag: str) -> Element | None:
+        for node in self.children:
+            if node.tag == tag:
+                return node
+        return None
+
+    def find(self, path: str) -> Element | None:
+        node: Element | None = self
+        for part in path.split("/"):
+            if node is None:
+                return None
+            node = node.child(part)
+        return node
+
+    def remove(self, path: str) -> bool:
+        parent_path, _, tag = path.rpartition("/")
+        parent = self.find(parent_path) if parent_path else self
+        if parent is None:
+            return False
+        before = len(parent.children)
+        parent.children = [node for node in parent.children if node.tag != tag]
+        return len(parent.children) != before
+
+    def rename(self, path: str, new_tag: str) -> bool:
+        node = self.find(path)
+        if node is None:
+            return False
+        node.tag = new_tag
+        return True
+
+    def iter(self) -> Iterator[Element]:
+        yield self
+        for node in self.children:
+            yield from node.iter()
+
+
+@dataclass
+class Document:
+    """The document a client will receive, while hooks still may change it."""
+
+    root: Element
+    client: ClientInfo
+    #: Each account element paired with the account it was built from, for post-processing.
+    accounts: list[tuple[Element, ResolvedAccount]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Transform:
+    """One step that turns a document of ``family`` at ``version`` into the previous version's.
+
+    Steps run newest first, like database migrations run backwards: a client at 1.10 gets every
+    step whose ``version`` is newer than 1.10 applied, in descending order.
+    """
+
+    family: str
+    version: Version
+    apply: Callable[[Document], None]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """What happened, for the audit trail. Never carries a secret."""
+
+    event: str
+    outcome: str
+    username: str | None = None
+    backend: str | None = None
+    client_addr: str | None = None
+    family: str | None = None
+    version: str | None = None
+    account_count: int = 0
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class PluginSettingsSpec:
+    """A plugin's ``[plugins.<name>]`` table and the pydantic model that validates it."""
+
+    name: str
+    model: type[BaseModel]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A ``zengine`` sub-command contributed by a plugin."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    #: Called with the parsed arguments and the started runtime; returns the exit status.
+    run: Callable[[argparse.Namespace, Any], int]

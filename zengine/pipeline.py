@@ -1,0 +1,178 @@
+"""The provisioning pipeline: request in, document bytes out. No Starlette here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from zengine.errors import (
+    BackendUnavailable,
+    LoginFailed,
+    MissingPassword,
+    MissingUsername,
+    NoAccounts,
+    ZengineError,
+)
+from zengine.models import (
+    AuditEvent,
+    ClientInfo,
+    Identity,
+    ProvisionRequest,
+    Rejected,
+)
+from zengine.profiles import resolve_accounts
+from zengine.runtime import Runtime
+from zengine.transforms import apply_transforms
+from zengine.xmlio import error_document, serialize
+
+log = structlog.get_logger("zengine.pipeline")
+
+
+@dataclass
+class Outcome:
+    """What the request turned into; filled in as the pipeline goes, for the request log."""
+
+    outcome: str = "error"
+    backend: str | None = None
+    client: ClientInfo | None = None
+    account_count: int = 0
+    username: str | None = None
+
+
+def authenticate(request: ProvisionRequest, runtime: Runtime, outcome: Outcome) -> Identity:
+    credentials = request.credentials
+    if credentials is None or not credentials.username:
+        raise MissingUsername("no username in request")
+    outcome.username = credentials.username
+    if not credentials.password.get_secret_value():
+        raise MissingPassword("no password in request")
+    result = runtime.hooks.authenticate(credentials, request, runtime,
+                                        runtime.settings.auth.chain)
+    if isinstance(result, Identity):
+        outcome.backend = result.backend
+        return result
+    if isinstance(result, Rejected):
+        outcome.backend = result.backend
+        raise LoginFailed(f"rejected by {result.backend}: {result.reason}")
+    raise LoginFailed("no backend knows this user")
+
+
+def render_for(identity: Identity, client: ClientInfo, runtime: Runtime,
+               outcome: Outcome) -> bytes:
+    """Everything after authentication; the CLI ``render`` command uses this directly."""
+    accounts = runtime.hooks.load_accounts(identity, runtime)
+    outcome.account_count = len(accounts)
+    if not accounts:
+        raise NoAccounts(f"no accounts for {identity.username!r}")
+    resolved = resolve_accounts(accounts, identity, runtime.settings)
+    document = runtime.hooks.build_document(resolved, client, identity, runtime)
+    if document is None:
+        raise ZengineError(f"no plugin builds the {client.family!r} family")
+    apply_transforms(document, runtime.transforms)
+    runtime.hooks.postprocess(document, identity, runtime)
+    return serialize(document.root)
+
+
+def detect_client(request: ProvisionRequest, runtime: Runtime) -> ClientInfo:
+    client = runtime.hooks.detect_client(request, runtime)
+    if client is None:
+        raise ZengineError("no plugin recognised the client")
+    return client
+
+
+def provision(request: ProvisionRequest, runtime: Runtime, outcome: Outcome) -> bytes:
+    """Run one request through every hook; raises :class:`ZengineError` for error documents."""
+    outcome.client = detect_client(request, runtime)
+    try:
+        identity = authenticate(request, runtime, outcome)
+    except LoginFailed as exc:
+        outcome.outcome = "rejected"
+        _audit(runtime, request, outcome, "login.refused", "rejected", exc.detail)
+        raise
+    _audit(runtime, request, outcome, "login.accepted", "accepted")
+    body = render_for(identity, outcome.client, runtime, outcome)
+    outcome.outcome = "served"
+    _audit(runtime, request, outcome, "document.served", "served")
+    return body
+
+
+def _audit(runtime: Runtime, request: ProvisionRequest, outcome: Outcome, event: str,
+           result: str, detail: str | None = None) -> None:
+    client = outcome.client
+    runtime.hooks.audit(AuditEvent(
+        event=event,
+        outcome=result,
+        username=outcome.username,
+        backend=outcome.backend,
+        client_addr=request.client_addr,
+        family=client.family if client else None,
+        version=str(client.version) if client else None,
+        account_count=outcome.account_count,
+        detail=detail,
+    ), runtime)
+
+
+def monotonic_ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 2)
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    error_kind: str | None = None
+
+
+def status_for(error: ZengineError, runtime: Runtime) -> int:
+    status: int = getattr(runtime.settings.errors.status, error.kind, error.default_status)
+    return status
+
+
+def handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime) -> Reply:
+    """Parse, provision and log one request. Never raises: every failure is an error document.
+
+    Runs in a worker thread; ``make_request`` is called here so that request parsing errors
+    take the same path as every other error.
+    """
+    start = time.perf_counter()
+    outcome = Outcome()
+    request: ProvisionRequest | None = None
+    try:
+        request = make_request()
+        reply = Reply(200, provision(request, runtime, outcome))
+    except ZengineError as exc:
+        if isinstance(exc, BackendUnavailable):
+            outcome.outcome = "unavailable"
+            if request is not None:
+                _audit(runtime, request, outcome, "backend.unavailable", "unavailable",
+                       exc.detail)
+        elif outcome.outcome == "error" and exc.kind != "internal":
+            outcome.outcome = exc.kind
+        log_method = log.warning if exc.default_status >= 500 else log.info
+        log_method("provision.error", kind=exc.kind, detail=exc.detail)
+        reply = Reply(status_for(exc, runtime), error_document(exc.public_message), exc.kind)
+    except Exception:
+        # A bug, not bad input: the traceback goes to the (redacted) log, never to the client.
+        log.exception("provision.crash")
+        error = ZengineError("unexpected error")
+        reply = Reply(status_for(error, runtime), error_document(error.public_message), "internal")
+    client = outcome.client
+    log.info(
+        "provision.request",
+        outcome=outcome.outcome,
+        status=reply.status,
+        error=reply.error_kind,
+        backend=outcome.backend,
+        username=outcome.username,
+        client_family=client.family if client else None,
+        client_version=str(client.version) if client else None,
+        requested_version=client.requested if client else None,
+        account_count=outcome.account_count,
+        duration_ms=monotonic_ms(start),
+        client_addr=request.client_addr if request else None,
+        path=request.path if request else None,
+    )
+    return reply

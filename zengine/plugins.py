@@ -1,0 +1,219 @@
+"""Plugin manager factory and a typed facade over the hooks.
+
+The core calls hooks only through :class:`Hooks`, never ``pm.hook.x(**loose_keywords)``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+import structlog
+
+from zengine import hookspecs
+from zengine.errors import AccountDataError, ConfigError
+from zengine.models import (
+    Account,
+    AuditEvent,
+    AuthResult,
+    ClientInfo,
+    Command,
+    Credentials,
+    Document,
+    Identity,
+    PluginSettingsSpec,
+    ProvisionRequest,
+    Rejected,
+    ResolvedAccount,
+    Transform,
+)
+
+if TYPE_CHECKING:
+    from zengine.runtime import Runtime
+
+ENTRY_POINT_GROUP = "zengine"
+log = structlog.get_logger("zengine.plugins")
+
+
+def create_plugin_manager(
+    *, disabled: Iterable[str] = (), load_entrypoints: bool = True,
+    plugins: Sequence[tuple[str, object]] = (),
+) -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("zengine")
+    pm.add_hookspecs(hookspecs)
+    # Blocking must happen before entry points load, or the plugin is already registered.
+    for name in disabled:
+        pm.set_blocked(name)
+    for name, plugin in plugins:
+        if not pm.is_blocked(name):
+            pm.register(plugin, name=name)
+    if load_entrypoints:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    return pm
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: tuple[str, ...]
+
+
+class Hooks:
+    """One typed method per hook."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+
+    @property
+    def _h(self) -> Any:
+        return self.pm.hook
+
+    def plugin_names(self) -> list[str]:
+        return [name for name, _ in self.pm.list_name_plugin() if name]
+
+    def plugin_info(self) -> list[PluginInfo]:
+        dists = {plugin: dist for plugin, dist in self.pm.list_plugin_distinfo()}
+        infos = []
+        for name, plugin in self.pm.list_name_plugin():
+            dist = dists.get(plugin)
+            hooks = tuple(sorted(
+                caller.name for caller in self.pm.get_hookcallers(plugin) or ()
+            ))
+            infos.append(PluginInfo(
+                name=name,
+                distribution=dist.project_name if dist is not None else None,
+                version=dist.version if dist is not None else None,
+                hooks=hooks,
+            ))
+        return infos
+
+    def plugin_settings(self) -> list[PluginSettingsSpec]:
+        return [spec for spec in self._h.zengine_plugin_settings() if spec is not None]
+
+    def startup(self, runtime: Runtime) -> None:
+        self._h.zengine_startup(runtime=runtime)
+
+    def shutdown(self, runtime: Runtime) -> None:
+        # Reverse of startup, one plugin at a time, so one failure does not skip the rest.
+        for impl in self._h.zengine_shutdown.get_hookimpls():
+            try:
+                impl.function(**_kwargs(impl, runtime=runtime))
+            except Exception:
+                log.exception("plugin.shutdown_failed", plugin=impl.plugin_name)
+
+    def detect_client(self, request: ProvisionRequest, runtime: Runtime) -> ClientInfo | None:
+        result: ClientInfo | None = self._h.zengine_detect_client(request=request,
+                                                                  runtime=runtime)
+        return result
+
+    def authenticate(
+        self, credentials: Credentials, request: ProvisionRequest, runtime: Runtime,
+        chain: Sequence[str],
+    ) -> AuthResult | None:
+        """Ask backends one by one in ``chain`` order; the first accept or reject decides."""
+        impls = {impl.plugin_name: impl for impl in self._h.zengine_authenticate.get_hookimpls()}
+        order = list(chain) if chain else [impl.plugin_name for impl in
+                                           reversed(self._h.zengine_authenticate.get_hookimpls())]
+        for name in order:
+            impl = impls.get(name)
+            if impl is None:
+                continue
+            result = impl.function(**_kwargs(impl, credentials=credentials, request=request,
+                                             runtime=runtime))
+            if isinstance(result, Identity | Rejected):
+                return result
+            if result is not None:
+                raise TypeError(f"plugin {name!r} returned {type(result).__name__} from "
+                                "zengine_authenticate; expected Identity, Rejected or None")
+        return None
+
+    def find_identity(self, username: str, runtime: Runtime,
+                      chain: Sequence[str]) -> Identity | None:
+        impls = {i.plugin_name: i for i in self._h.zengine_find_identity.get_hookimpls()}
+        order = list(chain) if chain else [impl.plugin_name for impl in
+                                           reversed(self._h.zengine_find_identity.get_hookimpls())]
+        for name in order:
+            impl = impls.get(name)
+            if impl is None:
+                continue
+            result = impl.function(**_kwargs(impl, username=username, runtime=runtime))
+            if result is not None:
+                if not isinstance(result, Identity):
+                    raise TypeError(f"plugin {name!r} returned {type(result).__name__} from "
+                                    "zengine_find_identity; expected Identity or None")
+                return result
+        return None
+
+    def auth_backends(self) -> list[str]:
+        return [impl.plugin_name for impl in self._h.zengine_authenticate.get_hookimpls()]
+
+    def load_accounts(self, identity: Identity, runtime: Runtime) -> list[Account]:
+        merged: dict[str, Account] = {}
+        for batch in reversed(self._h.zengine_load_accounts(identity=identity, runtime=runtime)):
+            for account in batch or ():
+                if not isinstance(account, Account):
+                    raise TypeError(f"zengine_load_accounts returned {type(account).__name__}")
+                other = merged.get(account.ident)
+                if other is not None:
+                    raise AccountDataError(
+                        f"duplicate account ident {account.ident!r} from "
+                        f"{other.source or '?'} and {account.source or '?'}"
+                    )
+                merged[account.ident] = account
+        return list(merged.values())
+
+    def build_document(self, accounts: list[ResolvedAccount], client: ClientInfo,
+                       identity: Identity, runtime: Runtime) -> Document | None:
+        result: Document | None = self._h.zengine_build_document(
+            accounts=accounts, client=client, identity=identity, runtime=runtime)
+        return result
+
+    def transforms(self, runtime: Runtime) -> list[Transform]:
+        steps: list[Transform] = []
+        for batch in self._h.zengine_transforms(runtime=runtime):
+            steps.extend(batch or ())
+        return steps
+
+    def postprocess(self, document: Document, identity: Identity, runtime: Runtime) -> None:
+        self._h.zengine_postprocess_document(document=document, identity=identity,
+                                             runtime=runtime)
+
+    def audit(self, event: AuditEvent, runtime: Runtime) -> None:
+        for impl in self._h.zengine_audit.get_hookimpls():
+            try:
+                impl.function(**_kwargs(impl, event=event, runtime=runtime))
+            except Exception:
+                # Observers never change the response.
+                log.exception("audit.hook_failed", plugin=impl.plugin_name)
+
+    def cli_commands(self) -> list[Command]:
+        commands: list[Command] = []
+        for batch in self._h.zengine_cli_commands():
+            commands.extend(batch or ())
+        return commands
+
+
+def _kwargs(impl: pluggy.HookImpl, **available: Any) -> dict[str, Any]:
+    return {name: available[name] for name in impl.argnames}
+
+
+def distribution_of(module_name: str) -> str | None:
+    for dist in importlib.metadata.distributions():
+        entry_points = dist.entry_points.select(group=ENTRY_POINT_GROUP)
+        if any(ep.value.split(":")[0] == module_name for ep in entry_points):
+            return str(dist.metadata["Name"])
+    return None
+
+
+def check_chain(chain: Sequence[str], backends: Sequence[str]) -> None:
+    unknown = [name for name in chain if name not in backends]
+    if unknown:
+        raise ConfigError(
+            f"[auth] chain names {unknown} but the loaded authentication backends are "
+            f"{sorted(backends) or 'none'}"
+        )

@@ -1,0 +1,83 @@
+"""The running engine: settings, plugins and their state, built once per app."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from zengine.errors import ConfigError
+from zengine.models import Transform
+from zengine.plugins import Hooks, check_chain, create_plugin_manager
+from zengine.settings import Settings, format_validation_error
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    hooks: Hooks
+    #: Validated ``[plugins.<name>]`` tables.
+    plugin_configs: dict[str, BaseModel] = field(default_factory=dict)
+    #: Per-plugin state, keyed by plugin name; plugins own their entries.
+    state: dict[str, Any] = field(default_factory=dict)
+    transforms: list[Transform] = field(default_factory=list)
+    started: bool = False
+
+    def config(self, name: str, model: type[M]) -> M:
+        """The validated settings of plugin ``name`` (defaults when its table is absent)."""
+        value = self.plugin_configs.get(name)
+        if value is None:
+            value = model()
+            self.plugin_configs[name] = value
+        if not isinstance(value, model):
+            raise TypeError(f"settings of plugin {name!r} are {type(value).__name__}, "
+                            f"not {model.__name__}")
+        return value
+
+    def start(self) -> None:
+        if not self.started:
+            self.hooks.startup(self)
+            self.transforms = self.hooks.transforms(self)
+            self.started = True
+
+    def stop(self) -> None:
+        if self.started:
+            self.hooks.shutdown(self)
+            self.started = False
+
+
+def build_runtime(
+    settings: Settings, *, load_entrypoints: bool = True,
+    plugins: Sequence[tuple[str, object]] = (),
+) -> Runtime:
+    """Load plugins and validate their settings; nothing is opened until :meth:`Runtime.start`."""
+    pm = create_plugin_manager(disabled=settings.disabled_plugins,
+                               load_entrypoints=load_entrypoints, plugins=plugins)
+    hooks = Hooks(pm)
+    runtime = Runtime(settings=settings, hooks=hooks)
+    specs = {spec.name: spec for spec in hooks.plugin_settings()}
+    for name, table in settings.plugin_tables.items():
+        if name in settings.disabled_plugins:
+            continue
+        spec = specs.get(name)
+        if spec is None:
+            raise ConfigError(f"{settings.source}: [plugins.{name}] configures no loaded plugin; "
+                              f"plugins with settings: {', '.join(sorted(specs)) or 'none'}")
+        try:
+            runtime.plugin_configs[name] = spec.model.model_validate(table)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(
+                exc, f"{settings.source} [plugins.{name}]")) from None
+    for name, spec in specs.items():
+        if name not in runtime.plugin_configs:
+            try:
+                runtime.plugin_configs[name] = spec.model()
+            except ValidationError as exc:
+                raise ConfigError(format_validation_error(
+                    exc, f"{settings.source} [plugins.{name}] (missing)")) from None
+    check_chain(settings.auth.chain, hooks.auth_backends())
+    return runtime

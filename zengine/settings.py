@@ -1,0 +1,250 @@
+"""Typed settings: built-in defaults < the TOML config file < ``ZENGINE_*`` environment.
+
+``ZENGINE_SERVER__PORT=9000`` sets ``[server] port``; ``__`` separates table levels. The result is
+frozen: nothing changes settings after startup.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from zengine import catalog
+from zengine.errors import ConfigError
+
+ENV_PREFIX = "ZENGINE_"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    #: URL paths answered with provisioning documents.
+    paths: tuple[str, ...] = ("/id.php", "/provision")
+    #: Hypercorn access log (never with the query string); ``false`` turns it off.
+    access_log: bool = True
+    #: Longest accepted parameter value, in characters.
+    max_param_length: int = Field(256, ge=16, le=65536)
+    #: Largest accepted POST body, in bytes.
+    max_body_bytes: int = Field(16384, ge=256, le=1048576)
+
+    @field_validator("paths")
+    @classmethod
+    def _paths_absolute(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(f"path {path!r} must start with '/'")
+        return value
+
+
+class RequestSettings(_Model):
+    """Zoiper only substitutes values, so operators choose the parameter names."""
+
+    username_params: tuple[str, ...] = ("username", "user", "u")
+    password_params: tuple[str, ...] = ("password", "pass", "p")
+    version_params: tuple[str, ...] = ("version", "v")
+    format_params: tuple[str, ...] = ("format",)
+
+
+class ClientSettings(_Model):
+    #: What a request without a version gets: the newest mobile format, or legacy 1.0.
+    no_version: Literal["newest", "legacy"] = "newest"
+    #: Paths that serve the Zoiper5 desktop family.
+    desktop_paths: tuple[str, ...] = ("/desktop",)
+
+
+class ErrorStatusSettings(_Model):
+    """HTTP status per error kind. Zoiper shows the ``<error>`` text for 200 responses and keeps
+    its existing configuration on 4xx/5xx."""
+
+    bad_request: int = Field(400, ge=200, le=599)
+    missing_credentials: int = Field(200, ge=200, le=599)
+    wrong_login: int = Field(200, ge=200, le=599)
+    bad_version: int = Field(200, ge=200, le=599)
+    no_accounts: int = Field(200, ge=200, le=599)
+    backend_unavailable: int = Field(503, ge=200, le=599)
+    account_data: int = Field(500, ge=200, le=599)
+    internal: int = Field(500, ge=200, le=599)
+
+
+class ErrorSettings(_Model):
+    status: ErrorStatusSettings = ErrorStatusSettings()
+
+
+class LoggingSettings(_Model):
+    format: Literal["json", "console"] = "json"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class AuthSettings(_Model):
+    #: Authentication backends in the order they are asked; empty means every loaded backend.
+    chain: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = ServerSettings()
+    request: RequestSettings = RequestSettings()
+    clients: ClientSettings = ClientSettings()
+    errors: ErrorSettings = ErrorSettings()
+    logging: LoggingSettings = LoggingSettings()
+    auth: AuthSettings = AuthSettings()
+    #: Options-level catalogue fields (``customer_sid``, ``diagnostics``, ``breakpad`` …).
+    document: Mapping[str, Any] = field(default_factory=dict)
+    #: Account catalogue fields applied to every account.
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    default_profile: str | None = None
+    disabled_plugins: tuple[str, ...] = ()
+    #: Raw ``[plugins.<name>]`` tables; each plugin validates its own.
+    plugin_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Directory relative paths in the config are resolved against.
+    base_dir: Path = field(default_factory=Path.cwd)
+    source: str = "<defaults>"
+
+    def resolve_path(self, path: str | Path) -> Path:
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else self.base_dir / candidate
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _overlay_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG":
+            continue
+        parts = [p.lower() for p in key[len(ENV_PREFIX):].split("__") if p]
+        if not parts:
+            continue
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"environment {key}: {part!r} is not a table")
+            node = child
+        node[parts[-1]] = _parse_env_value(raw)
+
+
+def _model(cls: type[_Model], data: Any, where: str) -> Any:
+    try:
+        return cls.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, where)) from None
+
+
+def format_validation_error(exc: ValidationError, where: str) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown key {loc!r}")
+        else:
+            value = "<secret>" if "password" in loc or "secret" in loc else error.get("input")
+            lines.append(f"{where}: key {loc!r} = {value!r}: {error['msg']}")
+    return "\n".join(lines)
+
+
+_TOP_LEVEL = {"server", "request", "clients", "errors", "logging", "auth", "document",
+              "defaults", "profiles", "default_profile", "plugins"}
+
+
+def settings_from_mapping(
+    data: Mapping[str, Any], *, base_dir: Path | None = None, source: str = "<mapping>",
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    merged: dict[str, Any] = _deepcopy(data)
+    _overlay_env(merged, os.environ if environ is None else environ)
+    unknown = set(merged) - _TOP_LEVEL
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level keys {sorted(unknown)}; "
+                          f"allowed: {', '.join(sorted(_TOP_LEVEL))}")
+    document = catalog.validate_fields(merged.get("document", {}), f"{source} [document]",
+                                       scope="options")
+    defaults = catalog.validate_fields(merged.get("defaults", {}), f"{source} [defaults]",
+                                       forbid=catalog.ACCOUNT_OWNED)
+    profiles: dict[str, dict[str, Any]] = {}
+    for name, table in (merged.get("profiles") or {}).items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [profiles.{name}] must be a table")
+        profiles[name] = catalog.validate_fields(table, f"{source} [profiles.{name}]",
+                                                 forbid=catalog.ACCOUNT_OWNED)
+    default_profile = merged.get("default_profile")
+    if default_profile is not None and default_profile not in profiles:
+        raise ConfigError(f"{source}: default_profile {default_profile!r} is not a profile; "
+                          f"defined: {', '.join(sorted(profiles)) or 'none'}")
+    plugins = dict(merged.get("plugins") or {})
+    disabled = plugins.pop("disabled", [])
+    if not isinstance(disabled, list) or not all(isinstance(d, str) for d in disabled):
+        raise ConfigError(f"{source}: [plugins] disabled must be a list of plugin names")
+    for name, table in plugins.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [plugins.{name}] must be a table")
+    return Settings(
+        server=_model(ServerSettings, merged.get("server"), f"{source} [server]"),
+        request=_model(RequestSettings, merged.get("request"), f"{source} [request]"),
+        clients=_model(ClientSettings, merged.get("clients"), f"{source} [clients]"),
+        errors=_model(ErrorSettings, merged.get("errors"), f"{source} [errors]"),
+        logging=_model(LoggingSettings, merged.get("logging"), f"{source} [logging]"),
+        auth=_model(AuthSettings, merged.get("auth"), f"{source} [auth]"),
+        document=document,
+        defaults=defaults,
+        profiles=profiles,
+        default_profile=default_profile,
+        disabled_plugins=tuple(disabled),
+        plugin_tables=plugins,
+        base_dir=base_dir or Path.cwd(),
+        source=source,
+    )
+
+
+def load_settings(path: str | Path | None = None, *,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Load the config file (``--config``, else ``$ZENGINE_CONFIG``), then the environment."""
+    env = os.environ if environ is None else environ
+    chosen = path or env.get(f"{ENV_PREFIX}CONFIG")
+    if not chosen:
+        return settings_from_mapping({}, environ=env, source="<defaults>")
+    config_path = Path(chosen).expanduser()
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {config_path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
+    return settings_from_mapping(data, base_dir=config_path.resolve().parent,
+                                 source=str(config_path), environ=env)
+
+
+def resolve_secret(value: SecretStr | None, file: str | Path | None, settings: Settings,
+                   what: str) -> SecretStr | None:
+    """A secret comes from its own key, or from a file (first line, trailing newline dropped)."""
+    if value is not None and file is not None:
+        raise ConfigError(f"{what}: set the secret or its file, not both")
+    if file is None:
+        return value
+    secret_path = settings.resolve_path(file)
+    try:
+        return SecretStr(secret_path.read_text(encoding="utf-8").rstrip("\r\n"))
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read secret file {secret_path}: {exc.strerror}") from None
+
+
+def _deepcopy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deepcopy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
