@@ -1,1 +1,82 @@
-"""placeholder"""
+"""Static backend: provisioning users and their SIP accounts in a TOML file.
+
+The reference shape of a backend plugin: settings, startup, authenticate, find_identity and
+load_accounts, all through the public hooks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from zengine import hookimpl
+from zengine.models import (
+    Account,
+    AuthResult,
+    Credentials,
+    Identity,
+    PluginSettingsSpec,
+    Rejected,
+)
+from zengine.passwords import verify_password
+from zengine.runtime import Runtime
+from zengine_static.users import StaticUser, accounts_of, identity_of, load_users
+
+NAME = "static"
+
+
+class StaticSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: TOML file with ``[users.<name>]`` tables; relative to the config file.
+    users_file: Path | None = None
+
+
+def _users(runtime: Runtime) -> dict[str, StaticUser]:
+    users: dict[str, StaticUser] = runtime.state.get(NAME, {})
+    return users
+
+
+@hookimpl
+def zengine_plugin_settings() -> PluginSettingsSpec:
+    return PluginSettingsSpec(NAME, StaticSettings)
+
+
+@hookimpl
+def zengine_startup(runtime: Runtime) -> None:
+    config = runtime.config(NAME, StaticSettings)
+    if config.users_file is None:
+        runtime.state[NAME] = {}
+        return
+    path = runtime.settings.resolve_path(config.users_file)
+    runtime.state[NAME] = load_users(path, runtime.settings.profiles)
+
+
+@hookimpl
+def zengine_authenticate(credentials: Credentials, runtime: Runtime) -> AuthResult | None:
+    user = _users(runtime).get(credentials.username)
+    # Always one argon2 verification, so an unknown user costs the same as a wrong password.
+    ok = verify_password(user.password_hash if user else None,
+                         credentials.password.get_secret_value())
+    if user is None:
+        return None
+    if not ok:
+        return Rejected(NAME, "wrong password")
+    if not user.enabled:
+        return Rejected(NAME, "user disabled")
+    return identity_of(credentials.username, user)
+
+
+@hookimpl
+def zengine_find_identity(username: str, runtime: Runtime) -> Identity | None:
+    user = _users(runtime).get(username)
+    return identity_of(username, user) if user is not None else None
+
+
+@hookimpl
+def zengine_load_accounts(identity: Identity, runtime: Runtime) -> list[Account] | None:
+    user = _users(runtime).get(identity.username)
+    if user is None or not user.enabled:
+        return None
+    return accounts_of(user)

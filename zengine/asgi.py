@@ -1,0 +1,24 @@
+"""ASGI entry point for hypercorn worker processes (``zengine.asgi:app``).
+
+Importing this module does nothing: the real app is built from ``$ZENGINE_CONFIG`` on the
+first ASGI call (the lifespan startup), inside the worker process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_app: Any = None
+
+
+async def app(scope: Any, receive: Any, send: Any) -> None:
+    global _app  # noqa: PLW0603 - one app per worker process, built lazily on purpose
+    if _app is None:
+        from zengine.app import create_app
+        from zengine.log import configure_logging
+        from zengine.settings import load_settings
+
+        settings = load_settings()
+        configure_logging(settings.logging)
+        _app = create_app(settings)
+    await _app(scope, receive, send)

@@ -1,0 +1,61 @@
+"""Run the app under hypercorn, with an access log that never prints the query string."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from typing import Any
+
+from hypercorn.config import Config
+
+from zengine.log import configure_logging
+from zengine.settings import Settings
+
+# Hypercorn's default format carries the Referer (which may hold a query string); ours does
+# not, and ``%(r)s`` is the request line *without* the query string.
+ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss "%(a)s"'
+
+
+def hypercorn_config(settings: Settings, host: str, port: int, workers: int) -> Config:
+    config = Config()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.workers = workers
+    config.access_log_format = ACCESS_LOG_FORMAT
+    config.accesslog = logging.getLogger("hypercorn.access") if settings.server.access_log else None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = 5.0
+    return config
+
+
+def serve(settings: Settings, *, config_path: str | None, host: str | None = None,
+          port: int | None = None, workers: int | None = None) -> int:
+    configure_logging(settings.logging)
+    host = host or settings.server.host
+    port = settings.server.port if port is None else port
+    workers = workers or settings.server.workers
+    config = hypercorn_config(settings, host, port, workers)
+    if workers == 1:
+        from hypercorn.asyncio import serve as hypercorn_serve
+
+        from zengine.app import create_app
+
+        app = create_app(settings)
+        asyncio.run(_serve_until_signal(hypercorn_serve, app, config))
+        return 0
+    # Several processes: each worker builds its own app from the same config file.
+    from hypercorn.run import run
+
+    if config_path:
+        os.environ["ZENGINE_CONFIG"] = os.path.abspath(config_path)
+    config.application_path = "zengine.asgi:app"
+    return int(run(config))
+
+
+async def _serve_until_signal(serve_fn: Any, app: Any, config: Config) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve_fn(app, config, shutdown_trigger=stop.wait)
