@@ -14,3 +14,30 @@ def service_missing(what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} (CI=true: a missing service fails the run)", pytrace=False)
     pytest.skip(what)
+
+
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from starlette.testclient import TestClient  # noqa: E402
+
+from zengine.app import create_app  # noqa: E402
+from zengine.settings import Settings, load_settings  # noqa: E402
+from zengine.testing import plugin_list  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_CONFIG = ROOT / "config" / "zengine.example.toml"
+BUILTINS = ("zoiper", "static", "urls", "audit")
+
+
+@pytest.fixture(scope="session")
+def example_settings() -> Settings:
+    return load_settings(EXAMPLE_CONFIG, environ={})
+
+
+@pytest.fixture(scope="session")
+def example_client(example_settings: Settings) -> Iterator[TestClient]:
+    """The example config served by the built-in plugins (no entry points: a fresh manager)."""
+    app = create_app(example_settings, load_entrypoints=False, plugins=plugin_list(*BUILTINS))
+    with TestClient(app) as client:
+        yield client

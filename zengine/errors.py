@@ -27,7 +27,7 @@ class BadRequest(ZengineError):
 
     kind = "bad_request"
     default_status = 400
-    public_message = "Bad provisioning request."
+    public_message = "Bad request: malformed provisioning request."
 
 
 class MissingCredentials(ZengineError):

@@ -25,7 +25,9 @@ def parse_params(raw: bytes, settings: Settings, into: dict[str, str]) -> None:
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False,
                           errors="strict", max_num_fields=MAX_FIELDS)
     except (UnicodeDecodeError, ValueError):
-        raise BadRequest("undecodable or too many parameters") from None
+        raise BadRequest("undecodable or too many parameters",
+                         public_message="Bad request: parameters must be UTF-8, at most "
+                                        f"{MAX_FIELDS} of them.") from None
     limit = settings.server.max_param_length
     for name, value in pairs:
         if name in into:

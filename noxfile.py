@@ -1,0 +1,45 @@
+"""Developer sessions. `nox` runs tests, lint and typecheck; `nox -s bench|serve` on demand."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+SOURCES = ["zengine", "plugins", "tests", "bench", "noxfile.py"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite (real slapd, PostgreSQL and MariaDB where available)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff on every Python file."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", *SOURCES)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on zengine/ and plugins/."""
+    session.install("-e", ".[typecheck,test]")
+    session.run("mypy")
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks; numbers go to docs/benchmarks.md."""
+    session.install("-e", ".[test]")
+    session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session(default=False)
+def serve(session: nox.Session) -> None:
+    """Serve the example config on http://127.0.0.1:8080/."""
+    session.install("-e", ".")
+    session.run("zengine", "serve", "--config", "config/zengine.example.toml", *session.posargs)
