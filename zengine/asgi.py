@@ -12,7 +12,7 @@ _app: Any = None
 
 
 async def app(scope: Any, receive: Any, send: Any) -> None:
-    global _app  # noqa: PLW0603 - one app per worker process, built lazily on purpose
+    global _app
     if _app is None:
         from zengine.app import create_app
         from zengine.log import configure_logging

@@ -28,7 +28,7 @@ def xml_invalid_char(text: str) -> str | None:
     return match.group(0) if match else None
 
 
-def V(text: str) -> Version:  # noqa: N802 - reads like a literal in the tables below
+def V(text: str) -> Version:
     return Version.parse(text)
 
 

@@ -48,7 +48,9 @@ def _redact_value(key: str, value: Any) -> Any:
     return value
 
 
-def redact(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def redact(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """Mask secret-named keys, secret-typed values and secret-looking text in messages."""
     for key in list(event_dict):
         event_dict[key] = _redact_value(key, event_dict[key])

@@ -140,7 +140,8 @@ class Account:
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
-        return f"Account(ident={self.ident!r}, sip_username={self.sip_username!r}, source={self.source!r})"
+        return (f"Account(ident={self.ident!r}, sip_username={self.sip_username!r}, "
+                f"source={self.source!r})")
 
 
 @dataclass(frozen=True)

@@ -93,12 +93,12 @@ class AuthSettings(_Model):
 
 @dataclass(frozen=True)
 class Settings:
-    server: ServerSettings = ServerSettings()
-    request: RequestSettings = RequestSettings()
-    clients: ClientSettings = ClientSettings()
-    errors: ErrorSettings = ErrorSettings()
-    logging: LoggingSettings = LoggingSettings()
-    auth: AuthSettings = AuthSettings()
+    server: ServerSettings = field(default_factory=ServerSettings)
+    request: RequestSettings = field(default_factory=RequestSettings)
+    clients: ClientSettings = field(default_factory=ClientSettings)
+    errors: ErrorSettings = field(default_factory=ErrorSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
     #: Options-level catalogue fields (``customer_sid``, ``diagnostics``, ``breakpad`` …).
     document: Mapping[str, Any] = field(default_factory=dict)
     #: Account catalogue fields applied to every account.
@@ -243,7 +243,8 @@ def resolve_secret(value: SecretStr | None, file: str | Path | None, settings: S
     try:
         return SecretStr(secret_path.read_text(encoding="utf-8").rstrip("\r\n"))
     except OSError as exc:
-        raise ConfigError(f"{what}: cannot read secret file {secret_path}: {exc.strerror}") from None
+        raise ConfigError(
+            f"{what}: cannot read secret file {secret_path}: {exc.strerror}") from None
 
 
 def _deepcopy(data: Mapping[str, Any]) -> dict[str, Any]:
