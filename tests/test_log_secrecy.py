@@ -1,0 +1,122 @@
+"""No secret reaches any log line: the real server, as a subprocess, with its whole output read."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import structlog
+
+from tests.conftest import EXAMPLE_CONFIG
+from zengine.log import configure_logging
+from zengine.settings import LoggingSettings
+
+SECRETS = [
+    "wonderland",            # provisioning password
+    "Tea&Cakes<3",           # SIP password
+    "Tea&amp;Cakes",         # ... as it appears in XML
+    "Down-the-rabbit-hole",  # second SIP password
+    "t-alice-6789",          # account token
+    "s3cr3t-in-wrong-login",
+    "builder",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.mark.subprocess
+def test_real_server_output_holds_no_secret(tmp_path: Path) -> None:
+    port = _free_port()
+    out_path = tmp_path / "server.log"
+    env = {**os.environ, "ZENGINE_SERVER__PORT": str(port), "ZENGINE_LOGGING__LEVEL": "debug"}
+    with out_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "zengine.cli", "serve", "--config", str(EXAMPLE_CONFIG)],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    httpx.get(f"{base}/healthz", timeout=1)
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        pytest.fail("server did not start:\n" + out_path.read_text())
+                    time.sleep(0.1)
+            ok = httpx.get(f"{base}/id.php", params={"username": "alice",
+                                                      "password": "wonderland",
+                                                      "version": "1.14"})
+            assert ok.status_code == 200 and b"<account>" in ok.content
+            assert b"Tea&amp;Cakes&lt;3" in ok.content  # the body does carry it: logs must not
+            wrong = httpx.get(f"{base}/provision?u=bob&p=s3cr3t-in-wrong-login&v=1.14",
+                              headers={"Referer": f"{base}/x?password=wonderland"})
+            assert b"<error" in wrong.content
+            basic = base64.b64encode(b"bob:builder").decode()
+            by_basic = httpx.get(f"{base}/id.php", headers={"Authorization": f"Basic {basic}"})
+            assert by_basic.status_code == 200
+            form = httpx.post(f"{base}/id.php", data={"username": "alice",
+                                                      "password": "wonderland"})
+            assert form.status_code == 200
+            dup = httpx.get(f"{base}/id.php?password=wonderland&password=wonderland")
+            assert dup.status_code == 400
+            bad_basic = httpx.get(f"{base}/id.php", headers={"Authorization": "Basic wonderland"})
+            assert bad_basic.status_code == 400
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    output = out_path.read_text(encoding="utf-8", errors="replace")
+    # The log really was captured: access log lines and one request event per request.
+    assert output.count("provision.request") == 6, output
+    assert 'GET /id.php 1.1\\" 200' in output, output
+    assert basic not in output
+    for secret in SECRETS:
+        assert secret not in output, f"{secret!r} leaked into the server output"
+    assert "?" not in "".join(line for line in output.splitlines() if "id.php" in line)
+
+
+def test_redaction_covers_tracebacks_keys_and_secret_types() -> None:
+    stream = io.StringIO()
+    configure_logging(LoggingSettings(format="json", level="info"), stream=stream)
+    try:
+        log = structlog.get_logger("test")
+        from pydantic import SecretStr
+
+        log.info("event", password="hunter2", bind_password="b1nd", token="t0k",
+                 value=SecretStr("typed-secret"), url="https://x/?user=a&password=qu3ry")
+        try:
+            raise RuntimeError("failed with password=tr4ceback in message")
+        except RuntimeError:
+            log.exception("boom")
+        logging.getLogger("hypercorn.access").info(
+            '127.0.0.1 "GET /id.php?username=a&password=st4dlib HTTP/1.1" 200')
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    text = stream.getvalue()
+    for secret in ("hunter2", "b1nd", "t0k", "typed-secret", "qu3ry", "tr4ceback", "st4dlib"):
+        assert secret not in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert lines[0]["password"] == "**redacted**"
+    assert "RuntimeError" in lines[1]["exception"]
