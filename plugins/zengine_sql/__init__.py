@@ -1,1 +1,113 @@
-"""zengine sql backend (work in progress)."""
+"""The SQL backend: zengine's own schema, or the tables a PBX already has (mapping mode).
+
+Works on SQLite, PostgreSQL (psycopg 3) and MariaDB/MySQL (PyMySQL). Without ``url`` the plugin
+is inert: it abstains from every login and holds no accounts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import structlog
+
+from zengine import hookimpl
+from zengine.models import (
+    Account,
+    Command,
+    Credentials,
+    Identity,
+    PluginSettingsSpec,
+    Rejected,
+)
+from zengine_sql import engine as sql_engine
+from zengine_sql import mapping, own
+from zengine_sql.crypto import load_keys
+from zengine_sql.settings import PLUGIN_NAME, SqlSettings
+from zengine_sql.state import SqlState
+
+if TYPE_CHECKING:
+    from zengine.runtime import Runtime
+
+log = structlog.get_logger("zengine.sql")
+
+
+def get_state(runtime: Runtime) -> SqlState | None:
+    state = runtime.state.get(PLUGIN_NAME)
+    return state if isinstance(state, SqlState) else None
+
+
+def open_state(runtime: Runtime) -> SqlState | None:
+    """Build the engine from the settings; nothing connects until the first query."""
+    config = runtime.config(PLUGIN_NAME, SqlSettings)
+    if not config.configured:
+        return None
+    url = sql_engine.resolve_url(config, runtime.settings)
+    box = load_keys(config, runtime.settings)
+    engine = sql_engine.create(url, config)
+    return SqlState(config=config, url=url, engine=engine, box=box,
+                    mapping=config.mapping if config.mode == "mapping" else None)
+
+
+@hookimpl
+def zengine_plugin_settings() -> PluginSettingsSpec:
+    return PluginSettingsSpec(name=PLUGIN_NAME, model=SqlSettings)
+
+
+@hookimpl
+def zengine_startup(runtime: Runtime) -> None:
+    state = open_state(runtime)
+    if state is None:
+        return
+    runtime.state[PLUGIN_NAME] = state
+    if state.config.create_schema_on_start and state.mapping is None:
+        from zengine_sql import migrate
+
+        with sql_engine.unavailable_on_error(state.url):
+            migrate.upgrade(state.engine)
+    log.info("sql.started", backend=state.url.get_backend_name(), mode=state.config.mode,
+             encryption=state.box is not None)
+
+
+@hookimpl
+def zengine_shutdown(runtime: Runtime) -> None:
+    state = runtime.state.pop(PLUGIN_NAME, None)
+    if isinstance(state, SqlState):
+        state.engine.dispose()
+
+
+@hookimpl
+def zengine_authenticate(credentials: Credentials, runtime: Runtime) -> Identity | Rejected | None:
+    state = get_state(runtime)
+    if state is None:
+        return None
+    if state.mapping is not None:
+        return mapping.authenticate(state, credentials)
+    return own.authenticate(state, credentials)
+
+
+@hookimpl
+def zengine_find_identity(username: str, runtime: Runtime) -> Identity | None:
+    state = get_state(runtime)
+    if state is None:
+        return None
+    if state.mapping is not None:
+        return mapping.find_identity(state, username)
+    return own.find_identity(state, username)
+
+
+@hookimpl
+def zengine_load_accounts(identity: Identity, runtime: Runtime) -> Iterable[Account] | None:
+    state = get_state(runtime)
+    if state is None:
+        return None
+    if state.mapping is not None:
+        return mapping.load_accounts(state, identity)
+    return own.load_accounts(state, identity)
+
+
+@hookimpl
+def zengine_cli_commands() -> Iterable[Command]:
+    from zengine_sql.cli import commands
+
+    return commands()

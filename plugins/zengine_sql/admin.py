@@ -1,0 +1,253 @@
+"""Operator actions on the own schema (the ``zengine users`` and ``zengine db`` commands)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from zengine import catalog
+from zengine.errors import ConfigError
+from zengine.passwords import hash_password
+from zengine_sql.crypto import SecretBox
+from zengine_sql.engine import unavailable_on_error
+from zengine_sql.schema import ACCOUNTS, TENANTS, USERS, utcnow
+from zengine_sql.state import SqlState
+
+
+class AdminError(Exception):
+    """A refused operator action; the message is safe to print."""
+
+
+#: Account fields an operator may set besides ident/username/password/domain.
+ACCOUNT_OPTIONAL = ("name", "auth_username", "caller_id", "outbound_proxy", "transport",
+                    "profile")
+
+
+@dataclass
+class AccountSpec:
+    ident: str
+    sip_username: str
+    sip_password: str
+    domain: str
+    optional: dict[str, str | None] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"AccountSpec(ident={self.ident!r})"
+
+
+@dataclass
+class UserSpec:
+    username: str
+    #: Plain password to hash, or ``password_hash`` an existing argon2 hash; both ``None``
+    #: means no provisioning login here.
+    password: str | None = None
+    password_hash: str | None = None
+    display_name: str | None = None
+    profile: str | None = None
+    tenant: str | None = None
+    enabled: bool = True
+    overrides: dict[str, Any] = field(default_factory=dict)
+    accounts: list[AccountSpec] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"UserSpec(username={self.username!r}, accounts={len(self.accounts)})"
+
+
+def check_overrides(overrides: Mapping[str, Any], where: str, *, account: bool) -> None:
+    """Refuse unknown catalogue fields now, not at the user's next provisioning."""
+    try:
+        catalog.validate_fields(overrides, where,
+                                forbid=() if account else catalog.ACCOUNT_OWNED)
+    except ConfigError as exc:
+        raise AdminError(str(exc)) from None
+
+
+def tenant_id(conn: Connection, name: str | None) -> int | None:
+    if name is None:
+        return None
+    found = conn.execute(sa.select(TENANTS.c.id).where(TENANTS.c.name == name)).scalar()
+    if found is not None:
+        return int(found)
+    return _new_id(conn.execute(sa.insert(TENANTS).values(name=name)))
+
+
+def _new_id(result: sa.CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    if key is None:  # pragma: no cover - every supported dialect returns the key
+        raise AdminError("the database did not return the new row's id")
+    return int(key[0])
+
+
+def user_id(conn: Connection, username: str) -> int:
+    found = conn.execute(sa.select(USERS.c.id).where(USERS.c.username == username)).scalar()
+    if found is None:
+        raise AdminError(f"no user {username!r}")
+    return int(found)
+
+
+def insert_user(conn: Connection, box: SecretBox | None, spec: UserSpec) -> int:
+    """Insert one user and their accounts; hashing was done by the caller if it mattered."""
+    exists = conn.execute(sa.select(USERS.c.id).where(USERS.c.username == spec.username)).first()
+    if exists is not None:
+        raise AdminError(f"user {spec.username!r} already exists")
+    password_hash = spec.password_hash
+    if spec.password is not None:
+        password_hash = hash_password(spec.password)
+    now = utcnow()
+    new_id = _new_id(conn.execute(sa.insert(USERS).values(
+        username=spec.username, tenant_id=tenant_id(conn, spec.tenant),
+        password_hash=password_hash, display_name=spec.display_name, profile=spec.profile,
+        enabled=spec.enabled, overrides=spec.overrides, created_at=now, updated_at=now,
+    )))
+    for position, account in enumerate(spec.accounts):
+        insert_account(conn, box, new_id, account, position)
+    return new_id
+
+
+def insert_account(conn: Connection, box: SecretBox | None, owner: int, spec: AccountSpec,
+                   position: int | None = None) -> None:
+    if box is None:
+        raise AdminError("SIP passwords need an encryption key: set [plugins.sql] "
+                         "encryption_keys (make one with `zengine db generate-key`)")
+    if not spec.sip_password:
+        raise AdminError(f"account {spec.ident!r}: empty SIP password")
+    if position is None:
+        position = int(conn.execute(sa.select(sa.func.count()).select_from(ACCOUNTS)
+                                    .where(ACCOUNTS.c.user_id == owner)).scalar_one())
+    clash = conn.execute(sa.select(ACCOUNTS.c.id).where(
+        ACCOUNTS.c.user_id == owner, ACCOUNTS.c.ident == spec.ident)).first()
+    if clash is not None:
+        raise AdminError(f"account ident {spec.ident!r} already exists for this user")
+    conn.execute(sa.insert(ACCOUNTS).values(
+        user_id=owner, ident=spec.ident, position=position, sip_username=spec.sip_username,
+        sip_password=box.encrypt(spec.sip_password), key_id=box.current, domain=spec.domain,
+        overrides=spec.overrides, enabled=True, **spec.optional))
+
+
+def add_user(state: SqlState, spec: UserSpec) -> None:
+    with unavailable_on_error(state.url), state.engine.begin() as conn:
+        insert_user(conn, state.box, spec)
+
+
+def add_account(state: SqlState, username: str, spec: AccountSpec) -> None:
+    with unavailable_on_error(state.url), state.engine.begin() as conn:
+        insert_account(conn, state.box, user_id(conn, username), spec)
+
+
+def list_users(state: SqlState, tenant: str | None = None) -> list[dict[str, Any]]:
+    count = (sa.select(sa.func.count()).select_from(ACCOUNTS)
+             .where(ACCOUNTS.c.user_id == USERS.c.id).scalar_subquery())
+    query = (sa.select(USERS.c.username, USERS.c.enabled, USERS.c.profile,
+                       USERS.c.display_name, TENANTS.c.name.label("tenant"),
+                       count.label("accounts"),
+                       (USERS.c.password_hash.is_not(None)).label("has_password"))
+             .select_from(USERS.outerjoin(TENANTS, USERS.c.tenant_id == TENANTS.c.id))
+             .order_by(USERS.c.username))
+    if tenant is not None:
+        query = query.where(TENANTS.c.name == tenant)
+    with unavailable_on_error(state.url), state.engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def show_user(state: SqlState, username: str, *, with_secrets: bool = False) -> dict[str, Any]:
+    """Everything about one user; SIP passwords only when asked (export)."""
+    with unavailable_on_error(state.url), state.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(USERS, TENANTS.c.name.label("tenant"))
+            .select_from(USERS.outerjoin(TENANTS, USERS.c.tenant_id == TENANTS.c.id))
+            .where(USERS.c.username == username)).first()
+        if row is None:
+            raise AdminError(f"no user {username!r}")
+        accounts = conn.execute(sa.select(ACCOUNTS).where(ACCOUNTS.c.user_id == row.id)
+                                .order_by(ACCOUNTS.c.position, ACCOUNTS.c.id)).all()
+    return user_document(row._mapping, [a._mapping for a in accounts],
+                         state.box if with_secrets else None)
+
+
+def user_document(user: Mapping[Any, Any], accounts: list[Mapping[Any, Any]],
+                  box: SecretBox | None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "username": user["username"], "tenant": user["tenant"],
+        "display_name": user["display_name"], "profile": user["profile"],
+        "enabled": bool(user["enabled"]), "password_hash": user["password_hash"],
+        "overrides": user["overrides"] or {}, "accounts": [],
+    }
+    for account in accounts:
+        item: dict[str, Any] = {"ident": account["ident"],
+                                "sip_username": account["sip_username"],
+                                "domain": account["domain"]}
+        for name in ACCOUNT_OPTIONAL:
+            item[name] = account[name]
+        item["enabled"] = bool(account["enabled"])
+        item["overrides"] = account["overrides"] or {}
+        item["key_id"] = account["key_id"]
+        if box is not None:
+            item["sip_password"] = box.decrypt(account["sip_password"]).get_secret_value()
+        doc["accounts"].append(item)
+    return doc
+
+
+def set_password(state: SqlState, username: str, password: str | None) -> None:
+    new_hash = hash_password(password) if password is not None else None
+    with unavailable_on_error(state.url), state.engine.begin() as conn:
+        conn.execute(sa.update(USERS).where(USERS.c.id == user_id(conn, username))
+                     .values(password_hash=new_hash, updated_at=utcnow()))
+
+
+def set_sip_password(state: SqlState, username: str, ident: str, password: str) -> None:
+    box = state.box
+    if box is None:
+        raise AdminError("no encryption key configured")
+    with unavailable_on_error(state.url), state.engine.begin() as conn:
+        done = conn.execute(sa.update(ACCOUNTS).where(
+            ACCOUNTS.c.user_id == user_id(conn, username), ACCOUNTS.c.ident == ident,
+        ).values(sip_password=box.encrypt(password), key_id=box.current)).rowcount
+    if not done:
+        raise AdminError(f"user {username!r} has no account {ident!r}")
+
+
+def set_enabled(state: SqlState, username: str, enabled: bool) -> None:
+    with unavailable_on_error(state.url), state.engine.begin() as conn:
+        conn.execute(sa.update(USERS).where(USERS.c.id == user_id(conn, username))
+                     .values(enabled=enabled, updated_at=utcnow()))
+
+
+def delete_user(state: SqlState, username: str) -> None:
+    with unavailable_on_error(state.url), state.engine.begin() as conn:
+        owner = user_id(conn, username)
+        # Explicit, so the result does not depend on the database enforcing ON DELETE CASCADE.
+        conn.execute(sa.delete(ACCOUNTS).where(ACCOUNTS.c.user_id == owner))
+        conn.execute(sa.delete(USERS).where(USERS.c.id == owner))
+
+
+def delete_account(state: SqlState, username: str, ident: str) -> None:
+    with unavailable_on_error(state.url), state.engine.begin() as conn:
+        done = conn.execute(sa.delete(ACCOUNTS).where(
+            ACCOUNTS.c.user_id == user_id(conn, username), ACCOUNTS.c.ident == ident)).rowcount
+    if not done:
+        raise AdminError(f"user {username!r} has no account {ident!r}")
+
+
+def rotate_key(state: SqlState, batch: int = 500) -> int:
+    """Re-encrypt every SIP password not under the current key; returns how many."""
+    box = state.box
+    if box is None:
+        raise AdminError("no encryption key configured")
+    done = 0
+    with unavailable_on_error(state.url), state.engine.begin() as conn:
+        while True:
+            rows = conn.execute(sa.select(ACCOUNTS.c.id, ACCOUNTS.c.sip_password)
+                                .where(ACCOUNTS.c.key_id != box.current)
+                                .order_by(ACCOUNTS.c.id).limit(batch)).all()
+            if not rows:
+                return done
+            for row in rows:
+                sealed = box.encrypt(box.decrypt(row.sip_password).get_secret_value())
+                conn.execute(sa.update(ACCOUNTS).where(ACCOUNTS.c.id == row.id)
+                             .values(sip_password=sealed, key_id=box.current))
+            done += len(rows)

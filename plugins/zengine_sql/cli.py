@@ -1,0 +1,248 @@
+"""``zengine users …`` and ``zengine db …``. Passwords come from a prompt or stdin, never argv."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zengine.models import Command
+from zengine_sql import admin, migrate
+from zengine_sql.crypto import generate_key
+from zengine_sql.engine import unavailable_on_error
+from zengine_sql.state import SqlState
+
+if TYPE_CHECKING:
+    from zengine.runtime import Runtime
+
+
+def _state(runtime: Runtime) -> SqlState:
+    from zengine_sql import get_state
+
+    state = get_state(runtime)
+    if state is None:
+        raise admin.AdminError("the SQL backend is not configured: set [plugins.sql] url "
+                               "(or ZENGINE_PLUGINS__SQL__URL)")
+    return state
+
+
+def read_password(what: str) -> str:
+    """From the terminal (asked twice) or the first line of stdin (scripts)."""
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"{what}: ")
+        if getpass.getpass("Repeat: ") != password:
+            raise admin.AdminError("passwords do not match")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise admin.AdminError(f"empty {what.lower()} refused")
+    return password
+
+
+def _overrides(text: str | None, *, account: bool) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise admin.AdminError(f"--overrides is not JSON: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise admin.AdminError("--overrides must be a JSON object")
+    admin.check_overrides(value, "--overrides", account=account)
+    return value
+
+
+def _guard(run: Any) -> Any:
+    def wrapped(args: argparse.Namespace, runtime: Runtime) -> int:
+        try:
+            return int(run(args, runtime))
+        except admin.AdminError as exc:
+            print(f"zengine: {exc}", file=sys.stderr)
+            return 1
+    return wrapped
+
+
+# --- users -----------------------------------------------------------------------------------
+
+
+def _users_configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = sub.add_parser("add", help="add a user (password from the prompt or stdin)")
+    add.add_argument("username")
+    add.add_argument("--tenant")
+    add.add_argument("--profile")
+    add.add_argument("--display-name")
+    add.add_argument("--overrides", help="JSON object of catalogue fields for this user")
+    add.add_argument("--disabled", action="store_true")
+    add.add_argument("--no-password", action="store_true",
+                     help="no provisioning login here (another backend logs the user in)")
+    acc = sub.add_parser("add-account", help="add a SIP account (SIP password from stdin)")
+    acc.add_argument("username")
+    acc.add_argument("--ident", required=True, help="stable account id Zoiper matches on")
+    acc.add_argument("--sip-username", required=True)
+    acc.add_argument("--domain", required=True)
+    for name in admin.ACCOUNT_OPTIONAL:
+        acc.add_argument(f"--{name.replace('_', '-')}")
+    acc.add_argument("--overrides", help="JSON object of catalogue fields for this account")
+    lst = sub.add_parser("list", help="list users")
+    lst.add_argument("--tenant")
+    lst.add_argument("--json", action="store_true")
+    show = sub.add_parser("show", help="show one user and their accounts (no secrets)")
+    show.add_argument("username")
+    setpw = sub.add_parser("set-password",
+                           help="set the provisioning password, or with --sip a SIP password")
+    setpw.add_argument("username")
+    setpw.add_argument("--sip", metavar="IDENT", help="set this account's SIP password")
+    for name in ("disable", "enable"):
+        item = sub.add_parser(name, help=f"{name} a user's provisioning")
+        item.add_argument("username")
+    delete = sub.add_parser("delete", help="delete a user (or with --account one account)")
+    delete.add_argument("username")
+    delete.add_argument("--account", metavar="IDENT")
+    imp = sub.add_parser("import", help="import users from CSV or JSON, all or nothing")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--format", choices=("csv", "json"), help="default: from the file suffix")
+    imp.add_argument("--replace", action="store_true", help="replace users that exist")
+    exp = sub.add_parser("export", help="export users as JSON or CSV")
+    exp.add_argument("--format", choices=("json", "csv"), default="json")
+    exp.add_argument("--output", "-o", type=Path, help="file (default: stdout)")
+    exp.add_argument("--with-sip-passwords", action="store_true",
+                     help="include decrypted SIP passwords (keep the file safe)")
+
+
+def _users_run(args: argparse.Namespace, runtime: Runtime) -> int:
+    state = _state(runtime)
+    action = args.action
+    if action == "add":
+        spec = admin.UserSpec(username=args.username, tenant=args.tenant, profile=args.profile,
+                              display_name=args.display_name, enabled=not args.disabled,
+                              overrides=_overrides(args.overrides, account=False))
+        if not args.no_password:
+            spec.password = read_password("Password")
+        admin.add_user(state, spec)
+        print(f"added user {args.username!r}")
+    elif action == "add-account":
+        account = admin.AccountSpec(
+            ident=args.ident, sip_username=args.sip_username, domain=args.domain,
+            sip_password=read_password("SIP password"),
+            optional={name: getattr(args, name) for name in admin.ACCOUNT_OPTIONAL},
+            overrides=_overrides(args.overrides, account=True))
+        admin.add_account(state, args.username, account)
+        print(f"added account {args.ident!r} to {args.username!r}")
+    elif action == "list":
+        users = admin.list_users(state, args.tenant)
+        if args.json:
+            print(json.dumps(users, indent=2, default=str))
+        else:
+            for user in users:
+                flags = "" if user["enabled"] else " (disabled)"
+                print(f"{user['username']}\ttenant={user['tenant'] or '-'}\t"
+                      f"profile={user['profile'] or '-'}\taccounts={user['accounts']}{flags}")
+    elif action == "show":
+        doc = admin.show_user(state, args.username)
+        doc["password_hash"] = "<set>" if doc["password_hash"] else None
+        print(json.dumps(doc, indent=2, default=str))
+    elif action == "set-password":
+        if args.sip:
+            admin.set_sip_password(state, args.username, args.sip, read_password("SIP password"))
+        else:
+            admin.set_password(state, args.username, read_password("Password"))
+        print("password changed")
+    elif action in ("disable", "enable"):
+        admin.set_enabled(state, args.username, action == "enable")
+        print(f"{action}d user {args.username!r}")
+    elif action == "delete":
+        if args.account:
+            admin.delete_account(state, args.username, args.account)
+            print(f"deleted account {args.account!r} of {args.username!r}")
+        else:
+            admin.delete_user(state, args.username)
+            print(f"deleted user {args.username!r}")
+    elif action == "import":
+        return _import(state, args)
+    elif action == "export":
+        return _export(state, args)
+    return 0
+
+
+def _import(state: SqlState, args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from zengine_sql import transfer
+
+    specs = transfer.read_file(args.file, args.format)
+    with Progress(console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task("importing users", total=len(specs))
+        count = transfer.import_users(state, specs, replace=args.replace,
+                                      progress=lambda n: progress.advance(task, n))
+    accounts = sum(len(spec.accounts) for spec in specs)
+    print(f"imported {count} users, {accounts} accounts")
+    return 0
+
+
+def _export(state: SqlState, args: argparse.Namespace) -> int:
+    from zengine_sql import transfer
+
+    docs = transfer.iter_export(state, with_secrets=args.with_sip_passwords)
+    out = args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout
+    try:
+        if args.format == "csv":
+            transfer.export_csv(docs, out)
+        else:
+            json.dump({"users": list(docs)}, out, indent=2, default=str)
+            out.write("\n")
+    finally:
+        if args.output:
+            out.close()
+    return 0
+
+
+# --- db --------------------------------------------------------------------------------------
+
+
+def _db_configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    up = sub.add_parser("upgrade", help="create or migrate zengine's own schema")
+    up.add_argument("--revision", default="head")
+    down = sub.add_parser("downgrade", help="migrate the own schema back to REVISION")
+    down.add_argument("revision")
+    sub.add_parser("current", help="print the schema revision of the database")
+    sub.add_parser("rotate-key",
+                   help="re-encrypt SIP passwords under encryption_key_id")
+    sub.add_parser("generate-key", help="print a new random encryption key")
+
+
+def _db_run(args: argparse.Namespace, runtime: Runtime) -> int:
+    if args.action == "generate-key":
+        print(generate_key())
+        return 0
+    state = _state(runtime)
+    if state.mapping is not None and args.action in ("upgrade", "downgrade", "rotate-key"):
+        raise admin.AdminError("mode = 'mapping' uses the PBX's tables; zengine's own schema "
+                               "is not managed there")
+    with unavailable_on_error(state.url):
+        if args.action == "upgrade":
+            migrate.upgrade(state.engine, args.revision)
+            print(f"schema at revision {migrate.current(state.engine)}")
+        elif args.action == "downgrade":
+            migrate.downgrade(state.engine, args.revision)
+            print(f"schema at revision {migrate.current(state.engine)}")
+        elif args.action == "current":
+            print(f"{migrate.current(state.engine) or 'empty'} (head: {migrate.head()})")
+        elif args.action == "rotate-key":
+            count = admin.rotate_key(state)
+            print(f"re-encrypted {count} SIP passwords under key {state.require_box().current!r}")
+    return 0
+
+
+def commands() -> list[Command]:
+    return [
+        Command(name="users", help="manage users and SIP accounts in the SQL backend",
+                configure=_users_configure, run=_guard(_users_run)),
+        Command(name="db", help="SQL backend schema: migrations, key rotation",
+                configure=_db_configure, run=_guard(_db_run)),
+    ]

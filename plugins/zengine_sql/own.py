@@ -1,0 +1,98 @@
+"""Own-schema mode on the request path: log in, find a user, load their SIP accounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import Connection, Row
+
+from zengine import passwords
+from zengine.models import Account, Credentials, Identity, Rejected
+from zengine_sql.engine import unavailable_on_error
+from zengine_sql.schema import ACCOUNTS, TENANTS, USERS, utcnow
+from zengine_sql.settings import PLUGIN_NAME
+from zengine_sql.state import SqlState
+
+log = structlog.get_logger("zengine.sql")
+
+
+def _user_query() -> sa.Select[Any]:
+    return (sa.select(USERS.c.id, USERS.c.username, USERS.c.password_hash, USERS.c.enabled,
+                      USERS.c.profile, USERS.c.display_name, USERS.c.overrides,
+                      TENANTS.c.name.label("tenant"))
+            .select_from(USERS.outerjoin(TENANTS, USERS.c.tenant_id == TENANTS.c.id)))
+
+
+def find_user_row(conn: Connection, username: str) -> Row[Any] | None:
+    # One indexed lookup on the unique username index: the cost does not grow with users.
+    return conn.execute(_user_query().where(USERS.c.username == username)).first()
+
+
+def identity_from_row(row: Row[Any]) -> Identity:
+    return Identity(username=row.username, backend=PLUGIN_NAME, profile=row.profile,
+                    display_name=row.display_name, tenant=row.tenant,
+                    overrides=dict(row.overrides or {}))
+
+
+def authenticate(state: SqlState, credentials: Credentials) -> Identity | Rejected | None:
+    password = credentials.password.get_secret_value()
+    with unavailable_on_error(state.url), state.engine.connect() as conn:
+        row = find_user_row(conn, credentials.username)
+    if row is None or row.password_hash is None:
+        # Unknown here: spend the same argon2 time, then let the next backend decide.
+        passwords.verify_password(None, password)
+        return None
+    if not passwords.verify_password(row.password_hash, password):
+        return Rejected(PLUGIN_NAME)
+    if not row.enabled:
+        return Rejected(PLUGIN_NAME, "user disabled")
+    if passwords.needs_rehash(row.password_hash):
+        _rehash(state, row.id, row.password_hash, password)
+    return identity_from_row(row)
+
+
+def _rehash(state: SqlState, user_id: int, old_hash: str, password: str) -> None:
+    """argon2 parameters changed since the hash was made: store a hash with today's."""
+    new_hash = passwords.hash_password(password)
+    with unavailable_on_error(state.url), state.engine.begin() as conn:
+        # Only replace the hash we verified, in case an operator changed it meanwhile.
+        conn.execute(sa.update(USERS)
+                     .where(USERS.c.id == user_id, USERS.c.password_hash == old_hash)
+                     .values(password_hash=new_hash, updated_at=utcnow()))
+    log.info("sql.password_rehashed", user_id=user_id)
+
+
+def find_identity(state: SqlState, username: str) -> Identity | None:
+    with unavailable_on_error(state.url), state.engine.connect() as conn:
+        row = find_user_row(conn, username)
+    if row is None or not row.enabled:
+        return None
+    return identity_from_row(row)
+
+
+def load_accounts(state: SqlState, identity: Identity) -> list[Account]:
+    """Accounts of ``identity.username``, whichever backend logged the user in."""
+    query = (sa.select(ACCOUNTS, TENANTS.c.name.label("tenant"), USERS.c.enabled.label("uen"))
+             .select_from(ACCOUNTS.join(USERS, ACCOUNTS.c.user_id == USERS.c.id)
+                          .outerjoin(TENANTS, USERS.c.tenant_id == TENANTS.c.id))
+             .where(USERS.c.username == identity.username, ACCOUNTS.c.enabled == sa.true())
+             .order_by(ACCOUNTS.c.position, ACCOUNTS.c.id))
+    with unavailable_on_error(state.url), state.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    if not rows:
+        return []
+    if not rows[0].uen:
+        return []
+    # A login that names a tenant only gets that tenant's user.
+    if identity.tenant is not None and rows[0].tenant not in (None, identity.tenant):
+        return []
+    box = state.require_box()
+    return [Account(
+        ident=row.ident, sip_username=row.sip_username,
+        sip_password=box.decrypt(row.sip_password), domain=row.domain, name=row.name,
+        auth_username=row.auth_username, caller_id=row.caller_id,
+        outbound_proxy=row.outbound_proxy, transport=row.transport, profile=row.profile,
+        source=PLUGIN_NAME, overrides=dict(row.overrides or {}),
+    ) for row in rows]

@@ -1,0 +1,39 @@
+"""What the plugin keeps in ``runtime.state["sql"]`` between startup and shutdown."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from pydantic import SecretStr
+from sqlalchemy.engine import URL, Engine
+
+from zengine.errors import AccountDataError
+from zengine_sql.crypto import SecretBox
+from zengine_sql.settings import MappingSettings, SqlSettings
+
+
+def _verified_var() -> ContextVar[tuple[str, SecretStr] | None]:
+    return ContextVar("zengine_sql_verified", default=None)
+
+
+@dataclass
+class SqlState:
+    config: SqlSettings
+    url: URL
+    engine: Engine
+    box: SecretBox | None
+    mapping: MappingSettings | None
+    #: The password a mapped login was just verified with, for HA1-only rows whose SIP
+    #: password the database cannot give back. A context variable: one request's value is
+    #: invisible to every other request (each runs in its own copied context).
+    verified: ContextVar[tuple[str, SecretStr] | None] = field(default_factory=_verified_var)
+
+    def __repr__(self) -> str:
+        return f"SqlState(backend={self.url.get_backend_name()!r}, mode={self.config.mode!r})"
+
+    def require_box(self) -> SecretBox:
+        if self.box is None:
+            raise AccountDataError("[plugins.sql] SIP passwords need an encryption key: set "
+                                   "encryption_keys (make one with `zengine db generate-key`)")
+        return self.box
