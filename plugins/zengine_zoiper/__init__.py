@@ -1,7 +1,8 @@
 """Zoiper document families: client detection, builders and per-version transforms.
 
 Registered under the entry point ``zoiper``. The hook implementations live here; each family
-is a plain module with a ``build`` function and its transform steps.
+is a plain module with a ``build`` function: ``mobile`` (1.x, transform steps in
+``mobile_transforms``), ``legacy`` (1.0 flat format) and ``desktop`` (Zoiper5).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from zengine.models import (
     Transform,
 )
 from zengine.runtime import Runtime
-from zengine_zoiper import detect, mobile
+from zengine_zoiper import desktop, detect, legacy, mobile, mobile_transforms
 
 Builder = Callable[[list[ResolvedAccount], ClientInfo, Runtime], Document]
 
 BUILDERS: dict[str, Builder] = {
     mobile.FAMILY: mobile.build,
+    legacy.FAMILY: legacy.build,
+    desktop.FAMILY: desktop.build,
 }
 
 
@@ -41,4 +44,4 @@ def zengine_build_document(accounts: list[ResolvedAccount], client: ClientInfo,
 
 @hookimpl
 def zengine_transforms(runtime: Runtime) -> Iterable[Transform]:
-    return []
+    return mobile_transforms.steps()

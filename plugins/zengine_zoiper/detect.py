@@ -1,32 +1,89 @@
-"""Built-in client detection: the family from the path or a ``format`` parameter, the version
-from the version parameter. Runs last, so a plugin for a branded client can decide first."""
+"""Built-in client detection: which document family and version a request gets.
+
+Runs last (``trylast``), so a plugin for a branded client can decide first. The rules, in order:
+
+1. a ``format`` parameter (names in ``[request] format_params``) forces the family;
+2. a path in ``[clients] desktop_paths`` selects the Zoiper5 desktop family;
+3. otherwise the version parameter decides between legacy 1.0 and the mobile 1.x family.
+
+Version negotiation (documented in ``docs/clients.md``): every ``1.N`` up to the newest step is a
+known mobile version; a client gets the highest known version not newer than its own, a client
+newer than the newest gets the newest (Zoiper promises newer clients accept older documents),
+``1``/``1.0`` is legacy and anything below 1.0 or unparsable is a :class:`BadVersion`.
+"""
 
 from __future__ import annotations
 
-from zengine.errors import BadVersion
+import re
+
+from zengine.errors import BadRequest, BadVersion
 from zengine.models import ClientInfo, ProvisionRequest, Version
+from zengine.request import pick
 from zengine.runtime import Runtime
 from zengine.transforms import newest_version
-from zengine_zoiper import mobile
+from zengine_zoiper import desktop, legacy, mobile, mobile_transforms
 
-LEGACY = Version(1, 0)
+FAMILIES = (mobile.FAMILY, legacy.FAMILY, desktop.FAMILY)
+
+# A placeholder the client did not substitute (Zoiper5 has no version placeholder, iOS also
+# knows braces): the client sent no version, it did not send a bad one.
+_PLACEHOLDER = re.compile(
+    r"^\s*(?:\[\s*v(?:ersion)?\s*\]|\{\s*v(?:ersion)?\s*\}|\$V(?:ERSION)?)\s*$", re.IGNORECASE)
 
 
-def detect(request: ProvisionRequest, runtime: Runtime) -> ClientInfo:
-    raw = request.version_raw
-    newest = newest_version(runtime.transforms, mobile.FAMILY, mobile.NEWEST)
-    if raw is None:
-        if runtime.settings.clients.no_version == "legacy":
-            return ClientInfo("legacy", LEGACY, None)
-        return ClientInfo(mobile.FAMILY, newest, None)
+def requested_version(raw: str | None) -> str | None:
+    """The version text the client really sent; ``None`` for absent, empty or a placeholder."""
+    if raw is None or not raw.strip() or _PLACEHOLDER.match(raw):
+        return None
+    return raw
+
+
+def parse_version(raw: str) -> Version:
     try:
         version = Version.parse(raw)
     except ValueError:
-        raise BadVersion("unparsable version") from None
-    if version < LEGACY:
+        # The raw text may be anything the client sent: keep it out of the public message.
+        raise BadVersion(f"unparsable version {raw[:32]!r}") from None
+    if version < legacy.VERSION:
         raise BadVersion(f"version {version} is older than 1.0")
-    if version == LEGACY:
-        return ClientInfo("legacy", LEGACY, raw)
-    # Zoiper promises newer clients accept older documents: serve the newest we know.
-    return ClientInfo(mobile.FAMILY, min(version, newest), raw)
+    return version
 
+
+def mobile_version(version: Version, newest: Version) -> Version:
+    """The mobile version served to a client of ``version`` (patch level dropped)."""
+    if version > newest:
+        return newest
+    return Version(version.major, max(version.minor, mobile_transforms.OLDEST.minor))
+
+
+def requested_family(request: ProvisionRequest, runtime: Runtime) -> str | None:
+    raw = pick(request.params, runtime.settings.request.format_params)
+    if raw is None:
+        return None
+    family = raw.strip().lower()
+    if family not in FAMILIES:
+        raise BadRequest(f"unknown format {raw[:32]!r}",
+                         public_message="Bad request: unknown document format; "
+                                        f"use one of {', '.join(FAMILIES)}.")
+    return family
+
+
+def detect(request: ProvisionRequest, runtime: Runtime) -> ClientInfo:
+    raw = requested_version(request.version_raw)
+    family = requested_family(request, runtime)
+    if family is None and request.path in runtime.settings.clients.desktop_paths:
+        family = desktop.FAMILY
+    if family == desktop.FAMILY:
+        # Zoiper5 has one format and sends no version: any version parameter is ignored.
+        return ClientInfo(desktop.FAMILY, desktop.VERSION, raw)
+    if family == legacy.FAMILY:
+        return ClientInfo(legacy.FAMILY, legacy.VERSION, raw)
+    newest = newest_version(runtime.transforms, mobile.FAMILY, mobile.NEWEST)
+    if raw is None:
+        if family is None and runtime.settings.clients.no_version == "legacy":
+            return ClientInfo(legacy.FAMILY, legacy.VERSION, None)
+        return ClientInfo(mobile.FAMILY, newest, None)
+    version = parse_version(raw)
+    if family is None and version == legacy.VERSION:
+        return ClientInfo(legacy.FAMILY, legacy.VERSION, raw)
+    return ClientInfo(mobile.FAMILY, mobile_version(version, newest), raw)

@@ -1,0 +1,72 @@
+"""The Zoiper5 desktop family: ``options/accounts/account`` in the desktop's own spelling.
+
+Zoiper5 sends no version and has one format, so there are no transform steps and no
+``prov_version``. It lays the remote document over its local ``Config.xml``: only what is sent
+is changed, which is why a field without a value is left out rather than sent empty.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from zengine.catalog import Field
+from zengine.errors import NoAccounts
+from zengine.models import ClientInfo, Document, Element, ResolvedAccount, Version
+from zengine.runtime import Runtime
+from zengine_zoiper import desktop_fields
+from zengine_zoiper.elements import codecs_element, fields_to_elements, zrtp_element
+
+FAMILY = desktop_fields.FAMILY
+#: A label for logs and audit ("Zoiper5"), not a provisioning format version.
+VERSION = Version(5, 0)
+
+log = structlog.get_logger("zengine.zoiper.desktop")
+
+
+def _text(field: Field, value: Any) -> str:
+    text = desktop_value(field, value)
+    # account_element only passes values it checked with desktop_value first.
+    assert text is not None  # noqa: S101
+    return text
+
+
+def desktop_value(field: Field, value: Any) -> str | None:
+    return desktop_fields.desktop_value(field, value)
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def account_element(account: ResolvedAccount) -> Element | None:
+    """The desktop account, or ``None`` when a value has no desktop spelling (RTSP)."""
+    fields = desktop_fields.account_fields()
+    for field in fields:
+        value = account.values.get(field.path)
+        if value is not None and field.type == "enum" and desktop_value(field, value) is None:
+            log.info("desktop.account_skipped", ident=account.account.ident,
+                     reason=f"{field.path} {value} has no desktop form")
+            return None
+    special: dict[str, Any] = {
+        "codecs": lambda value: codecs_element(value, flag=_flag) if value else None,
+        "zrtp": lambda value: zrtp_element(value, desktop_fields.ZRTP_ITEMS),
+    }
+    return Element("account", children=fields_to_elements(fields, account.values, _text,
+                                                           special))
+
+
+def build(accounts: list[ResolvedAccount], client: ClientInfo, runtime: Runtime) -> Document:
+    pairs = []
+    for account in accounts:
+        element = account_element(account)
+        if element is not None:
+            pairs.append((element, account))
+    if not pairs:
+        raise NoAccounts("no account can be expressed in the desktop format")
+    root = Element("options", children=[
+        Element("accounts", children=[element for element, _ in pairs])])
+    root.children.extend(fields_to_elements(desktop_fields.options_fields(),
+                                            runtime.settings.document, _text))
+    return Document(root=root, client=client, accounts=pairs)
