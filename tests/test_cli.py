@@ -29,7 +29,9 @@ def test_every_command_has_help() -> None:
         assert command in top.stdout
 
 
-def test_render_prints_exactly_what_the_server_sends(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+def test_render_prints_exactly_what_the_server_sends(
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
     assert cli.main(["render", "--config", CFG, "--username", "alice", "--version", "1.14"]) == 0
     out = capsysbinary.readouterr().out
     assert out == (ROOT / "tests" / "golden" / "mobile" / "alice-1.14.xml").read_bytes()

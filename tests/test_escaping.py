@@ -39,7 +39,8 @@ class OneAccount:
         self.account = account
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=nasty, password=nasty, caller=nasty, domain=nasty.filter(bool))
 def test_account_values_round_trip(runtime: object, name: str, password: str, caller: str,
                                    domain: str) -> None:
@@ -90,7 +91,7 @@ def test_control_characters_refused_at_load_time(tmp_path: Path, char: str) -> N
     with pytest.raises(ConfigError, match=f"U\\+{ord(char):04X}"):
         settings_from_mapping({"defaults": {"voicemail_check_extension": f"*9{char}"}},
                               environ={})
-    with pytest.raises(ConfigError, match="XML 1.0"):
+    with pytest.raises(ConfigError, match=r"XML 1\.0"):
         settings_from_mapping({"document": {"prov_name": f"x{char}"}}, environ={})
 
 

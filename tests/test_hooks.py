@@ -331,4 +331,5 @@ def test_hookimpl_with_wrong_return_type_is_reported() -> None:
 
 def test_users_file_path_resolves_next_to_config(tmp_path: Path) -> None:
     settings = load_settings(EXAMPLE_CONFIG, environ={})
-    assert settings.resolve_path("users.example.toml") == EXAMPLE_CONFIG.parent / "users.example.toml"
+    expected = EXAMPLE_CONFIG.parent / "users.example.toml"
+    assert settings.resolve_path("users.example.toml") == expected
