@@ -13,6 +13,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from zengine.errors import BadRequest
+from zengine.models import ProvisionRequest
 from zengine.pipeline import handle
 from zengine.request import build_request
 from zengine.runtime import Runtime, build_runtime
@@ -55,19 +56,22 @@ def create_app(
         except BadRequest as exc:
             early_error = exc
 
-        def make() -> object:
+        path = request.url.path
+        client_addr = request.client.host if request.client else ""
+
+        def make() -> ProvisionRequest:
             if early_error is not None:
                 raise early_error
             return build_request(
-                path=request.url.path,
+                path=path,
                 query=request.scope.get("query_string", b""),
                 body=body,
                 headers=request.headers,
-                client_addr=request.client.host if request.client else "",
+                client_addr=client_addr,
                 settings=settings,
             )
 
-        reply = await run_in_threadpool(handle, make, rt)  # type: ignore[arg-type]
+        reply = await run_in_threadpool(handle, make, rt, path=path, client_addr=client_addr)
         return Response(reply.body, status_code=reply.status, media_type=XML_MEDIA_TYPE,
                         headers=NO_STORE)
 

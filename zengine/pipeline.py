@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -131,12 +132,22 @@ def status_for(error: ZengineError, runtime: Runtime) -> int:
     return status
 
 
-def handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime) -> Reply:
+def handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime, *,
+           path: str = "", client_addr: str = "") -> Reply:
     """Parse, provision and log one request. Never raises: every failure is an error document.
 
     Runs in a worker thread; ``make_request`` is called here so that request parsing errors
     take the same path as every other error.
     """
+    # Every line logged while handling this request carries its id, path (never the query
+    # string) and client address.
+    with structlog.contextvars.bound_contextvars(
+        request_id=uuid.uuid4().hex[:16], path=path, client_addr=client_addr
+    ):
+        return _handle(make_request, runtime)
+
+
+def _handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime) -> Reply:
     start = time.perf_counter()
     outcome = Outcome()
     request: ProvisionRequest | None = None
@@ -172,7 +183,5 @@ def handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime) -> Re
         requested_version=client.requested if client else None,
         account_count=outcome.account_count,
         duration_ms=monotonic_ms(start),
-        client_addr=request.client_addr if request else None,
-        path=request.path if request else None,
     )
     return reply
