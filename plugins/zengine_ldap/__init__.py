@@ -1,1 +1,75 @@
-"""zengine ldap backend (work in progress)."""
+"""LDAP / Active Directory backend: logins by directory password, SIP accounts from the
+directory (or from another plugin), profiles from group membership.
+
+Modules: ``settings`` (the ``[plugins.ldap]`` model and presets), ``servers`` (TLS and
+failover), ``pool`` (bounded connection pools), ``directory`` (LDAP operations and escaping),
+``mapping`` (entries to identities and accounts), ``auth`` (the backend logic).
+The plugin is inert while ``[plugins.ldap] servers`` is empty.
+"""
+
+from __future__ import annotations
+
+from zengine import hookimpl
+from zengine.errors import ConfigError
+from zengine.models import Account, AuthResult, Credentials, Identity, PluginSettingsSpec
+from zengine.runtime import Runtime
+from zengine.settings import resolve_secret
+from zengine_ldap.auth import LdapBackend
+from zengine_ldap.mapping import NAME
+from zengine_ldap.settings import LdapSettings
+
+__all__ = ["NAME", "LdapBackend", "LdapSettings"]
+
+
+def _backend(runtime: Runtime) -> LdapBackend | None:
+    backend: LdapBackend | None = runtime.state.get(NAME)
+    return backend
+
+
+@hookimpl
+def zengine_plugin_settings() -> PluginSettingsSpec:
+    return PluginSettingsSpec(NAME, LdapSettings)
+
+
+@hookimpl
+def zengine_startup(runtime: Runtime) -> None:
+    config = runtime.config(NAME, LdapSettings)
+    if not config.enabled:
+        runtime.state[NAME] = None
+        return
+    unknown = [rule.profile for rule in config.group_profiles
+               if rule.profile not in runtime.settings.profiles]
+    if unknown:
+        raise ConfigError(f"[plugins.ldap] group_profiles names unknown profiles {unknown}; "
+                          f"defined: {', '.join(sorted(runtime.settings.profiles)) or 'none'}")
+    password = resolve_secret(config.service_password, config.service_password_file,
+                              runtime.settings, "[plugins.ldap] service_password")
+    # No connection is opened here: a directory that is down must not stop the server.
+    runtime.state[NAME] = LdapBackend(config, runtime.settings, password)
+
+
+@hookimpl
+def zengine_shutdown(runtime: Runtime) -> None:
+    backend = _backend(runtime)
+    if backend is not None:
+        backend.close()
+
+
+@hookimpl
+def zengine_authenticate(credentials: Credentials, runtime: Runtime) -> AuthResult | None:
+    backend = _backend(runtime)
+    if backend is None:
+        return None
+    return backend.authenticate(credentials.username, credentials.password)
+
+
+@hookimpl
+def zengine_find_identity(username: str, runtime: Runtime) -> Identity | None:
+    backend = _backend(runtime)
+    return backend.find_identity(username) if backend is not None else None
+
+
+@hookimpl
+def zengine_load_accounts(identity: Identity, runtime: Runtime) -> list[Account] | None:
+    backend = _backend(runtime)
+    return backend.load_accounts(identity) if backend is not None else None
