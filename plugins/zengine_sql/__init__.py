@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-import structlog
-
 from zengine import hookimpl
 from zengine.models import (
     Account,
@@ -28,9 +26,6 @@ from zengine_sql.state import SqlState
 
 if TYPE_CHECKING:
     from zengine.runtime import Runtime
-
-log = structlog.get_logger("zengine.sql")
-
 
 def get_state(runtime: Runtime) -> SqlState | None:
     state = runtime.state.get(PLUGIN_NAME)
@@ -65,8 +60,6 @@ def zengine_startup(runtime: Runtime) -> None:
 
         with sql_engine.unavailable_on_error(state.url):
             migrate.upgrade(state.engine)
-    log.info("sql.started", backend=state.url.get_backend_name(), mode=state.config.mode,
-             encryption=state.box is not None)
 
 
 @hookimpl

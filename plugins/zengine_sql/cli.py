@@ -65,12 +65,21 @@ def _guard(run: Any) -> Any:
     return wrapped
 
 
+def _action(sub: Any, name: str, text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=text, description=text)
+    # Also accept --config after the action (`zengine users add alice -c zengine.toml`);
+    # SUPPRESS keeps the value given before the action when it is not repeated here.
+    parser.add_argument("--config", "-c", metavar="FILE", default=argparse.SUPPRESS,
+                        help="config file (default: $ZENGINE_CONFIG)")
+    return parser
+
+
 # --- users -----------------------------------------------------------------------------------
 
 
 def _users_configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    add = sub.add_parser("add", help="add a user (password from the prompt or stdin)")
+    add = _action(sub, "add", "add a user (password from the prompt or stdin)")
     add.add_argument("username")
     add.add_argument("--tenant")
     add.add_argument("--profile")
@@ -79,7 +88,7 @@ def _users_configure(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--disabled", action="store_true")
     add.add_argument("--no-password", action="store_true",
                      help="no provisioning login here (another backend logs the user in)")
-    acc = sub.add_parser("add-account", help="add a SIP account (SIP password from stdin)")
+    acc = _action(sub, "add-account", "add a SIP account (SIP password from stdin)")
     acc.add_argument("username")
     acc.add_argument("--ident", required=True, help="stable account id Zoiper matches on")
     acc.add_argument("--sip-username", required=True)
@@ -87,26 +96,26 @@ def _users_configure(parser: argparse.ArgumentParser) -> None:
     for name in admin.ACCOUNT_OPTIONAL:
         acc.add_argument(f"--{name.replace('_', '-')}")
     acc.add_argument("--overrides", help="JSON object of catalogue fields for this account")
-    lst = sub.add_parser("list", help="list users")
+    lst = _action(sub, "list", "list users")
     lst.add_argument("--tenant")
     lst.add_argument("--json", action="store_true")
-    show = sub.add_parser("show", help="show one user and their accounts (no secrets)")
+    show = _action(sub, "show", "show one user and their accounts (no secrets)")
     show.add_argument("username")
-    setpw = sub.add_parser("set-password",
-                           help="set the provisioning password, or with --sip a SIP password")
+    setpw = _action(sub, "set-password",
+                    "set the provisioning password, or with --sip a SIP password")
     setpw.add_argument("username")
     setpw.add_argument("--sip", metavar="IDENT", help="set this account's SIP password")
     for name in ("disable", "enable"):
-        item = sub.add_parser(name, help=f"{name} a user's provisioning")
+        item = _action(sub, name, f"{name} a user's provisioning")
         item.add_argument("username")
-    delete = sub.add_parser("delete", help="delete a user (or with --account one account)")
+    delete = _action(sub, "delete", "delete a user (or with --account one account)")
     delete.add_argument("username")
     delete.add_argument("--account", metavar="IDENT")
-    imp = sub.add_parser("import", help="import users from CSV or JSON, all or nothing")
+    imp = _action(sub, "import", "import users from CSV or JSON, all or nothing")
     imp.add_argument("file", type=Path)
     imp.add_argument("--format", choices=("csv", "json"), help="default: from the file suffix")
     imp.add_argument("--replace", action="store_true", help="replace users that exist")
-    exp = sub.add_parser("export", help="export users as JSON or CSV")
+    exp = _action(sub, "export", "export users as JSON or CSV")
     exp.add_argument("--format", choices=("json", "csv"), default="json")
     exp.add_argument("--output", "-o", type=Path, help="file (default: stdout)")
     exp.add_argument("--with-sip-passwords", action="store_true",
@@ -206,14 +215,13 @@ def _export(state: SqlState, args: argparse.Namespace) -> int:
 
 def _db_configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    up = sub.add_parser("upgrade", help="create or migrate zengine's own schema")
+    up = _action(sub, "upgrade", "create or migrate zengine's own schema")
     up.add_argument("--revision", default="head")
-    down = sub.add_parser("downgrade", help="migrate the own schema back to REVISION")
+    down = _action(sub, "downgrade", "migrate the own schema back to REVISION")
     down.add_argument("revision")
-    sub.add_parser("current", help="print the schema revision of the database")
-    sub.add_parser("rotate-key",
-                   help="re-encrypt SIP passwords under encryption_key_id")
-    sub.add_parser("generate-key", help="print a new random encryption key")
+    _action(sub, "current", "print the schema revision of the database")
+    _action(sub, "rotate-key", "re-encrypt SIP passwords under encryption_key_id")
+    _action(sub, "generate-key", "print a new random encryption key")
 
 
 def _db_run(args: argparse.Namespace, runtime: Runtime) -> int:

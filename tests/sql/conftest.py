@@ -92,8 +92,11 @@ def server_db(request: pytest.FixtureRequest,
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Every test that asks for a database runs on all three, with their markers.
+    # A module may narrow the list with SQL_BACKENDS = ("postgres", ...).
     if "server_db" in metafunc.fixturenames:
-        metafunc.parametrize("server_db", BACKENDS, indirect=True, scope="module")
+        wanted = getattr(metafunc.module, "SQL_BACKENDS", None)
+        params = [p for p in BACKENDS if wanted is None or p.id in wanted]
+        metafunc.parametrize("server_db", params, indirect=True, scope="module")
 
 
 @pytest.fixture(scope="module")

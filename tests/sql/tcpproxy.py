@@ -1,0 +1,104 @@
+"""A TCP proxy the outage tests can cut, black-hole and restore, so no shared database server
+is ever stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to ``target``. ``cut()`` refuses connections and drops the open
+    ones; ``blackhole()`` accepts and never answers; ``restore()`` forwards again."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.mode = "forward"
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._listen()
+
+    def _listen(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        thread = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._conns.append(client)
+            if self.mode == "blackhole":
+                continue  # held open, never answered
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns.append(upstream)
+            thread = threading.Thread(target=self._pipe, args=(client, upstream), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        peers = {a: b, b: a}
+        try:
+            while True:
+                readable, _, _ = select.select([a, b], [], [], 0.2)
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    peers[sock].sendall(data)
+        except (OSError, ValueError):
+            return
+
+    def _drop_all(self) -> None:
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def _close_listener(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+
+    def cut(self) -> None:
+        self._close_listener()
+        self._drop_all()
+
+    def blackhole(self) -> None:
+        self.cut()
+        self.mode = "blackhole"
+        self._listen()
+
+    def restore(self) -> None:
+        self.cut()
+        self.mode = "forward"
+        self._listen()
+
+    def close(self) -> None:
+        self.cut()
+        for thread in self._threads:
+            thread.join(timeout=2)
