@@ -68,11 +68,18 @@ class ConnectionPool:
         self._bind_password = bind_password
         self._idle: list[Pooled] = []
         self._count = 0
+        #: Connections opened since startup (a health figure: stays at most ``pool_size``
+        #: while the directory is healthy).
+        self.opened = 0
         self._closed = False
         self._cond = threading.Condition()
 
     def __repr__(self) -> str:
         return f"ConnectionPool({self.name!r}, size={self.config.pool_size}, open={self._count})"
+
+    @property
+    def open_connections(self) -> int:
+        return self._count
 
     # -- borrowing -------------------------------------------------------------------------
 
@@ -154,6 +161,9 @@ class ConnectionPool:
             conn = Connection(endpoint.server, client_strategy=SYNC, read_only=True,
                               raise_exceptions=False, auto_referrals=False, check_names=False,
                               receive_timeout=self.config.receive_timeout)
+            # ldap3 also skips an address for ~6 s after a failed connect, which would make
+            # a recovered server look down; ServerList alone decides the order.
+            endpoint.server.reset_availability()
             try:
                 conn.open(read_server_info=False)
                 if self.config.start_tls and not endpoint.server.ssl \
@@ -171,6 +181,7 @@ class ConnectionPool:
                 _close(conn)
                 raise BackendUnavailable(f"ldap {self.name}: {exc}") from None
             self.servers.mark_up(endpoint)
+            self.opened += 1
             return Pooled(conn, endpoint)
         raise BackendUnavailable(f"ldap {self.name}: no server answered: " + "; ".join(errors))
 
@@ -205,6 +216,15 @@ class ConnectionPool:
 
 def _close(conn: Connection) -> None:
     try:
-        conn.unbind()
+        if not conn.closed:
+            conn.unbind()
     except Exception:  # noqa: S110 - closing a broken socket may fail; it is gone either way
         pass
+    # After a receive error ldap3 may leave its socket open; never leak it.
+    sock = getattr(conn, "socket", None)
+    if sock is not None:
+        try:
+            sock.close()
+        except OSError:
+            pass
+        conn.socket = None

@@ -12,7 +12,7 @@ with warnings.catch_warnings():
 
 from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, Protocol  # noqa: E402
 
 import pytest  # noqa: E402
 import trustme  # noqa: E402
@@ -27,7 +27,8 @@ from zengine.settings import Settings, settings_from_mapping  # noqa: E402
 PROFILES: dict[str, dict[str, Any]] = {"office": {"SIP_transport_type": "TLS"},
                                        "mobile": {"SIP_transport_type": "UDP"}}
 
-SlapdFactory = Callable[[str], Slapd]
+class SlapdFactory(Protocol):
+    def __call__(self, name: str, cert_names: tuple[str, ...] = ...) -> Slapd: ...
 
 
 @pytest.fixture(scope="session")
@@ -42,10 +43,10 @@ def slapd_factory(tmp_path_factory: pytest.TempPathFactory,
     reason = missing_reason()
     instances: list[Slapd] = []
 
-    def make(name: str) -> Slapd:
+    def make(name: str, cert_names: tuple[str, ...] = ("127.0.0.1", "localhost")) -> Slapd:
         if reason is not None:
             service_missing(f"slapd: {reason}")
-        instance = Slapd(tmp_path_factory.mktemp(f"slapd-{name}"), test_ca)
+        instance = Slapd(tmp_path_factory.mktemp(f"slapd-{name}"), test_ca, cert_names)
         instances.append(instance)
         instance.setup()
         instance.start()

@@ -61,6 +61,8 @@ class Slapd:
 
     root: Path
     ca: trustme.CA
+    #: Names in the server certificate.
+    cert_names: tuple[str, ...] = ("127.0.0.1", "localhost")
     port: int = field(default_factory=free_port)
     tls_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -80,7 +82,7 @@ class Slapd:
     def setup(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.ca.cert_pem.write_to_path(str(self.ca_file))
-        cert = self.ca.issue_cert("127.0.0.1", "localhost")
+        cert = self.ca.issue_cert(*self.cert_names)
         cert.private_key_pem.write_to_path(str(self.root / "server.key"))
         cert.cert_chain_pems[0].write_to_path(str(self.root / "server.pem"))
         (self.root / "zengine.schema").write_text(schema.ZENGINE_SCHEMA, encoding="utf-8")
