@@ -57,8 +57,8 @@ def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 
 
 def _login(config: Path, username: str, password: str) -> object:
-    from zengine.settings import load_settings
     from zengine.runtime import build_runtime
+    from zengine.settings import load_settings
 
     runtime = build_runtime(load_settings(config, environ={}), load_entrypoints=False,
                             plugins=[("sql", zengine_sql)])
@@ -107,7 +107,7 @@ def test_bad_overrides_are_refused(run: Run) -> None:
 
 def test_accounts_passwords_disable_delete(run: Run, own_db: URL) -> None:
     assert run("users", "add", "carol", "--no-password")[0] == 0
-    code, out, err = run("users", "add-account", "carol", "--ident", "c1", "--sip-username",
+    code, _out, err = run("users", "add-account", "carol", "--ident", "c1", "--sip-username",
                          "1001", "--domain", "sip.example.net", "--caller-id", "Carol",
                          stdin="sip-pw-1\n")
     assert code == 0, err
