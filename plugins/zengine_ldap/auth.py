@@ -93,7 +93,8 @@ class LdapBackend:
             # An LDAP simple bind with an empty password is an *unauthenticated* bind that
             # servers answer with success (RFC 4513 5.1.2): never send one.
             return Rejected(NAME, "empty password")
-        if not username:
+        if not username.strip():
+            # ldap3 strips filter values: a blank name would become an empty assertion.
             return None
         if self.config.bind_mode == "direct":
             return self._authenticate_direct(username, secret)
@@ -161,7 +162,7 @@ class LdapBackend:
 
     def find_identity(self, username: str) -> Identity | None:
         """The identity a login would get, read as the service account (or anonymously)."""
-        if not username:
+        if not username.strip():
             return None
         attributes = user_attributes(self.config, with_accounts=True)
 

@@ -10,22 +10,23 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import ldap3  # noqa: F401
 
-from collections.abc import Callable, Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Protocol  # noqa: E402
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
 
-import pytest  # noqa: E402
-import trustme  # noqa: E402
+import pytest
+import trustme
 
-import zengine_ldap  # noqa: E402
-from tests.conftest import service_missing  # noqa: E402
-from tests.ldap import schema  # noqa: E402
-from tests.ldap.slapd import Slapd, missing_reason  # noqa: E402
-from zengine.runtime import Runtime, build_runtime  # noqa: E402
-from zengine.settings import Settings, settings_from_mapping  # noqa: E402
+import zengine_ldap
+from tests.conftest import service_missing
+from tests.ldap import schema
+from tests.ldap.slapd import Slapd, missing_reason
+from zengine.runtime import Runtime, build_runtime
+from zengine.settings import Settings, settings_from_mapping
 
 PROFILES: dict[str, dict[str, Any]] = {"office": {"SIP_transport_type": "TLS"},
                                        "mobile": {"SIP_transport_type": "UDP"}}
+
 
 class SlapdFactory(Protocol):
     def __call__(self, name: str, cert_names: tuple[str, ...] = ...) -> Slapd: ...

@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+import zengine_ldap
 from tests.ldap import schema
 from tests.ldap.conftest import direct_table, search_table
 from tests.ldap.slapd import Slapd
 from zengine.models import Credentials, Identity, ProvisionRequest, Rejected
-from zengine.runtime import Runtime
+from zengine.runtime import Runtime, build_runtime
+from zengine.settings import settings_from_mapping
 
 pytestmark = pytest.mark.ldap
 Build = Callable[[dict[str, Any]], Runtime]
@@ -123,7 +125,7 @@ def test_non_ascii_username_and_password(mode_runtime: Runtime) -> None:
 @pytest.mark.parametrize("username", [
     "*", "a*", "*)(uid=*", "alice)(uid=*", "alice)(|(uid=*", "*)(|(objectClass=*",
     "alice\\", "\\2a", "al\\2aice", "alice\x00", "\x00", "alice,ou=people", "uid=alice",
-    "#alice", "alice)", "(", ")",
+    "#alice", "alice)", "(", ")", " ", "\t\n", "\x85",
 ])
 def test_injection_attempts_match_nobody(mode_runtime: Runtime, username: str) -> None:
     # A real user's password with a name that only matches if escaping fails.
@@ -199,11 +201,7 @@ def test_identities_of_other_backends_get_no_ldap_accounts(slapd: Slapd,
     assert runtime.hooks.load_accounts(other, runtime) == []
 
 
-def test_unconfigured_plugin_is_inert(ldap_runtime: Build) -> None:
-    from zengine.runtime import build_runtime
-    from zengine.settings import settings_from_mapping
-    import zengine_ldap
-
+def test_unconfigured_plugin_is_inert() -> None:
     runtime = build_runtime(settings_from_mapping({}, environ={}), load_entrypoints=False,
                             plugins=[("ldap", zengine_ldap)])
     runtime.start()
