@@ -18,6 +18,7 @@ from zengine.models import Identity
 from zengine.runtime import Runtime
 from zengine_sql import admin
 from zengine_sql.schema import ACCOUNTS
+from zengine_sql.state import SqlState
 
 PROVISIONING_PW = "Prov-Secret-7f3a9c"
 SIP_PW = "Sip-Secret-b81e44"
@@ -51,7 +52,7 @@ def rt(own_db: URL, runtime_for: Callable[..., Runtime]) -> Runtime:
     return runtime_for(sql_config(own_db))
 
 
-def _state(runtime: Runtime) -> zengine_sql.SqlState:
+def _state(runtime: Runtime) -> SqlState:
     state = zengine_sql.get_state(runtime)
     assert state is not None
     return state
