@@ -15,7 +15,15 @@ from urllib.parse import urlsplit
 from ldap3.core.exceptions import LDAPException
 from ldap3.operation.search import parse_filter
 from ldap3.utils.conv import escape_filter_chars
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 T = TypeVar("T")
@@ -45,6 +53,12 @@ class AttributeMap(_Model):
     member_of: str | None = None
     #: AD ``userAccountControl``: the ACCOUNTDISABLE bit (0x2) refuses the login.
     account_control: str | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # TOML has no null: ``caller_id = ""`` switches off a default or a preset's value.
+        return None if value == "" else value
 
 
 class GroupProfile(_Model):
