@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
+
 from zengine.models import Command
 from zengine_sql import admin, migrate
 from zengine_sql.crypto import generate_key
@@ -222,6 +224,7 @@ def _db_configure(parser: argparse.ArgumentParser) -> None:
     _action(sub, "current", "print the schema revision of the database")
     _action(sub, "rotate-key", "re-encrypt SIP passwords under encryption_key_id")
     _action(sub, "generate-key", "print a new random encryption key")
+    _action(sub, "check", "check the database: schema revision, or the mapped tables and columns")
 
 
 def _db_run(args: argparse.Namespace, runtime: Runtime) -> int:
@@ -241,10 +244,40 @@ def _db_run(args: argparse.Namespace, runtime: Runtime) -> int:
             print(f"schema at revision {migrate.current(state.engine)}")
         elif args.action == "current":
             print(f"{migrate.current(state.engine) or 'empty'} (head: {migrate.head()})")
+        elif args.action == "check":
+            return _check(state)
         elif args.action == "rotate-key":
             count = admin.rotate_key(state)
             print(f"re-encrypted {count} SIP passwords under key {state.require_box().current!r}")
     return 0
+
+
+def _check(state: SqlState) -> int:
+    if state.mapping is None:
+        revision, newest = migrate.current(state.engine), migrate.head()
+        if revision != newest:
+            print(f"schema at {revision or 'nothing'}, newest is {newest}: run "
+                  "`zengine db upgrade`", file=sys.stderr)
+            return 1
+        print(f"own schema at revision {revision}: OK")
+        return 0
+    from zengine_sql.mapping import required_columns
+
+    problems = []
+    inspector = sa.inspect(state.engine)
+    for table, columns in required_columns(state.mapping).items():
+        if not inspector.has_table(table, schema=state.mapping.db_schema):
+            problems.append(f"table {table!r} does not exist")
+            continue
+        present = {c["name"] for c in inspector.get_columns(table,
+                                                            schema=state.mapping.db_schema)}
+        problems += [f"table {table!r} has no column {name!r}"
+                     for name in columns if name not in present]
+    for problem in problems:
+        print(f"zengine: [plugins.sql.mapping] {problem}", file=sys.stderr)
+    if not problems:
+        print("mapped tables and columns: OK")
+    return 1 if problems else 0
 
 
 def commands() -> list[Command]:

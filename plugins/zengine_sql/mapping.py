@@ -51,6 +51,14 @@ def _account_columns(m: MappingSettings) -> dict[str, str]:
     return {role: name for role, name in names.items() if name is not None}
 
 
+def required_columns(m: MappingSettings) -> dict[str, list[str]]:
+    """Table name -> the columns the mapping reads, for ``zengine db check``."""
+    tables = {m.table: list(dict.fromkeys(_auth_columns(m).values()))}
+    if m.accounts_table is not None:
+        tables[m.accounts_table] = list(dict.fromkeys(_account_columns(m).values()))
+    return tables
+
+
 def auth_table(m: MappingSettings) -> TableClause:
     cols = _auth_columns(m)
     return sa.table(m.table, *(sa.column(name) for name in dict.fromkeys(cols.values())),

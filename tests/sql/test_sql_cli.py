@@ -24,11 +24,13 @@ REQUEST = ProvisionRequest(path="/provision", params={}, headers={}, client_addr
 Run = Callable[..., tuple[int, str, str]]
 
 
-def write_config(path: Path, url: URL, keys: dict[str, str], current: str | None = None) -> Path:
+def write_config(path: Path, url: URL, keys: dict[str, str], current: str | None = None,
+                 extra: tuple[str, ...] = ()) -> Path:
     # Only the SQL backend's commands are under test here; the LDAP plugin's import of ldap3
     # raises a DeprecationWarning (an error under -W error) that is not this module's business.
     lines = ["[plugins]", 'disabled = ["ldap"]', "[plugins.sql]",
              f"url = {json.dumps(url_text(url))}"]
+    lines += extra
     if current:
         lines.append(f"encryption_key_id = {json.dumps(current)}")
     lines.append("[plugins.sql.encryption_keys]")
@@ -216,6 +218,31 @@ def test_db_upgrade_current_generate_and_rotate(run: Run, tmp_path: Path, own_db
     code, out, _ = run("db", "rotate-key", cfg=rotated)
     assert code == 0 and "re-encrypted 1 SIP passwords under key 'k2'" in out
     assert _accounts(own_db, "fay", {"k2": KEY_2}) == {"f1": "sip-f1"}
+
+
+def test_db_check(run: Run, tmp_path: Path, own_db: URL) -> None:
+    code, out, _ = run("db", "check")
+    assert code == 0 and "own schema at revision 0001: OK" in out
+    fresh = write_config(tmp_path / "fresh.toml", make_url(f"sqlite:///{tmp_path}/new.db"), {})
+    code, _, err = run("db", "check", cfg=fresh)
+    assert code == 1 and "run `zengine db upgrade`" in err
+    mapped = write_config(tmp_path / "mapped.toml", own_db, {},
+                          extra=('mode = "mapping"', 'preset = "kamailio"'))
+    code, _, err = run("db", "check", cfg=mapped)
+    assert code == 1 and "table 'subscriber' does not exist" in err
+    engine = sa.create_engine(own_db, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE subscriber (username VARCHAR(64), domain VARCHAR(64),"
+                             " password VARCHAR(64))"))
+    try:
+        code, _, err = run("db", "check", cfg=mapped)
+        assert code == 1 and "table 'subscriber' has no column 'ha1'" in err
+        code, _, err = run("db", "upgrade", cfg=mapped)
+        assert code == 1 and "mode = 'mapping'" in err
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE subscriber"))
+        engine.dispose()
 
 
 def test_unconfigured(run: Run, tmp_path: Path) -> None:
