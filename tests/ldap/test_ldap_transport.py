@@ -170,6 +170,28 @@ def test_outage_gives_503_and_recovery_needs_no_restart(slapd_factory: SlapdFact
         outage.stop()
 
 
+def test_server_restart_is_invisible_to_users(slapd_factory: SlapdFactory,
+                                              ldap_runtime: Build) -> None:
+    restarted = slapd_factory("restart")
+    ldap = backend(ldap_runtime(search_table(restarted)))
+    assert isinstance(ldap.authenticate("alice", ALICE), Identity)
+    restarted.stop()
+    restarted.start()
+    # Both pooled sockets are dead now; each is replaced once, and the login just works.
+    assert isinstance(ldap.authenticate("alice", ALICE), Identity)
+    assert ldap.search_pool.opened == ldap.bind_pool.opened == 2
+
+
+def test_pooled_connections_keep_no_password(slapd: Slapd, ldap_runtime: Build) -> None:
+    ldap = backend(ldap_runtime(search_table(slapd)))
+    assert isinstance(ldap.authenticate("alice", ALICE), Identity)
+    for pool in (ldap.search_pool, ldap.bind_pool):
+        (pooled,) = pool._idle
+        assert pooled.conn.password is None
+        text = repr(pooled.conn) + str(pooled.conn) + repr(pool) + repr(ldap.servers.endpoints)
+        assert schema.SERVICE_PASSWORD not in text and ALICE.get_secret_value() not in text
+
+
 def test_pool_is_bounded_under_concurrency(slapd: Slapd, ldap_runtime: Build) -> None:
     ldap = backend(ldap_runtime(search_table(slapd, pool_size=2)))
     peak = 0
