@@ -156,7 +156,8 @@ def account_values(values: Mapping[str, Any]) -> dict[str, str] | None:
         "register_on_startup": _flag01(values.get("register_on_startup", True)),
         "context": context,
         "reregistration_time": str(reregistration),
-        "transport_type": str(TRANSPORT[transport]),
+        # IAX2 runs over UDP only; a SIP transport from a profile does not apply to it.
+        "transport_type": str(TRANSPORT["UDP" if protocol == "IAX2" else transport]),
         "use_stun": _flag01(use_stun != "disabled"),
         "stun_host": stun_host,
         "stun_port": str(values.get("stun/stun_port") or STUN_PORT),
