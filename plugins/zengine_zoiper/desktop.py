@@ -25,36 +25,37 @@ VERSION = Version(5, 0)
 log = structlog.get_logger("zengine.zoiper.desktop")
 
 
+class _NoDesktopForm(Exception):
+    """A value desktop cannot say (protocol ``RTSP``): the account is left out."""
+
+
 def _text(field: Field, value: Any) -> str:
-    text = desktop_value(field, value)
-    # account_element only passes values it checked with desktop_value first.
-    assert text is not None  # noqa: S101
+    text = desktop_fields.desktop_value(field, value)
+    if text is None:
+        raise _NoDesktopForm(f"{field.path} {value}")
     return text
-
-
-def desktop_value(field: Field, value: Any) -> str | None:
-    return desktop_fields.desktop_value(field, value)
 
 
 def _flag(value: bool) -> str:
     return "true" if value else "false"
 
 
+_SPECIAL: dict[str, Any] = {
+    "codecs": lambda value: codecs_element(value, flag=_flag) if value else None,
+    "zrtp": lambda value: zrtp_element(value, desktop_fields.ZRTP_ITEMS),
+}
+
+
 def account_element(account: ResolvedAccount) -> Element | None:
-    """The desktop account, or ``None`` when a value has no desktop spelling (RTSP)."""
-    fields = desktop_fields.account_fields()
-    for field in fields:
-        value = account.values.get(field.path)
-        if value is not None and field.type == "enum" and desktop_value(field, value) is None:
-            log.info("desktop.account_skipped", ident=account.account.ident,
-                     reason=f"{field.path} {value} has no desktop form")
-            return None
-    special: dict[str, Any] = {
-        "codecs": lambda value: codecs_element(value, flag=_flag) if value else None,
-        "zrtp": lambda value: zrtp_element(value, desktop_fields.ZRTP_ITEMS),
-    }
-    return Element("account", children=fields_to_elements(fields, account.values, _text,
-                                                           special))
+    """The desktop account, or ``None`` when a value has no desktop spelling."""
+    try:
+        children = fields_to_elements(desktop_fields.account_fields(), account.values, _text,
+                                      _SPECIAL)
+    except _NoDesktopForm as exc:
+        log.info("desktop.account_skipped", ident=account.account.ident,
+                 reason=f"{exc} has no desktop form")
+        return None
+    return Element("account", children=children)
 
 
 def build(accounts: list[ResolvedAccount], client: ClientInfo, runtime: Runtime) -> Document:
