@@ -3,7 +3,7 @@
 For each database and size, a fresh database gets the own schema (Alembic), then N users with one
 SIP account each, bulk-loaded (SQLite: one executemany transaction; PostgreSQL: COPY). Measured:
 
-* the login lookup alone (the indexed ``username`` query, on a held connection);
+* the login lookup alone (the indexed `username` query, on a held connection);
 * the per-login database path without argon2: pool checkout + user lookup + accounts query +
   AES-GCM decryption, through the plugin's own functions;
 * one argon2id verification, separately: it is the same for 1 or 1M users and dominates.
@@ -57,7 +57,7 @@ PG_URL = os.environ.get("ZENGINE_TEST_POSTGRES_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 HEADING = """## SQL backend
 
-A login in the own schema is one lookup on the unique ``username`` index plus one accounts query
+A login in the own schema is one lookup on the unique `username` index plus one accounts query
 on the ``user_id`` index: its cost must not grow with the number of users. `bench/sql_logins.py`
 loads 1k and 1M users and times the database part of a login; argon2 is reported on its own
 because it costs the same whatever the table size.
