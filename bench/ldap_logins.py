@@ -16,17 +16,12 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)  # ldap3 on pyasn1 0.6
-    import ldap3  # noqa: F401
 
 import structlog  # noqa: E402
 import trustme  # noqa: E402

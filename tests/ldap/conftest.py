@@ -2,14 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
-with warnings.catch_warnings():
-    # ldap3 2.9.1 imports pyasn1 names that pyasn1 0.6 deprecates (tagMap, typeMap); the
-    # suite turns warnings into errors, so the first import of ldap3 happens here, quietly.
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import ldap3  # noqa: F401
-
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
