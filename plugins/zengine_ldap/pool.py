@@ -118,6 +118,15 @@ class ConnectionPool:
             self._count -= 1
             self._cond.notify()
 
+    def _drop_idle(self, endpoint: Endpoint) -> None:
+        with self._cond:
+            stale = [p for p in self._idle if p.endpoint is endpoint]
+            self._idle = [p for p in self._idle if p.endpoint is not endpoint]
+            self._count -= len(stale)
+            self._cond.notify_all()
+        for pooled in stale:
+            _close(pooled.conn)
+
     def run(self, operation: Callable[[Connection], T]) -> T:
         """Run ``operation`` on a pooled connection.
 
@@ -127,8 +136,10 @@ class ConnectionPool:
         for attempt in range(2):
             pooled = self._borrow()
             fresh = pooled is None
-            if pooled is not None and self.servers.is_down(pooled.endpoint):
-                # Its server failed for someone else: don't wait on a dead socket.
+            if pooled is not None and (attempt or pooled.conn.closed
+                                       or self.servers.is_down(pooled.endpoint)):
+                # The retry is always on a new connection; and never wait on a socket that
+                # is closed or whose server failed for someone else.
                 _close(pooled.conn)
                 pooled, fresh = None, True
             try:
@@ -141,8 +152,11 @@ class ConnectionPool:
                     log.warning("ldap.server_failed", server=pooled.endpoint.url,
                                 pool=self.name, error=describe(exc))
                 self._forget(pooled)
-                if fresh or attempt:
+                if fresh:
                     raise BackendUnavailable(f"ldap {self.name}: {describe(exc)}") from None
+                if pooled is not None:
+                    # A server restart kills every idle socket to it at once.
+                    self._drop_idle(pooled.endpoint)
                 continue
             except BaseException:
                 # Unknown state (e.g. half-read response): never hand it to another request.
