@@ -164,8 +164,9 @@ def zengine_transforms(runtime: Runtime) -> Iterable[Transform] | None:
 
     Each step turns a ``family`` document of ``version`` into the previous version's form
     (drop a field added in that version, restore an older name). The core applies, newest
-    first, every step of the client's family whose version is newer than the client's, then
-    sets the document's ``prov_version``. Called once at startup.
+    first, every step of the client's family whose version is newer than the client's; the
+    builder has already written the negotiated version into ``prov_version``. Called once at
+    startup.
 
     .. versionadded:: 0.1
     """

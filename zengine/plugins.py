@@ -74,12 +74,15 @@ class Hooks:
         return self.pm.hook
 
     def plugin_names(self) -> list[str]:
-        return [name for name, _ in self.pm.list_name_plugin() if name]
+        # Blocked plugins are listed with ``None`` by pluggy: they are not loaded.
+        return [name for name, plugin in self.pm.list_name_plugin() if name and plugin is not None]
 
     def plugin_info(self) -> list[PluginInfo]:
         dists = {plugin: dist for plugin, dist in self.pm.list_plugin_distinfo()}
         infos = []
         for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:
+                continue
             dist = dists.get(plugin)
             hooks = tuple(sorted(
                 caller.name for caller in self.pm.get_hookcallers(plugin) or ()
