@@ -126,6 +126,9 @@ def _users_configure(parser: argparse.ArgumentParser) -> None:
 
 def _users_run(args: argparse.Namespace, runtime: Runtime) -> int:
     state = _state(runtime)
+    if state.mapping is not None:
+        raise admin.AdminError("mode = 'mapping' reads the PBX's tables: manage those users "
+                               "with the PBX's own tools")
     action = args.action
     if action == "add":
         spec = admin.UserSpec(username=args.username, tenant=args.tenant, profile=args.profile,

@@ -26,10 +26,7 @@ Run = Callable[..., tuple[int, str, str]]
 
 def write_config(path: Path, url: URL, keys: dict[str, str], current: str | None = None,
                  extra: tuple[str, ...] = ()) -> Path:
-    # Only the SQL backend's commands are under test here; the LDAP plugin's import of ldap3
-    # raises a DeprecationWarning (an error under -W error) that is not this module's business.
-    lines = ["[plugins]", 'disabled = ["ldap"]', "[plugins.sql]",
-             f"url = {json.dumps(url_text(url))}"]
+    lines = ["[plugins.sql]", f"url = {json.dumps(url_text(url))}"]
     lines += extra
     if current:
         lines.append(f"encryption_key_id = {json.dumps(current)}")
@@ -239,6 +236,8 @@ def test_db_check(run: Run, tmp_path: Path, own_db: URL) -> None:
         assert code == 1 and "table 'subscriber' has no column 'ha1'" in err
         code, _, err = run("db", "upgrade", cfg=mapped)
         assert code == 1 and "mode = 'mapping'" in err
+        code, _, err = run("users", "list", cfg=mapped)
+        assert code == 1 and "mode = 'mapping'" in err
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text("DROP TABLE subscriber"))
@@ -247,6 +246,6 @@ def test_db_check(run: Run, tmp_path: Path, own_db: URL) -> None:
 
 def test_unconfigured(run: Run, tmp_path: Path) -> None:
     empty = tmp_path / "empty.toml"
-    empty.write_text('[plugins]\ndisabled = ["ldap"]\n', encoding="utf-8")
+    empty.write_text("", encoding="utf-8")
     code, _, err = run("users", "list", cfg=empty)
     assert code == 1 and "not configured" in err
