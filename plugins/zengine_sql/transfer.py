@@ -133,7 +133,14 @@ def _account(data: Mapping[str, Any], where: str, names: Mapping[str, str]) -> A
 
 
 def parse_csv(text: str, source: str) -> list[UserSpec]:
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _parse_csv(reader, source)
+    except csv.Error as exc:
+        raise ImportFailed(f"{source} line {reader.line_num}: not valid CSV ({exc})") from None
+
+
+def _parse_csv(reader: csv.DictReader[str], source: str) -> list[UserSpec]:
     header = reader.fieldnames or []
     unknown = [name for name in header if name not in CSV_COLUMNS]
     if unknown:
@@ -143,8 +150,8 @@ def parse_csv(text: str, source: str) -> list[UserSpec]:
         raise ImportFailed(f"{source}: missing column 'username'")
     names = {"profile": "account_profile", "overrides": "account_overrides"}
     users: dict[str, UserSpec] = {}
-    for number, row in enumerate(reader, start=2):
-        where = f"{source} row {number}"
+    for row in reader:
+        where = f"{source} row {reader.line_num}"
         if None in row:
             raise ImportFailed(f"{where}: more fields than columns in the header")
         user = _user(row, where)
