@@ -98,3 +98,33 @@ def test_catalogue_paths_unique_and_since_versions_ordered() -> None:
         for first, old in field.old_names:
             assert field.name_for(catalog.V("1.13")) == old
             assert field.name_for(first) == field.name
+
+
+def test_secret_environment_values_taken_verbatim() -> None:
+    from zengine.settings import _overlay_env
+
+    data: dict[str, Any] = {}
+    _overlay_env(data, {"ZENGINE_PLUGINS__LDAP__SERVICE_PASSWORD": '"123"',
+                        "ZENGINE_PLUGINS__SQL__URL": "sqlite:///x",
+                        "ZENGINE_SERVER__PORT": "81"})
+    assert data == {"plugins": {"ldap": {"service_password": '"123"'},
+                                "sql": {"url": "sqlite:///x"}},
+                    "server": {"port": 81}}
+
+
+def test_model_level_validation_error_does_not_print_the_table() -> None:
+    from pydantic import BaseModel, SecretStr, ValidationError, model_validator
+
+    from zengine.settings import format_validation_error
+
+    class M(BaseModel):
+        password: SecretStr
+
+        @model_validator(mode="after")
+        def _fail(self) -> M:
+            raise ValueError("bad combination")
+
+    with pytest.raises(ValidationError) as info:
+        M.model_validate({"password": "hunter2"})
+    text = format_validation_error(info.value, "t")
+    assert "bad combination" in text and "hunter2" not in text

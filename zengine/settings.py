@@ -7,6 +7,7 @@ frozen: nothing changes settings after startup.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -117,7 +118,14 @@ class Settings:
         return candidate if candidate.is_absolute() else self.base_dir / candidate
 
 
-def _parse_env_value(raw: str) -> Any:
+_SECRET_KEY = re.compile(r"password|secret|token|key|url", re.IGNORECASE)
+
+
+def _parse_env_value(key: str, raw: str) -> Any:
+    # A secret is taken verbatim: "123" or '"quoted"' is a password, not a number or a string
+    # literal (URLs too: they may carry a password and never need TOML syntax).
+    if _SECRET_KEY.search(key):
+        return raw
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -137,7 +145,7 @@ def _overlay_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             if not isinstance(child, dict):
                 raise ConfigError(f"environment {key}: {part!r} is not a table")
             node = child
-        node[parts[-1]] = _parse_env_value(raw)
+        node[parts[-1]] = _parse_env_value(parts[-1], raw)
 
 
 def _model(cls: type[_Model], data: Any, where: str) -> Any:
@@ -151,6 +159,10 @@ def format_validation_error(exc: ValidationError, where: str) -> str:
     lines = []
     for error in exc.errors():
         loc = ".".join(str(part) for part in error["loc"])
+        if not error["loc"]:
+            # A model-level error's input is the whole table, secrets included.
+            lines.append(f"{where}: {error['msg']}")
+            continue
         if error["type"] == "extra_forbidden":
             lines.append(f"{where}: unknown key {loc!r}")
         else:
