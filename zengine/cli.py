@@ -151,6 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_plugin_commands(args_list))
     args = parser.parse_args(args_list)
+    if args.command != "serve":
+        # Commands print documents and exports on stdout: logs go to stderr, warnings only.
+        from zengine.log import configure_logging
+        from zengine.settings import LoggingSettings
+
+        configure_logging(LoggingSettings(format="console", level="warning"), stream=sys.stderr)
     try:
         if args.func is None:
             runtime = _runtime(args)
