@@ -114,42 +114,38 @@ class Hooks:
                                                                   runtime=runtime)
         return result
 
+    def _chain(self, hook: str, chain: Sequence[str]) -> list[pluggy.HookImpl]:
+        """Implementations of ``hook`` in ``[auth] chain`` order (pluggy's order if empty)."""
+        impls = getattr(self._h, hook).get_hookimpls()
+        if not chain:
+            return list(reversed(impls))
+        by_name = {impl.plugin_name: impl for impl in impls}
+        return [by_name[name] for name in chain if name in by_name]
+
     def authenticate(
         self, credentials: Credentials, request: ProvisionRequest, runtime: Runtime,
         chain: Sequence[str],
     ) -> AuthResult | None:
         """Ask backends one by one in ``chain`` order; the first accept or reject decides."""
-        impls = {impl.plugin_name: impl for impl in self._h.zengine_authenticate.get_hookimpls()}
-        order = list(chain) if chain else [impl.plugin_name for impl in
-                                           reversed(self._h.zengine_authenticate.get_hookimpls())]
-        for name in order:
-            impl = impls.get(name)
-            if impl is None:
-                continue
+        for impl in self._chain("zengine_authenticate", chain):
             result = impl.function(**_kwargs(impl, credentials=credentials, request=request,
                                              runtime=runtime))
             if isinstance(result, Identity | Rejected):
                 return result
             if result is not None:
-                raise TypeError(f"plugin {name!r} returned {type(result).__name__} from "
-                                "zengine_authenticate; expected Identity, Rejected or None")
+                raise TypeError(f"plugin {impl.plugin_name!r} returned {type(result).__name__} "
+                                "from zengine_authenticate; expected Identity, Rejected or None")
         return None
 
     def find_identity(self, username: str, runtime: Runtime,
                       chain: Sequence[str]) -> Identity | None:
-        impls = {i.plugin_name: i for i in self._h.zengine_find_identity.get_hookimpls()}
-        order = list(chain) if chain else [impl.plugin_name for impl in
-                                           reversed(self._h.zengine_find_identity.get_hookimpls())]
-        for name in order:
-            impl = impls.get(name)
-            if impl is None:
-                continue
+        for impl in self._chain("zengine_find_identity", chain):
             result = impl.function(**_kwargs(impl, username=username, runtime=runtime))
-            if result is not None:
-                if not isinstance(result, Identity):
-                    raise TypeError(f"plugin {name!r} returned {type(result).__name__} from "
-                                    "zengine_find_identity; expected Identity or None")
+            if isinstance(result, Identity):
                 return result
+            if result is not None:
+                raise TypeError(f"plugin {impl.plugin_name!r} returned {type(result).__name__} "
+                                "from zengine_find_identity; expected Identity or None")
         return None
 
     def auth_backends(self) -> list[str]:
