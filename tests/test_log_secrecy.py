@@ -41,10 +41,12 @@ def _free_port() -> int:
 
 
 @pytest.mark.subprocess
-def test_real_server_output_holds_no_secret(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_real_server_output_holds_no_secret(tmp_path: Path, workers: int) -> None:
     port = _free_port()
     out_path = tmp_path / "server.log"
-    env = {**os.environ, "ZENGINE_SERVER__PORT": str(port), "ZENGINE_LOGGING__LEVEL": "debug"}
+    env = {**os.environ, "ZENGINE_SERVER__PORT": str(port), "ZENGINE_LOGGING__LEVEL": "debug",
+           "ZENGINE_SERVER__WORKERS": str(workers)}
     with out_path.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "zengine.cli", "serve", "--config", str(EXAMPLE_CONFIG)],
