@@ -9,7 +9,7 @@ from zengine import settings as s
 
 DOC = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
 MODELS = [s.ServerSettings, s.RequestSettings, s.ClientSettings, s.ErrorStatusSettings,
-          s.LoggingSettings, s.AuthSettings]
+          s.LoggingSettings, s.AuthSettings, s.PasswordSettings]
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
@@ -22,6 +22,6 @@ def test_example_config_keys_are_documented() -> None:
     import tomllib
 
     example = tomllib.loads((ROOT / "config" / "zengine.example.toml").read_text())
-    for table in ("server", "request", "clients", "logging", "auth"):
+    for table in ("server", "request", "clients", "logging", "auth", "passwords"):
         for key in example[table]:
             assert f"| `{key}` |" in DOC

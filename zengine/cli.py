@@ -69,8 +69,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
-    from zengine.passwords import hash_password
+    from zengine.passwords import Passwords
 
+    passwords = Passwords(load_settings(args.config).passwords)
     if sys.stdin.isatty():
         password = getpass.getpass("Password: ")
         if getpass.getpass("Repeat: ") != password:
@@ -81,7 +82,7 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
     if not password:
         print("zengine: empty password refused", file=sys.stderr)
         return 1
-    print(hash_password(password))
+    print(passwords.hash(password))
     return 0
 
 
@@ -122,7 +123,9 @@ def build_parser(runtime_commands: Sequence[Any] = ()) -> argparse.ArgumentParse
     hashpw = sub.add_parser(
         "hash-password", help="make an argon2id hash for a users file",
         description="Read a password from the prompt (or one line of stdin) and print its "
-                    "argon2id hash. The password is never taken from the command line.")
+                    "argon2id hash, with the [passwords] parameters of --config if given. The "
+                    "password is never taken from the command line.")
+    _add_config(hashpw)
     hashpw.set_defaults(func=cmd_hash_password)
 
     for command in runtime_commands:

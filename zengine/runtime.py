@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from zengine.errors import ConfigError
 from zengine.models import Transform
+from zengine.passwords import Passwords
 from zengine.plugins import Hooks, check_chain, create_plugin_manager
 from zengine.settings import Settings, format_validation_error
 
@@ -26,6 +28,11 @@ class Runtime:
     state: dict[str, Any] = field(default_factory=dict)
     transforms: list[Transform] = field(default_factory=list)
     started: bool = False
+
+    @cached_property
+    def passwords(self) -> Passwords:
+        """argon2id with the ``[passwords]`` parameters: hash, verify, needs_rehash."""
+        return Passwords(self.settings.passwords)
 
     def config(self, name: str, model: type[M]) -> M:
         """The validated settings of plugin ``name`` (defaults when its table is absent)."""

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from zengine import catalog
 from zengine.errors import ConfigError
+from zengine.passwords import PasswordSettings
 
 ENV_PREFIX = "ZENGINE_"
 
@@ -100,6 +101,7 @@ class Settings:
     errors: ErrorSettings = field(default_factory=ErrorSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    passwords: PasswordSettings = field(default_factory=PasswordSettings)
     #: Options-level catalogue fields (``customer_sid``, ``diagnostics``, ``breakpad`` …).
     document: Mapping[str, Any] = field(default_factory=dict)
     #: Account catalogue fields applied to every account.
@@ -148,7 +150,7 @@ def _overlay_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
         node[parts[-1]] = _parse_env_value(parts[-1], raw)
 
 
-def _model(cls: type[_Model], data: Any, where: str) -> Any:
+def _model(cls: type[BaseModel], data: Any, where: str) -> Any:
     try:
         return cls.model_validate(data if data is not None else {})
     except ValidationError as exc:
@@ -171,8 +173,8 @@ def format_validation_error(exc: ValidationError, where: str) -> str:
     return "\n".join(lines)
 
 
-_TOP_LEVEL = {"server", "request", "clients", "errors", "logging", "auth", "document",
-              "defaults", "profiles", "default_profile", "plugins"}
+_TOP_LEVEL = {"server", "request", "clients", "errors", "logging", "auth", "passwords",
+              "document", "defaults", "profiles", "default_profile", "plugins"}
 
 
 def settings_from_mapping(
@@ -213,6 +215,7 @@ def settings_from_mapping(
         errors=_model(ErrorSettings, merged.get("errors"), f"{source} [errors]"),
         logging=_model(LoggingSettings, merged.get("logging"), f"{source} [logging]"),
         auth=_model(AuthSettings, merged.get("auth"), f"{source} [auth]"),
+        passwords=_model(PasswordSettings, merged.get("passwords"), f"{source} [passwords]"),
         document=document,
         defaults=defaults,
         profiles=profiles,

@@ -41,7 +41,8 @@ def open_state(runtime: Runtime) -> SqlState | None:
     box = load_keys(config, runtime.settings)
     engine = sql_engine.create(url, config)
     return SqlState(config=config, url=url, engine=engine, box=box,
-                    mapping=config.mapping if config.mode == "mapping" else None)
+                    mapping=config.mapping if config.mode == "mapping" else None,
+                    passwords=runtime.passwords)
 
 
 @hookimpl

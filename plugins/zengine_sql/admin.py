@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from zengine import catalog
 from zengine.errors import ConfigError
-from zengine.passwords import hash_password
+from zengine.passwords import Passwords
 from zengine_sql.crypto import SecretBox
 from zengine_sql.engine import unavailable_on_error
 from zengine_sql.schema import ACCOUNTS, TENANTS, USERS, utcnow
@@ -90,14 +90,15 @@ def user_id(conn: Connection, username: str) -> int:
     return int(found)
 
 
-def insert_user(conn: Connection, box: SecretBox | None, spec: UserSpec) -> int:
+def insert_user(conn: Connection, box: SecretBox | None, spec: UserSpec,
+                passwords: Passwords) -> int:
     """Insert one user and their accounts; hashing was done by the caller if it mattered."""
     exists = conn.execute(sa.select(USERS.c.id).where(USERS.c.username == spec.username)).first()
     if exists is not None:
         raise AdminError(f"user {spec.username!r} already exists")
     password_hash = spec.password_hash
     if spec.password is not None:
-        password_hash = hash_password(spec.password)
+        password_hash = passwords.hash(spec.password)
     now = utcnow()
     new_id = _new_id(conn.execute(sa.insert(USERS).values(
         username=spec.username, tenant_id=tenant_id(conn, spec.tenant),
@@ -131,7 +132,7 @@ def insert_account(conn: Connection, box: SecretBox | None, owner: int, spec: Ac
 
 def add_user(state: SqlState, spec: UserSpec) -> None:
     with unavailable_on_error(state.url), state.engine.begin() as conn:
-        insert_user(conn, state.box, spec)
+        insert_user(conn, state.box, spec, state.passwords)
 
 
 def add_account(state: SqlState, username: str, spec: AccountSpec) -> None:
@@ -193,7 +194,7 @@ def user_document(user: Mapping[Any, Any], accounts: list[Mapping[Any, Any]],
 
 
 def set_password(state: SqlState, username: str, password: str | None) -> None:
-    new_hash = hash_password(password) if password is not None else None
+    new_hash = state.passwords.hash(password) if password is not None else None
     with unavailable_on_error(state.url), state.engine.begin() as conn:
         conn.execute(sa.update(USERS).where(USERS.c.id == user_id(conn, username))
                      .values(password_hash=new_hash, updated_at=utcnow()))

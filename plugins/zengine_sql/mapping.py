@@ -16,9 +16,9 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Row
 from sqlalchemy.sql.expression import TableClause
 
-from zengine import passwords
 from zengine.errors import AccountDataError
 from zengine.models import Account, Credentials, Identity, Rejected
+from zengine.passwords import Passwords
 from zengine_sql.engine import unavailable_on_error
 from zengine_sql.settings import PLUGIN_NAME, MappingSettings
 from zengine_sql.state import SqlState
@@ -121,7 +121,8 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
 
 
-def check_password(m: MappingSettings, row: Row[Any], password: str) -> tuple[bool, bool]:
+def check_password(m: MappingSettings, row: Row[Any], password: str,
+                   passwords: Passwords) -> tuple[bool, bool]:
     """``(matches, stored_in_plain)``; every comparison is constant-time."""
     mapping = row._mapping
     stored = _text(mapping.get("a_password"))
@@ -135,7 +136,7 @@ def check_password(m: MappingSettings, row: Row[Any], password: str) -> tuple[bo
     if not stored:
         return False, False
     if _hashed(m, stored):
-        return passwords.verify_password(stored, password), False
+        return passwords.verify(stored, password), False
     return _same(stored, password), True
 
 
@@ -143,10 +144,10 @@ def _hashed(m: MappingSettings, stored: str) -> bool:
     return m.stored_as == "argon2" or (m.stored_as == "auto" and stored.startswith("$argon2"))
 
 
-def _burn(m: MappingSettings, password: str) -> None:
+def _burn(m: MappingSettings, password: str, passwords: Passwords) -> None:
     """Unknown login: do the work a known row would cost, so timing tells nothing."""
     if m.stored_as != "plain":
-        passwords.verify_password(None, password)
+        passwords.verify(None, password)
     else:
         _same(ha1("zengine-unknown", "zengine", password), "0" * 32)
 
@@ -157,12 +158,12 @@ def authenticate(state: SqlState, credentials: Credentials) -> Identity | Reject
     password = credentials.password.get_secret_value()
     rows = _auth_rows(state, m, credentials.username)
     if not rows:
-        _burn(m, password)
+        _burn(m, password, state.passwords)
         return None
     if len(rows) > 1:
-        _burn(m, password)
+        _burn(m, password, state.passwords)
         return Rejected(PLUGIN_NAME, "login matches several rows; log in as user@domain")
-    ok, plain = check_password(m, rows[0], password)
+    ok, plain = check_password(m, rows[0], password, state.passwords)
     if not ok:
         return Rejected(PLUGIN_NAME)
     if not plain:

@@ -8,7 +8,6 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Row
 
-from zengine import passwords
 from zengine.models import Account, Credentials, Identity, Rejected
 from zengine_sql.engine import unavailable_on_error
 from zengine_sql.schema import ACCOUNTS, TENANTS, USERS, utcnow
@@ -42,20 +41,20 @@ def authenticate(state: SqlState, credentials: Credentials) -> Identity | Reject
         row = find_user_row(conn, credentials.username)
     if row is None or row.password_hash is None:
         # Unknown here: spend the same argon2 time, then let the next backend decide.
-        passwords.verify_password(None, password)
+        state.passwords.verify(None, password)
         return None
-    if not passwords.verify_password(row.password_hash, password):
+    if not state.passwords.verify(row.password_hash, password):
         return Rejected(PLUGIN_NAME)
     if not row.enabled:
         return Rejected(PLUGIN_NAME, "user disabled")
-    if passwords.needs_rehash(row.password_hash):
+    if state.passwords.needs_rehash(row.password_hash):
         _rehash(state, row.id, row.password_hash, password)
     return identity_from_row(row)
 
 
 def _rehash(state: SqlState, user_id: int, old_hash: str, password: str) -> None:
     """argon2 parameters changed since the hash was made: store a hash with today's."""
-    new_hash = passwords.hash_password(password)
+    new_hash = state.passwords.hash(password)
     with unavailable_on_error(state.url), state.engine.begin() as conn:
         # Only replace the hash we verified, in case an operator changed it meanwhile.
         conn.execute(sa.update(USERS)

@@ -226,7 +226,7 @@ def import_users(state: SqlState, specs: list[UserSpec], *, replace: bool = Fals
                     conn.execute(sa.delete(ACCOUNTS).where(ACCOUNTS.c.user_id == old))
                     conn.execute(sa.delete(USERS).where(USERS.c.id == old))
             try:
-                insert_user(conn, state.box, spec)
+                insert_user(conn, state.box, spec, state.passwords)
             except AdminError as exc:
                 raise ImportFailed(f"user {number} ({spec.username!r}): {exc}") from None
             progress(1)

@@ -19,7 +19,6 @@ from zengine.models import (
     PluginSettingsSpec,
     Rejected,
 )
-from zengine.passwords import verify_password
 from zengine.runtime import Runtime
 from zengine_static.users import StaticUser, accounts_of, identity_of, load_users
 
@@ -57,8 +56,8 @@ def zengine_startup(runtime: Runtime) -> None:
 def zengine_authenticate(credentials: Credentials, runtime: Runtime) -> AuthResult | None:
     user = _users(runtime).get(credentials.username)
     # Always one argon2 verification, so an unknown user costs the same as a wrong password.
-    ok = verify_password(user.password_hash if user else None,
-                         credentials.password.get_secret_value())
+    ok = runtime.passwords.verify(user.password_hash if user else None,
+                                  credentials.password.get_secret_value())
     if user is None:
         return None
     if not ok:

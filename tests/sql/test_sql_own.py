@@ -127,6 +127,23 @@ def test_rehash_on_login_when_parameters_change(rt: Runtime) -> None:
     assert stored != weak and not needs_rehash(stored)
 
 
+def test_rehash_follows_the_configured_passwords_table(
+        own_db: URL, runtime_for: Callable[..., Runtime]) -> None:
+    cheap = {"time_cost": 1, "memory_kib": 8192, "parallelism": 1}
+    rt = runtime_for(sql_config(own_db), passwords=cheap)
+    strong = PasswordHasher().hash(PASSWORD)  # argon2-cffi defaults: not what is configured
+    add(rt, "fiona", strong)
+    assert isinstance(login(rt, "fiona", PASSWORD), Identity)
+    state = zengine_sql.get_state(rt)
+    assert state is not None
+    with state.engine.connect() as conn:
+        stored = conn.execute(sa.select(USERS.c.password_hash)
+                              .where(USERS.c.username == "fiona")).scalar_one()
+    assert stored.startswith("$argon2id$v=19$m=8192,t=1,p=1$")
+    assert not rt.passwords.needs_rehash(stored)
+    assert isinstance(login(rt, "fiona", PASSWORD), Identity)
+
+
 def test_find_identity(rt: Runtime) -> None:
     add(rt, "gina", None, profile="basic")
     found = rt.hooks.find_identity("gina", rt, ("sql",))
