@@ -187,6 +187,12 @@ def account_fields() -> dict[str, Field]:
 
 
 @cache
+def default_values() -> dict[str, Any]:
+    """Account fields zengine emits when nothing is configured."""
+    return {f.path: f.default for f in ACCOUNT_FIELDS if f.default is not None}
+
+
+@cache
 def options_fields() -> dict[str, Field]:
     return {f.path: f for f in OPTIONS_FIELDS}
 
@@ -291,6 +297,7 @@ def validate_fields(
 __all__ = [
     "ACCOUNT_FIELDS", "ACCOUNT_OWNED", "CODECS", "OPTIONS_FIELDS", "PATH_ALIASES", "ZRTP_LISTS",
     "Codec", "CodecSetting", "Field", "V", "ZrtpItem", "ZrtpList", "ZrtpSetting",
-    "account_fields", "codec_by_key", "coerce", "coerce_codecs", "coerce_zrtp", "flatten",
+    "account_fields", "codec_by_key", "coerce", "coerce_codecs", "coerce_zrtp",
+    "default_values", "flatten",
     "options_fields", "validate_fields", "xml_invalid_char",
 ]

@@ -32,15 +32,19 @@ def account_element(account: ResolvedAccount) -> Element:
     return Element("account", children=children)
 
 
+# Options-level fields: plain ones before <accounts>, sections (diagnostics, breakpad) after.
+_HEAD = tuple(f for f in OPTIONS_FIELDS if "/" not in f.path)
+_TAIL = tuple(f for f in OPTIONS_FIELDS if "/" in f.path)
+_OPTION_DEFAULTS = {f.path: f.default for f in OPTIONS_FIELDS if f.default is not None}
+
+
 def build(accounts: list[ResolvedAccount], client: ClientInfo, runtime: Runtime) -> Document:
     options = runtime.settings.document
-    head = [f for f in OPTIONS_FIELDS if "/" not in f.path]
-    tail = [f for f in OPTIONS_FIELDS if "/" in f.path]
-    values = {f.path: f.default for f in OPTIONS_FIELDS if f.default is not None}
+    values = dict(_OPTION_DEFAULTS)
     values.update(options)
     root = Element("options", children=[Element("prov_version", str(client.version))])
-    root.children.extend(fields_to_elements(head, values, mobile_text))
+    root.children.extend(fields_to_elements(_HEAD, values, mobile_text))
     pairs = [(account_element(account), account) for account in accounts]
     root.children.append(Element("accounts", children=[element for element, _ in pairs]))
-    root.children.extend(fields_to_elements(tail, values, mobile_text))
+    root.children.extend(fields_to_elements(_TAIL, values, mobile_text))
     return Document(root=root, client=client, accounts=pairs)
