@@ -177,13 +177,32 @@ OPTIONS_FIELDS: tuple[Field, ...] = (
     _b("breakpad/ask_user_for_upload", scope="options"),
 )
 
+#: Account fields only the Zoiper5 desktop client documents (public-docs ``Desktop``
+#: configuration-data.md). Operators configure them like any other; mobile documents never
+#: carry them, and nothing is emitted unless configured.
+DESKTOP_ONLY_FIELDS: tuple[Field, ...] = (
+    _b("save_username"),
+    _b("save_password"),
+    _e("rtcp_profile_type", "avp avpf both"),
+    _b("send_typing_notification"),
+    _b("SIP_use_cisco"),
+    _f("SIP_cisco_device_name", "string"),
+    _f("HTTP_PHONE_CONTROL_host", "string"),
+    _f("HTTP_PHONE_CONTROL_path", "string"),
+    _f("HTTP_PHONE_CONTROL_number", "string"),
+    _f("HTTP_PHONE_CONTROL_outgoing_uri", "string"),
+    _f("HTTP_PHONE_CONTROL_answer", "string"),
+    _f("HTTP_PHONE_CONTROL_hangup", "string"),
+)
+
 #: Fields an :class:`~zengine.models.Account` sets itself; a profile may not override them.
 ACCOUNT_OWNED = frozenset({"ident", "username", "password", "token"})
 
 
 @cache
 def account_fields() -> dict[str, Field]:
-    return {f.path: f for f in ACCOUNT_FIELDS}
+    """Every configurable account field: the mobile catalogue plus the desktop-only fields."""
+    return {f.path: f for f in (*ACCOUNT_FIELDS, *DESKTOP_ONLY_FIELDS)}
 
 
 @cache
@@ -295,7 +314,8 @@ def validate_fields(
 
 
 __all__ = [
-    "ACCOUNT_FIELDS", "ACCOUNT_OWNED", "CODECS", "OPTIONS_FIELDS", "PATH_ALIASES", "ZRTP_LISTS",
+    "ACCOUNT_FIELDS", "ACCOUNT_OWNED", "CODECS", "DESKTOP_ONLY_FIELDS", "OPTIONS_FIELDS",
+    "PATH_ALIASES", "ZRTP_LISTS",
     "Codec", "CodecSetting", "Field", "V", "ZrtpItem", "ZrtpList", "ZrtpSetting",
     "account_fields", "codec_by_key", "coerce", "coerce_codecs", "coerce_zrtp",
     "default_values", "flatten",

@@ -104,9 +104,30 @@ def _desktop(field: catalog.Field) -> catalog.Field:
     return dataclasses.replace(field, values=values, since=None, old_names=(), aliases=())
 
 
+#: Where each desktop-only field (``catalog.DESKTOP_ONLY_FIELDS``) goes: after this shared
+#: field, following the order of the desktop documentation.
+DESKTOP_ONLY_AFTER: dict[str, tuple[str, ...]] = {
+    "username": ("save_username",),
+    "password": ("save_password",),
+    "protocol": ("rtcp_profile_type",),
+    "resubscription_time": ("send_typing_notification",),
+    "SIP_keep_alive_timeout": ("SIP_use_cisco", "SIP_cisco_device_name"),
+    "IAX2_dtmf_style": ("HTTP_PHONE_CONTROL_host", "HTTP_PHONE_CONTROL_path",
+                        "HTTP_PHONE_CONTROL_number", "HTTP_PHONE_CONTROL_outgoing_uri",
+                        "HTTP_PHONE_CONTROL_answer", "HTTP_PHONE_CONTROL_hangup"),
+}
+
+
 @cache
 def account_fields() -> tuple[catalog.Field, ...]:
-    return tuple(_desktop(f) for f in catalog.ACCOUNT_FIELDS if f.path in SHARED)
+    """Shared fields in mobile catalogue order, desktop-only ones after their anchors."""
+    only = {f.path: f for f in catalog.DESKTOP_ONLY_FIELDS}
+    fields: list[catalog.Field] = []
+    for field in catalog.ACCOUNT_FIELDS:
+        if field.path in SHARED:
+            fields.append(_desktop(field))
+            fields.extend(only[path] for path in DESKTOP_ONLY_AFTER.get(field.path, ()))
+    return tuple(fields)
 
 
 @cache

@@ -86,7 +86,10 @@ def test_every_mobile_field_has_a_desktop_decision() -> None:
 
 def test_desktop_fields_are_the_mobile_ones_in_desktop_spelling() -> None:
     fields = {f.path: f for f in desktop_fields.account_fields()}
-    assert set(fields) == desktop_fields.SHARED
+    desktop_only = {f.path for f in catalog.DESKTOP_ONLY_FIELDS}
+    assert set(fields) == desktop_fields.SHARED | desktop_only
+    placed = {p for paths in desktop_fields.DESKTOP_ONLY_AFTER.values() for p in paths}
+    assert placed == desktop_only
     for path, field in fields.items():
         mobile = catalog.account_fields()[path]
         assert (field.type, field.default) == (mobile.type, mobile.default)
