@@ -81,6 +81,15 @@ def test_error_document_escapes_message(message: str) -> None:
     assert (root.text or "") == message
 
 
+@given(message=st.text(max_size=40))
+def test_error_document_is_well_formed_for_any_text(message: str) -> None:
+    # Control characters, NUL, lone surrogates, U+FFFE: replaced, never a broken document.
+    root = etree.fromstring(error_document(message))
+    text = root.text or ""
+    assert len(text) == len(message)
+    assert all(c == o or c == "\ufffd" for c, o in zip(text, message, strict=True))
+
+
 def test_escaped_once_not_twice() -> None:
     body = serialize(Element("a", children=[Element("b", "x&amp;y<z>\"'")]))
     assert b"<b>x&amp;amp;y&lt;z&gt;\"'</b>" in body

@@ -113,14 +113,33 @@ def test_chain_naming_unknown_backend_is_config_error() -> None:
 def test_zengine_load_accounts_merges_and_refuses_duplicates() -> None:
     login = Backend("login", {"u": "pw"})
     one, two = Backend("one", {}, ["x", "y"]), Backend("two", {}, ["z"])
-    runtime = runtime_with(("login", login), ("one", one), ("two", two))
+    # Outside the chain, "one" and "two" are pure account sources.
+    only_login = {"auth": {"chain": ["login"]}}
+    runtime = runtime_with(("login", login), ("one", one), ("two", two), config=only_login)
     body = run(runtime, "u=u&p=pw").body
     assert body.count(b"<account>") == 3
-    clash = runtime_with(("login", login), ("one", one), ("three", Backend("three", {}, ["x"])))
+    clash = runtime_with(("login", login), ("one", one), ("three", Backend("three", {}, ["x"])),
+                         config=only_login)
     with pytest.raises(AccountDataError, match="duplicate account ident 'x'"):
         clash.hooks.load_accounts(Identity("u", "login"), clash)
     reply = run(clash, "u=u&p=pw")
     assert reply.status == 500 and b"could not be provisioned" in reply.body
+
+
+def test_zengine_load_accounts_never_mixes_two_backends_users() -> None:
+    # Both backends know "alice"; they are different people.
+    first = Backend("first", {"alice": "one"}, ["first-acc"])
+    second = Backend("second", {"alice": "two"}, ["second-acc"])
+    chain = {"auth": {"chain": ["first", "second"]}}
+    runtime = runtime_with(("first", first), ("second", second), config=chain)
+    body = run(runtime, "u=alice&p=one").body
+    assert b"first-acc" in body and b"second-acc" not in body
+    trusting = {"auth": {"chain": ["first", "second"], "accounts_from": {"first": ["second"]}}}
+    runtime = runtime_with(("first", first), ("second", second), config=trusting)
+    body = run(runtime, "u=alice&p=one").body
+    assert b"first-acc" in body and b"second-acc" in body
+    with pytest.raises(ConfigError, match=r"accounts_from.first names \['nosuch'\]"):
+        runtime_with(("first", first), config={"auth": {"accounts_from": {"first": ["nosuch"]}}})
 
 
 def test_zengine_find_identity_used_by_render() -> None:
@@ -333,3 +352,34 @@ def test_users_file_path_resolves_next_to_config(tmp_path: Path) -> None:
     settings = load_settings(EXAMPLE_CONFIG, environ={})
     expected = EXAMPLE_CONFIG.parent / "users.example.toml"
     assert settings.resolve_path("users.example.toml") == expected
+
+
+class CountingPasswords:
+    def __init__(self) -> None:
+        self.dummy = 0
+
+    def verify(self, stored: str | None, password: str) -> bool:
+        self.dummy += stored is None
+        return False
+
+
+def test_zengine_authenticate_all_abstain_costs_one_dummy_verification() -> None:
+    runtime = runtime_with(("a", Backend("a", {})), ("b", Backend("b", {})),
+                           config={"auth": {"chain": ["a", "b"]}})
+    counter = CountingPasswords()
+    runtime.__dict__["passwords"] = counter  # the cached property's slot
+    assert b"Wrong username or password" in run(runtime, "u=nobody&p=pw").body
+    assert counter.dummy == 1
+
+
+def test_failed_logins_are_held_until_the_floor(tmp_path: Path) -> None:
+    import time
+
+    settings = load_settings(EXAMPLE_CONFIG, environ={"ZENGINE_AUTH__FAILURE_FLOOR_MS": "600"})
+    app = create_app(settings, load_entrypoints=False, plugins=plugin_list(*BUILTINS))
+    with TestClient(app) as client:
+        for params in ({"u": "alice", "p": "wrong"}, {"u": "nobody", "p": "wrong"}):
+            start = time.monotonic()
+            response = client.get("/id.php", params=params)
+            assert b"Wrong username or password" in response.content
+            assert time.monotonic() - start >= 0.6

@@ -133,3 +133,11 @@ def test_unknown_path_and_method(example_client: TestClient) -> None:
 
 def test_health(example_client: TestClient) -> None:
     assert example_client.get("/healthz").text == "ok\n"
+
+
+@pytest.mark.parametrize("name", ["%01", "%00", "%EF%BF%BE", "%01" * 300])
+def test_unprintable_parameter_names_get_a_clean_400(example_client: TestClient,
+                                                     name: str) -> None:
+    response = example_client.get(f"/id.php?{name}=a&{name}=b")
+    assert response.status_code == 400
+    assert error_text(response.content).startswith("Bad request: parameter '\\")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Sequence
 
 import structlog
@@ -12,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from zengine.errors import BadRequest
+from zengine.errors import BadRequest, LoginFailed
 from zengine.models import ProvisionRequest
 from zengine.pipeline import handle
 from zengine.request import build_request
@@ -49,6 +51,7 @@ def create_app(
     rt = runtime or build_runtime(settings, load_entrypoints=load_entrypoints, plugins=plugins)
 
     async def provision_endpoint(request: Request) -> Response:
+        arrived = time.monotonic()
         body = b""
         early_error: BadRequest | None = None
         try:
@@ -72,6 +75,10 @@ def create_app(
             )
 
         reply = await run_in_threadpool(handle, make, rt, path=path, client_addr=client_addr)
+        if reply.error_kind == LoginFailed.kind:
+            # Asleep on the event loop, not in a worker thread: guessing cannot starve the pool.
+            floor = settings.auth.failure_floor_ms / 1000
+            await asyncio.sleep(max(0.0, floor - (time.monotonic() - arrived)))
         return Response(reply.body, status_code=reply.status, media_type=XML_MEDIA_TYPE,
                         headers=NO_STORE)
 

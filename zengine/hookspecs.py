@@ -105,8 +105,9 @@ def zengine_authenticate(
 
     Ordering: the core asks backends one at a time in the order of ``[auth] chain`` (by
     plugin name), not in pluggy's order; the first accept or reject ends the chain. An empty
-    password must never be accepted. Compare secrets in constant time, and spend the same
-    time on an unknown user as on a wrong password.
+    password must never be accepted. Compare secrets in constant time. Abstain at once for an
+    unknown user: when no backend decides, the core spends one dummy argon2 verification, and
+    the HTTP endpoint holds every failed login until ``[auth] failure_floor_ms``.
 
     .. versionadded:: 0.1
     """
@@ -130,9 +131,11 @@ def zengine_find_identity(username: str, runtime: Runtime) -> Identity | None:
 def zengine_load_accounts(identity: Identity, runtime: Runtime) -> Iterable[Account] | None:
     """Return the SIP accounts this plugin holds for ``identity``.
 
-    Every plugin is asked, whichever backend authenticated the login, so accounts may come
-    from a different source than the login (log in by LDAP, accounts from SQL). Results are
-    merged; two accounts with the same ``ident`` are an error, never a silent overwrite.
+    A backend in the ``[auth] chain`` is asked only for its own logins and for the backends
+    ``[auth] accounts_from`` names (``{ldap = ["sql"]}``: log in by LDAP, accounts from SQL),
+    so two backends that both know "alice" never mix her accounts. A plugin outside the chain
+    is a pure account source, asked for every login. Results are merged; two accounts with the
+    same ``ident`` are an error, never a silent overwrite.
 
     :return: the accounts, or ``None``/empty when this plugin has none for the user.
       Raise :class:`~zengine.errors.BackendUnavailable` when the backend cannot answer.

@@ -58,6 +58,8 @@ def authenticate(request: ProvisionRequest, runtime: Runtime, outcome: Outcome) 
     if isinstance(result, Rejected):
         outcome.backend = result.backend
         raise LoginFailed(f"rejected by {result.backend}: {result.reason}")
+    # Nobody knows this user: spend what a wrong password costs, once for the whole chain.
+    runtime.passwords.verify(None, credentials.password.get_secret_value())
     raise LoginFailed("no backend knows this user")
 
 

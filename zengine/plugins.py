@@ -6,7 +6,7 @@ The core calls hooks only through :class:`Hooks`, never ``pm.hook.x(**loose_keyw
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -151,9 +151,25 @@ class Hooks:
     def auth_backends(self) -> list[str]:
         return [impl.plugin_name for impl in self._h.zengine_authenticate.get_hookimpls()]
 
-    def load_accounts(self, identity: Identity, runtime: Runtime) -> list[Account]:
+    def load_accounts(self, identity: Identity, runtime: Runtime,
+                      accounts_from: Mapping[str, Sequence[str]] | None = None) -> list[Account]:
+        """Merge every source's accounts for ``identity``.
+
+        A backend in the authentication chain answers only for its own logins and for the
+        backends ``[auth] accounts_from`` lets it serve, so two backends that both know "alice"
+        never mix her accounts. A plugin outside the chain is a pure account source and answers
+        for every login.
+        """
+        if accounts_from is None:
+            accounts_from = runtime.settings.auth.accounts_from
+        chain = runtime.settings.auth.chain
+        backends = set(chain) if chain else set(self.auth_backends())
+        trusted = {identity.backend, *accounts_from.get(identity.backend, ())}
         merged: dict[str, Account] = {}
-        for batch in reversed(self._h.zengine_load_accounts(identity=identity, runtime=runtime)):
+        for impl in reversed(self._h.zengine_load_accounts.get_hookimpls()):
+            if impl.plugin_name in backends and impl.plugin_name not in trusted:
+                continue
+            batch = impl.function(**_kwargs(impl, identity=identity, runtime=runtime))
             for account in batch or ():
                 if not isinstance(account, Account):
                     raise TypeError(f"zengine_load_accounts returned {type(account).__name__}")
@@ -209,10 +225,15 @@ def distribution_of(module_name: str) -> str | None:
     return None
 
 
-def check_chain(chain: Sequence[str], backends: Sequence[str]) -> None:
-    unknown = [name for name in chain if name not in backends]
-    if unknown:
-        raise ConfigError(
-            f"[auth] chain names {unknown} but the loaded authentication backends are "
-            f"{sorted(backends) or 'none'}"
-        )
+def check_chain(chain: Sequence[str], backends: Sequence[str],
+                accounts_from: Mapping[str, Sequence[str]] | None = None) -> None:
+    named = {"chain": list(chain)}
+    for backend, sources in (accounts_from or {}).items():
+        named[f"accounts_from.{backend}"] = [backend, *sources]
+    for key, names in named.items():
+        unknown = [name for name in names if name not in backends]
+        if unknown:
+            raise ConfigError(
+                f"[auth] {key} names {unknown} but the loaded authentication backends are "
+                f"{sorted(backends) or 'none'}"
+            )

@@ -17,6 +17,12 @@ from zengine.settings import Settings
 MAX_FIELDS = 32
 
 
+def shown(name: str) -> str:
+    """A parameter name as it may appear in a message: ASCII, escaped, at most 40 chars."""
+    text = ascii(name)[1:-1]
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def parse_params(raw: bytes, settings: Settings, into: dict[str, str]) -> None:
     if not raw:
         return
@@ -31,11 +37,13 @@ def parse_params(raw: bytes, settings: Settings, into: dict[str, str]) -> None:
     limit = settings.server.max_param_length
     for name, value in pairs:
         if name in into:
-            raise BadRequest(f"parameter {name!r} given twice",
-                             public_message=f"Bad request: parameter '{name}' was given twice.")
+            raise BadRequest(f"parameter {shown(name)!r} given twice",
+                             public_message=f"Bad request: parameter '{shown(name)}' was "
+                                            "given twice.")
         if len(value) > limit or len(name) > limit:
-            raise BadRequest(f"parameter {name!r} longer than {limit} characters",
-                             public_message=f"Bad request: parameter '{name}' is too long.")
+            raise BadRequest(f"parameter {shown(name)!r} longer than {limit} characters",
+                             public_message=f"Bad request: parameter '{shown(name)}' is too "
+                                            "long.")
         into[name] = value
 
 

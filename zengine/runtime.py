@@ -86,5 +86,5 @@ def build_runtime(
             except ValidationError as exc:
                 raise ConfigError(format_validation_error(
                     exc, f"{settings.source} [plugins.{name}] (missing)")) from None
-    check_chain(settings.auth.chain, hooks.auth_backends())
+    check_chain(settings.auth.chain, hooks.auth_backends(), settings.auth.accounts_from)
     return runtime

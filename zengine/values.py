@@ -10,6 +10,11 @@ from zengine.errors import ConfigError
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+def xml_safe_text(text: str) -> str:
+    """``text`` with every character XML 1.0 cannot carry replaced by U+FFFD."""
+    return _XML_INVALID.sub("\ufffd", text)
+
+
 def xml_invalid_char(text: str) -> str | None:
     """Return the first character XML 1.0 cannot carry, or ``None``."""
     match = _XML_INVALID.search(text)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from lxml import etree
 
-from zengine.catalog import xml_invalid_char
 from zengine.errors import AccountDataError
 from zengine.models import Element
+from zengine.values import xml_invalid_char, xml_safe_text
 
 _DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
@@ -34,7 +34,10 @@ def serialize(root: Element, *, pretty: bool = True) -> bytes:
 
 
 def error_document(message: str, code: int = 1) -> bytes:
-    """Zoiper's documented error: ``<error code="1">message</error>``."""
+    """Zoiper's documented error: ``<error code="1">message</error>``.
+
+    Never fails: an error document must always be sendable, whatever the message holds.
+    """
     element = etree.Element("error", code=str(code))
-    element.text = message
+    element.text = xml_safe_text(message)
     return _DECLARATION + etree.tostring(element, encoding="utf-8", xml_declaration=False) + b"\n"

@@ -144,24 +144,16 @@ def _hashed(m: MappingSettings, stored: str) -> bool:
     return m.stored_as == "argon2" or (m.stored_as == "auto" and stored.startswith("$argon2"))
 
 
-def _burn(m: MappingSettings, password: str, passwords: Passwords) -> None:
-    """Unknown login: do the work a known row would cost, so timing tells nothing."""
-    if m.stored_as != "plain":
-        passwords.verify(None, password)
-    else:
-        _same(ha1("zengine-unknown", "zengine", password), "0" * 32)
-
-
 def authenticate(state: SqlState, credentials: Credentials) -> Identity | Rejected | None:
     m = state.mapping
     assert m is not None  # noqa: S101 - the plugin only calls this in mapping mode
     password = credentials.password.get_secret_value()
     rows = _auth_rows(state, m, credentials.username)
+    # Unknown logins abstain at once: the core spends one dummy argon2 verification when no
+    # backend decides, and pads every failed login to [auth] failure_floor_ms.
     if not rows:
-        _burn(m, password, state.passwords)
         return None
     if len(rows) > 1:
-        _burn(m, password, state.passwords)
         return Rejected(PLUGIN_NAME, "login matches several rows; log in as user@domain")
     ok, plain = check_password(m, rows[0], password, state.passwords)
     if not ok:

@@ -101,6 +101,7 @@ def test_outage_is_503_over_http(slapd_factory: SlapdFactory) -> None:
 def test_ldap_login_with_accounts_from_another_plugin(slapd: Slapd, tmp_path: Path) -> None:
     # Log in by directory password; the accounts come from the static plugin, keyed by the
     # directory's username. No code knows about the combination: only the hook contract.
+    # static is outside the chain, so it is an account source for every login.
     users = tmp_path / "users.toml"
     users.write_text(f'''
 [users.alice]

@@ -73,7 +73,7 @@ def _accounts(url: URL, username: str, keys: dict[str, str] | None = None) -> di
     runtime = make_runtime({"url": url_text(url), "encryption_keys": keys or {"k1": KEY_1}})
     try:
         return {a.ident: a.sip_password.get_secret_value() for a in
-                runtime.hooks.load_accounts(Identity(username, backend="x"), runtime)}
+                runtime.hooks.load_accounts(Identity(username, backend="sql"), runtime)}
     finally:
         runtime.stop()
 

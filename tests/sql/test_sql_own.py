@@ -24,6 +24,9 @@ from zengine.testing import plugin_list
 from zengine_sql import admin
 from zengine_sql.schema import USERS
 
+#: Log in by LDAP, accounts from SQL ([auth] accounts_from).
+LDAP_TO_SQL = {"ldap": ("sql",)}
+
 REQUEST = ProvisionRequest(path="/provision", params={}, headers={}, client_addr="127.0.0.1",
                            credentials=None, version_raw=None)
 
@@ -57,7 +60,7 @@ def test_unconfigured_plugin_is_inert() -> None:
     try:
         assert zengine_sql.get_state(runtime) is None
         assert login(runtime, "alice", PASSWORD) is None
-        assert runtime.hooks.load_accounts(Identity("alice", backend="x"), runtime) == []
+        assert runtime.hooks.load_accounts(Identity("alice", backend="sql"), runtime) == []
     finally:
         runtime.stop()
 
@@ -92,14 +95,14 @@ def test_disabled_user_is_rejected_and_gets_no_accounts(rt: Runtime, password_ha
     result = login(rt, "carol", PASSWORD)
     assert isinstance(result, Rejected)
     assert result.reason == "user disabled"
-    assert rt.hooks.load_accounts(Identity("carol", backend="ldap"), rt) == []
+    assert rt.hooks.load_accounts(Identity("carol", backend="ldap"), rt, LDAP_TO_SQL) == []
 
 
 def test_user_without_password_abstains_but_has_accounts(rt: Runtime) -> None:
     # "LDAP login + SQL accounts": SQL does not log the user in, yet holds their accounts.
     add(rt, "dave", None, accounts=2)
     assert login(rt, "dave", PASSWORD) is None
-    accounts = rt.hooks.load_accounts(Identity("dave", backend="ldap"), rt)
+    accounts = rt.hooks.load_accounts(Identity("dave", backend="ldap"), rt, LDAP_TO_SQL)
     assert [a.ident for a in accounts] == ["dave-0", "dave-1"]
     first = accounts[0]
     assert first.sip_password.get_secret_value() == "sip-dave-0"
@@ -110,8 +113,11 @@ def test_user_without_password_abstains_but_has_accounts(rt: Runtime) -> None:
 
 def test_tenant_of_the_login_must_match(rt: Runtime) -> None:
     add(rt, "erin", None, tenant="isp1")
-    assert rt.hooks.load_accounts(Identity("erin", backend="ldap", tenant="isp2"), rt) == []
-    assert len(rt.hooks.load_accounts(Identity("erin", backend="ldap", tenant="isp1"), rt)) == 1
+    isp1, isp2 = (Identity("erin", backend="ldap", tenant=t) for t in ("isp1", "isp2"))
+    assert rt.hooks.load_accounts(isp2, rt, LDAP_TO_SQL) == []
+    assert len(rt.hooks.load_accounts(isp1, rt, LDAP_TO_SQL)) == 1
+    # Without [auth] accounts_from, an LDAP login never gets SQL's accounts.
+    assert rt.hooks.load_accounts(isp1, rt) == []
 
 
 def test_rehash_on_login_when_parameters_change(rt: Runtime) -> None:
@@ -158,7 +164,7 @@ def test_account_under_unknown_key_is_an_account_error(
     other_keys = {"k9": zengine_sql.crypto.generate_key()}
     other = runtime_for(sql_config(own_db, encryption_keys=other_keys))
     with pytest.raises(AccountDataError, match="unknown key id 'k1'"):
-        other.hooks.load_accounts(Identity("hank", backend="x"), other)
+        other.hooks.load_accounts(Identity("hank", backend="sql"), other)
 
 
 def test_http_end_to_end(own_db: URL, password_hash: str,

@@ -93,7 +93,7 @@ def test_rotate_key(own_db: URL, runtime_for: Callable[..., Runtime]) -> None:
     # The old key can go: everything decrypts with k2 alone.
     new = runtime_for(sql_config(own_db, encryption_keys={"k2": KEY_2}))
     for name in ("u1", "u2", "u3"):
-        account = new.hooks.load_accounts(Identity(name, backend="x"), new)[0]
+        account = new.hooks.load_accounts(Identity(name, backend="sql"), new)[0]
         assert account.sip_password.get_secret_value() == SIP_PW
 
 
@@ -103,21 +103,21 @@ def test_wrong_or_tampered_ciphertext_fails_loudly(
     _add(rt, "mallory")
     wrong = runtime_for(sql_config(own_db, encryption_keys={"k1": KEY_2}))
     with pytest.raises(AccountDataError, match="does not decrypt"):
-        wrong.hooks.load_accounts(Identity("mallory", backend="x"), wrong)
+        wrong.hooks.load_accounts(Identity("mallory", backend="sql"), wrong)
     state = _state(rt)
     with state.engine.begin() as conn:
         stored = conn.execute(sa.select(ACCOUNTS.c.sip_password)).scalar_one()
         flipped = stored[:-3] + ("A" if stored[-3] != "A" else "B") + stored[-2:]
         conn.execute(sa.update(ACCOUNTS).values(sip_password=flipped))
     with pytest.raises(AccountDataError, match="does not decrypt"):
-        rt.hooks.load_accounts(Identity("mallory", backend="x"), rt)
+        rt.hooks.load_accounts(Identity("mallory", backend="sql"), rt)
     # A value moved under another key id fails too: the key id is authenticated data.
     with state.engine.begin() as conn:
         conn.execute(sa.update(ACCOUNTS).values(sip_password="k2" + stored[2:]))
     both = runtime_for(sql_config(own_db, encryption_keys={"k1": KEY_1, "k2": KEY_1},
                                   encryption_key_id="k1"))
     with pytest.raises(AccountDataError, match="does not decrypt"):
-        both.hooks.load_accounts(Identity("mallory", backend="x"), both)
+        both.hooks.load_accounts(Identity("mallory", backend="sql"), both)
 
 
 def test_secrets_not_in_reprs(rt: Runtime) -> None:
