@@ -128,3 +128,35 @@ def test_model_level_validation_error_does_not_print_the_table() -> None:
         M.model_validate({"password": "hunter2"})
     text = format_validation_error(info.value, "t")
     assert "bad combination" in text and "hunter2" not in text
+
+
+@pytest.mark.parametrize(
+    ("table", "secret"),
+    [
+        ({"plugins": {"x": {"url": ["postgresql://u:S3CRETURL@h/x"]}}}, "S3CRETURL"),
+        ({"plugins": {"x": {"encryption_keys": "K3YMATERIAL"}}}, "K3YMATERIAL"),
+        ({"plugins": {"x": {"servers": ["ldap://svc:LDAPS3CRET@h"]}}}, "LDAPS3CRET"),
+    ],
+)
+def test_config_errors_never_echo_secrets(table: dict[str, Any], secret: str) -> None:
+    from pydantic import BaseModel, ConfigDict
+
+    from zengine.settings import format_validation_error
+
+    class X(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        url: str | None = None
+        encryption_keys: dict[str, str] | None = None
+        servers: list[int] | None = None
+
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as info:
+        X.model_validate(table["plugins"]["x"])
+    assert secret not in format_validation_error(info.value, "t")
+
+
+def test_secret_catalogue_fields_are_masked_in_errors() -> None:
+    with pytest.raises(ConfigError) as info:
+        catalog.validate_fields({"msrp": {"relay_password": ["MSRPS3CRET"]}}, "t")
+    assert "MSRPS3CRET" not in str(info.value) and "<secret>" in str(info.value)

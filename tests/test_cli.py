@@ -95,3 +95,17 @@ def test_plugins_lists_hooks(capsys: pytest.CaptureFixture[str]) -> None:
 def test_render_golden_is_well_formed() -> None:
     root = etree.parse(str(ROOT / "tests" / "golden" / "mobile" / "alice-1.14.xml")).getroot()
     assert root.findtext("prov_version") == "1.14"
+
+
+def test_duplicate_ident_within_one_user_fails_at_load(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from zengine.passwords import hash_password
+
+    account = 'ident = "a"\nsip_username = "1"\nsip_password = "x"\ndomain = "d"\n'
+    users = tmp_path / "users.toml"
+    users.write_text(f'[users.x]\npassword_hash = "{hash_password("pw")}"\n'
+                     f"[[users.x.accounts]]\n{account}[[users.x.accounts]]\n{account}")
+    cfg = tmp_path / "z.toml"
+    cfg.write_text('[plugins.static]\nusers_file = "users.toml"\n')
+    assert cli.main(["check-config", "--config", str(cfg)]) == 2
+    assert "ident 'a' is already used by another account of this user" in capsys.readouterr().err

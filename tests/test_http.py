@@ -126,9 +126,16 @@ def test_malformed_basic_header_is_bad_request(example_client: TestClient) -> No
     assert response.status_code == 400
 
 
-def test_unknown_path_and_method(example_client: TestClient) -> None:
-    assert example_client.get("/nope").status_code == 404
-    assert example_client.put("/id.php").status_code == 405
+def test_unknown_path_and_method_get_error_documents(example_client: TestClient) -> None:
+    missing = example_client.get("/nope")
+    assert missing.status_code == 404
+    assert error_text(missing.content) == "Not found: this is not a provisioning URL."
+    for method in ("PUT", "DELETE", "OPTIONS", "HEAD"):
+        response = example_client.request(method, "/id.php", params=ALICE)
+        assert response.status_code == 405, method
+        assert "GET" in response.headers["allow"]
+        if method != "HEAD":
+            assert error_text(response.content) == "Method not allowed: use GET or POST."
 
 
 def test_health(example_client: TestClient) -> None:

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Sequence
 import structlog
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -20,6 +21,7 @@ from zengine.pipeline import handle
 from zengine.request import build_request
 from zengine.runtime import Runtime, build_runtime
 from zengine.settings import Settings
+from zengine.xmlio import error_document
 
 XML_MEDIA_TYPE = "application/xml; charset=utf-8"
 # The body carries SIP passwords: no cache, proxy or browser may keep it.
@@ -35,12 +37,29 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise BadRequest(f"unsupported content type {content_type!r}",
                          public_message="Bad request: send form-encoded parameters.")
     body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise BadRequest("request body too large",
-                             public_message="Bad request: request body too large.")
+    try:
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > limit:
+                raise BadRequest("request body too large",
+                                 public_message="Bad request: request body too large.")
+    except ClientDisconnect:
+        raise BadRequest("client disconnected while sending the body") from None
     return bytes(body)
+
+
+def _error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(error_document(message), status_code=status, media_type=XML_MEDIA_TYPE,
+                    headers={**NO_STORE, **(headers or {})})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """404 and 405 answer with Zoiper's error document too, not Starlette's plain text."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    messages = {404: "Not found: this is not a provisioning URL.",
+                405: "Method not allowed: use GET or POST."}
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+    return _error_response(status, messages.get(status, "Bad request."), headers)
 
 
 def create_app(
@@ -51,6 +70,10 @@ def create_app(
     rt = runtime or build_runtime(settings, load_entrypoints=load_entrypoints, plugins=plugins)
 
     async def provision_endpoint(request: Request) -> Response:
+        if request.method == "HEAD":
+            # Starlette adds HEAD to GET routes; a login must not run without a body to send.
+            return _error_response(405, "Method not allowed: use GET or POST.",
+                                   {"Allow": "GET, POST"})
         arrived = time.monotonic()
         body = b""
         early_error: BadRequest | None = None
@@ -98,7 +121,8 @@ def create_app(
     routes = [Route(path, provision_endpoint, methods=["GET", "POST"])
               for path in _paths(settings)]
     routes.append(Route("/healthz", health, methods=["GET"]))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={404: _http_error, 405: _http_error})
     app.state.runtime = rt
     return app
 

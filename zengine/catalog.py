@@ -222,15 +222,16 @@ def options_fields() -> dict[str, Field]:
 
 def coerce(field: Field, value: Any, where: str) -> Any:
     """Validate one configured value and return it in its typed, canonical form."""
+    shown = "<secret>" if field.secret else value
     if field.type == "bool":
         result = _as_bool(value)
         if result is None:
-            raise _err(where, field.path, value, "true, false")
+            raise _err(where, field.path, shown, "true, false")
         return result
     if field.type == "uint":
         number = _as_uint(value)
         if number is None or number > 2**32 - 1:
-            raise _err(where, field.path, value, "an unsigned integer")
+            raise _err(where, field.path, shown, "an unsigned integer")
         return number
     if field.type == "enum":
         if isinstance(value, str):
@@ -241,10 +242,10 @@ def coerce(field: Field, value: Any, where: str) -> Any:
             for allowed in field.values:
                 if allowed.lower() == wanted:
                     return allowed
-        raise _err(where, field.path, value, ", ".join(field.values))
+        raise _err(where, field.path, shown, ", ".join(field.values))
     if field.type == "string":
         if isinstance(value, bool) or not isinstance(value, str | int):
-            raise _err(where, field.path, value, "a string")
+            raise _err(where, field.path, shown, "a string")
         text = str(value)
         bad = xml_invalid_char(text)
         if bad is not None:

@@ -25,30 +25,33 @@ class Codec:
     name: str
     aliases: tuple[str, ...] = ()
     video: bool = False
+    #: The name Zoiper's example server writes in the legacy 1.0 format (its ``$codec_ids``
+    #: keys and the seed's codec comment); ``None`` where neither names the codec.
+    legacy_name: str | None = None
 
 
 #: Zoiper codec ids (public-docs and the example server's config.php).
 CODECS: tuple[Codec, ...] = (
-    Codec(0, "ulaw", ("pcmu", "g711u", "g711ulaw")),
-    Codec(1, "gsm"),
-    Codec(6, "alaw", ("pcma", "g711a", "g711alaw")),
-    Codec(7, "g722"),
-    Codec(16, "g729"),
+    Codec(0, "ulaw", ("pcmu", "g711u", "g711ulaw"), legacy_name="uLaw"),
+    Codec(1, "gsm", legacy_name="GSM"),
+    Codec(6, "alaw", ("pcma", "g711a", "g711alaw"), legacy_name="aLaw"),
+    Codec(7, "g722", legacy_name="g722"),
+    Codec(16, "g729", legacy_name="g729"),
     Codec(18, "mjpeg", video=True),
-    Codec(24, "speex_narrow", ("speex", "speex8k")),
-    Codec(25, "speex_wide", ("speex16k",)),
-    Codec(26, "speex_ultra", ("speex32k",)),
-    Codec(27, "ilbc30"),
-    Codec(28, "ilbc20"),
-    Codec(29, "g726", ("g72632",)),
-    Codec(30, "h263_plus", ("h263p", "h2631998"), video=True),
-    Codec(31, "vp8", video=True),
-    Codec(32, "h264", video=True),
+    Codec(24, "speex_narrow", ("speex", "speex8k"), legacy_name="Speex narrow"),
+    Codec(25, "speex_wide", ("speex16k",), legacy_name="Speex wide"),
+    Codec(26, "speex_ultra", ("speex32k",), legacy_name="Speex ultra"),
+    Codec(27, "ilbc30", legacy_name="iLBC30"),
+    Codec(28, "ilbc20", legacy_name="iLBC20"),
+    Codec(29, "g726", ("g72632",), legacy_name="g726"),
+    Codec(30, "h263_plus", ("h263p", "h2631998"), video=True, legacy_name="H263 Plus"),
+    Codec(31, "vp8", video=True, legacy_name="VP8"),
+    Codec(32, "h264", video=True, legacy_name="H.264"),
     Codec(33, "telephone_event", ("rfc2833",)),
-    Codec(34, "opus_narrow", ("opus8k",)),
-    Codec(35, "opus_wide", ("opus16k",)),
-    Codec(36, "opus_super", ("opus24k",)),
-    Codec(37, "opus_full", ("opus48k",)),
+    Codec(34, "opus_narrow", ("opus8k",), legacy_name="Opus narrow"),
+    Codec(35, "opus_wide", ("opus16k",), legacy_name="Opus wide"),
+    Codec(36, "opus_super", ("opus24k",), legacy_name="Opus super"),
+    Codec(37, "opus_full", ("opus48k",), legacy_name="Opus full"),
     Codec(38, "amr"),
     Codec(39, "amr_wb"),
     Codec(40, "h264_hw", video=True),

@@ -15,7 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-_VERSION_RE = re.compile(r"^\s*(\d{1,4})(?:\.(\d{1,4}))?(?:\.(\d{1,4}))?\s*$")
+# ASCII digits only (``\d`` would accept full-width and Arabic-Indic digits); any size, so
+# a far-future version is "newer than we know", not "unknown".
+_VERSION_RE = re.compile(r"\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?\s*", re.ASCII)
 
 
 @total_ordering
@@ -30,7 +32,7 @@ class Version:
 
     @classmethod
     def parse(cls, text: str) -> Version:
-        match = _VERSION_RE.match(text)
+        match = _VERSION_RE.fullmatch(text)
         if match is None:
             raise ValueError(f"not a version: {text!r}")
         major, minor, patch = (int(part) if part else 0 for part in match.groups())

@@ -40,6 +40,10 @@ class Passwords:
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
 
+    def warm(self) -> None:
+        """Make the dummy hash now, so the first unknown user costs what later ones do."""
+        _ = self._dummy
+
     @cached_property
     def _dummy(self) -> str:
         return self._hasher.hash("zengine-dummy-password-for-timing")

@@ -47,6 +47,7 @@ class Runtime:
 
     def start(self) -> None:
         if not self.started:
+            self.passwords.warm()
             self.hooks.startup(self)
             self.transforms = self.hooks.transforms(self)
             self.started = True

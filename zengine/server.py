@@ -26,6 +26,8 @@ def hypercorn_config(settings: Settings, host: str, port: int, workers: int) -> 
     config.accesslog = logging.getLogger("hypercorn.access") if settings.server.access_log else None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5.0
+    # A client that stops sending is dropped instead of holding a connection for ever.
+    config.read_timeout = settings.server.read_timeout
     return config
 
 

@@ -39,6 +39,8 @@ class ServerSettings(_Model):
     max_param_length: int = Field(256, ge=16, le=65536)
     #: Largest accepted POST body, in bytes.
     max_body_bytes: int = Field(16384, ge=256, le=1048576)
+    #: Seconds a client may stay silent while sending its request before it is dropped.
+    read_timeout: int = Field(30, ge=1, le=3600)
 
     @field_validator("paths")
     @classmethod
@@ -177,9 +179,20 @@ def format_validation_error(exc: ValidationError, where: str) -> str:
         if error["type"] == "extra_forbidden":
             lines.append(f"{where}: unknown key {loc!r}")
         else:
-            value = "<secret>" if "password" in loc or "secret" in loc else error.get("input")
-            lines.append(f"{where}: key {loc!r} = {value!r}: {error['msg']}")
+            shown = "<secret>" if _SECRET_LOC.search(loc) else _no_userinfo(
+                repr(error.get("input")))
+            lines.append(f"{where}: key {loc!r} = {shown}: {error['msg']}")
     return "\n".join(lines)
+
+
+# Values under these keys are never echoed back in a configuration error.
+_SECRET_LOC = re.compile(r"pass(word|wd)?|secret|token|key|url|credential|dsn", re.IGNORECASE)
+_USERINFO = re.compile(r"(\w[\w+.-]*://)[^/@\s'\"]+@")
+
+
+def _no_userinfo(text: str) -> str:
+    """``scheme://user:password@host`` -> ``scheme://**redacted**@host``."""
+    return _USERINFO.sub(r"\1**redacted**@", text)
 
 
 _TOP_LEVEL = {"server", "request", "clients", "errors", "logging", "auth", "passwords",

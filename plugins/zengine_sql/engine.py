@@ -61,7 +61,12 @@ def create(url: URL, config: SqlSettings) -> Engine:
     else:
         kwargs.update(pool_size=config.pool_size, max_overflow=config.max_overflow,
                       pool_timeout=config.pool_timeout, pool_recycle=config.pool_recycle)
-    engine = sa.create_engine(url, **kwargs)
+    try:
+        engine = sa.create_engine(url, **kwargs)
+    except (sa_exc.NoSuchModuleError, sa_exc.ArgumentError, ImportError) as exc:
+        # The message names the driver only: the URL may carry a password.
+        raise ConfigError(f"[plugins.sql] url: cannot use database driver {url.drivername!r} "
+                          f"({type(exc).__name__}); install its package or fix the URL") from None
     if url.get_backend_name() == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine

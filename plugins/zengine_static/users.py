@@ -107,10 +107,12 @@ def load_users(path: Path, profiles: Mapping[str, Any]) -> dict[str, StaticUser]
             if account.transport is not None:
                 catalog.coerce(catalog.account_fields()["SIP_transport_type"], account.transport,
                                f"{where} account {account.ident!r}")
-            owner = idents.setdefault(account.ident, username)
-            if owner != username:
+            owner = idents.get(account.ident)
+            if owner is not None:
+                whose = "another account of this user" if owner == username else f"user {owner!r}"
                 raise ConfigError(f"{where}: account ident {account.ident!r} is already used by "
-                                  f"user {owner!r}; idents must be unique")
+                                  f"{whose}; idents must be unique")
+            idents[account.ident] = username
     return dict(parsed.users)
 
 

@@ -60,7 +60,7 @@ def check_legacy(root: etree._Element, version: Version) -> list[str]:
             problems.append(f"accounts: unexpected <{account.tag}>")
             continue
         problems.extend(_exact(account, legacy.ACCOUNT_FIELDS, "account"))
-    names = {str(c.id): c.name for c in catalog.CODECS}
+    names = {str(c.id): c.legacy_name or c.name for c in catalog.CODECS}
     for codec in root[1] if len(tags) == 2 else ():
         if codec.tag != "codec":
             problems.append(f"codecs: unexpected <{codec.tag}>")

@@ -173,7 +173,7 @@ def codecs_element(codecs: tuple[CodecSetting, ...]) -> Element:
     for setting in codecs:
         root.children.append(Element("codec", children=[
             Element("codec_id", str(setting.codec.id)),
-            Element("name", setting.codec.name),
+            Element("name", setting.codec.legacy_name or setting.codec.name),
             Element("priority", str(setting.priority)),
             Element("selected", _flag01(setting.enabled)),
         ]))

@@ -60,6 +60,8 @@ def served(runtime: Runtime, version: str | None, **kw: str) -> tuple[str, str]:
     ("1.15", "mobile", "1.14"),
     ("2.0", "mobile", "1.14"),
     ("2", "mobile", "1.14"),
+    ("99999", "mobile", "1.14"),
+    ("99999999999999999999999.1", "mobile", "1.14"),
     # Absent, empty or an unsubstituted placeholder: no version (default: newest mobile).
     (None, "mobile", "1.14"),
     ("", "mobile", "1.14"),
@@ -74,7 +76,9 @@ def test_version_negotiation(runtime: Runtime, raw: str | None, family: str,
 
 
 @pytest.mark.parametrize("raw", ["abc", "1.x", "0.9", "0", "0.99.1", "-1", "1..2", "1.2.3.4",
-                                 "99999", "1,14", "v1.14"])
+                                 "1,14", "v1.14", "1e3",
+                                 "\uff11.\uff11\uff14",  # full-width digits
+                                 "\u0661.\u0661\u0664"])  # Arabic-Indic digits
 def test_bad_versions_are_a_clear_error(runtime: Runtime, raw: str) -> None:
     with pytest.raises(BadVersion) as info:
         runtime.hooks.detect_client(request(raw), runtime)

@@ -88,3 +88,12 @@ def test_every_setting_is_documented() -> None:
         field.alias or name for name, field in MappingSettings.model_fields.items()}
     missing = sorted(name for name in names if f"`{name}`" not in text)
     assert missing == []
+
+
+def test_unknown_driver_is_a_config_error_without_the_password() -> None:
+    settings = settings_from_mapping(
+        {"plugins": {"sql": {"url": "nosuchdriver://u:S3CRET@h/x"}}}, environ={})
+    runtime = build_runtime(settings, load_entrypoints=False, plugins=[("sql", zengine_sql)])
+    with pytest.raises(ConfigError) as info:
+        runtime.start()
+    assert "nosuchdriver" in str(info.value) and "S3CRET" not in str(info.value)
