@@ -134,12 +134,12 @@ def test_zengine_load_accounts_never_mixes_two_backends_users() -> None:
     runtime = runtime_with(("first", first), ("second", second), config=chain)
     body = run(runtime, "u=alice&p=one").body
     assert b"first-acc" in body and b"second-acc" not in body
-    trusting = {"auth": {"chain": ["first", "second"], "accounts_from": {"first": ["second"]}}}
+    trusting = {"auth": {"chain": ["first", "second"], "account_sources": {"first": ["second"]}}}
     runtime = runtime_with(("first", first), ("second", second), config=trusting)
     body = run(runtime, "u=alice&p=one").body
     assert b"first-acc" in body and b"second-acc" in body
-    with pytest.raises(ConfigError, match=r"accounts_from.first names \['nosuch'\]"):
-        runtime_with(("first", first), config={"auth": {"accounts_from": {"first": ["nosuch"]}}})
+    with pytest.raises(ConfigError, match=r"account_sources.first names \['nosuch'\]"):
+        runtime_with(("first", first), config={"auth": {"account_sources": {"first": ["nosuch"]}}})
 
 
 def test_zengine_find_identity_used_by_render() -> None:

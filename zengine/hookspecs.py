@@ -132,7 +132,7 @@ def zengine_load_accounts(identity: Identity, runtime: Runtime) -> Iterable[Acco
     """Return the SIP accounts this plugin holds for ``identity``.
 
     A backend in the ``[auth] chain`` is asked only for its own logins and for the backends
-    ``[auth] accounts_from`` names (``{ldap = ["sql"]}``: log in by LDAP, accounts from SQL),
+    ``[auth] account_sources`` names (``{ldap = ["sql"]}``: log in by LDAP, accounts from SQL),
     so two backends that both know "alice" never mix her accounts. A plugin outside the chain
     is a pure account source, asked for every login. Results are merged; two accounts with the
     same ``ident`` are an error, never a silent overwrite.

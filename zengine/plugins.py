@@ -152,19 +152,19 @@ class Hooks:
         return [impl.plugin_name for impl in self._h.zengine_authenticate.get_hookimpls()]
 
     def load_accounts(self, identity: Identity, runtime: Runtime,
-                      accounts_from: Mapping[str, Sequence[str]] | None = None) -> list[Account]:
+                      account_sources: Mapping[str, Sequence[str]] | None = None) -> list[Account]:
         """Merge every source's accounts for ``identity``.
 
         A backend in the authentication chain answers only for its own logins and for the
-        backends ``[auth] accounts_from`` lets it serve, so two backends that both know "alice"
+        backends ``[auth] account_sources`` lets it serve, so two backends that both know "alice"
         never mix her accounts. A plugin outside the chain is a pure account source and answers
         for every login.
         """
-        if accounts_from is None:
-            accounts_from = runtime.settings.auth.accounts_from
+        if account_sources is None:
+            account_sources = runtime.settings.auth.account_sources
         chain = runtime.settings.auth.chain
         backends = set(chain) if chain else set(self.auth_backends())
-        trusted = {identity.backend, *accounts_from.get(identity.backend, ())}
+        trusted = {identity.backend, *account_sources.get(identity.backend, ())}
         merged: dict[str, Account] = {}
         for impl in reversed(self._h.zengine_load_accounts.get_hookimpls()):
             if impl.plugin_name in backends and impl.plugin_name not in trusted:
@@ -226,10 +226,10 @@ def distribution_of(module_name: str) -> str | None:
 
 
 def check_chain(chain: Sequence[str], backends: Sequence[str],
-                accounts_from: Mapping[str, Sequence[str]] | None = None) -> None:
+                account_sources: Mapping[str, Sequence[str]] | None = None) -> None:
     named = {"chain": list(chain)}
-    for backend, sources in (accounts_from or {}).items():
-        named[f"accounts_from.{backend}"] = [backend, *sources]
+    for backend, sources in (account_sources or {}).items():
+        named[f"account_sources.{backend}"] = [backend, *sources]
     for key, names in named.items():
         unknown = [name for name in names if name not in backends]
         if unknown:

@@ -87,5 +87,5 @@ def build_runtime(
             except ValidationError as exc:
                 raise ConfigError(format_validation_error(
                     exc, f"{settings.source} [plugins.{name}] (missing)")) from None
-    check_chain(settings.auth.chain, hooks.auth_backends(), settings.auth.accounts_from)
+    check_chain(settings.auth.chain, hooks.auth_backends(), settings.auth.account_sources)
     return runtime

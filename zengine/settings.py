@@ -96,7 +96,7 @@ class AuthSettings(_Model):
     #: Other backends whose accounts a backend's logins get, e.g. ``{ldap = ["sql"]}``: log in
     #: by LDAP, accounts from SQL. Without it a backend only serves its own logins, so two
     #: backends that both know "alice" never mix her accounts.
-    accounts_from: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    account_sources: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     #: A failed login's response is held until this many milliseconds have passed since the
     #: request arrived, so its timing tells nothing about which backend knew the user or how
     #: it checked the password; it also slows password guessing. Successful logins are not

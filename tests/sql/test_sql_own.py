@@ -24,7 +24,7 @@ from zengine.testing import plugin_list
 from zengine_sql import admin
 from zengine_sql.schema import USERS
 
-#: Log in by LDAP, accounts from SQL ([auth] accounts_from).
+#: Log in by LDAP, accounts from SQL ([auth] account_sources).
 LDAP_TO_SQL = {"ldap": ("sql",)}
 
 REQUEST = ProvisionRequest(path="/provision", params={}, headers={}, client_addr="127.0.0.1",
@@ -116,7 +116,7 @@ def test_tenant_of_the_login_must_match(rt: Runtime) -> None:
     isp1, isp2 = (Identity("erin", backend="ldap", tenant=t) for t in ("isp1", "isp2"))
     assert rt.hooks.load_accounts(isp2, rt, LDAP_TO_SQL) == []
     assert len(rt.hooks.load_accounts(isp1, rt, LDAP_TO_SQL)) == 1
-    # Without [auth] accounts_from, an LDAP login never gets SQL's accounts.
+    # Without [auth] account_sources, an LDAP login never gets SQL's accounts.
     assert rt.hooks.load_accounts(isp1, rt) == []
 
 
