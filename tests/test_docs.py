@@ -25,3 +25,20 @@ def test_example_config_keys_are_documented() -> None:
     for table in ("server", "request", "clients", "logging", "auth", "passwords"):
         for key in example[table]:
             assert f"| `{key}` |" in DOC
+
+
+def test_plugin_docs_example_runs() -> None:
+    """The plugin and its test in docs/plugins.md work as written."""
+    import types
+
+    text = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    plugin_code = text.split("# acme_zengine/__init__.py\n", 1)[1].split("```", 1)[0]
+    test_code = text.split("## Testing a plugin", 1)[1].split("```python\n", 1)[1]
+    test_code = test_code.split("```", 1)[0]
+    module = types.ModuleType("acme_zengine")
+    # The two helpers the example leaves to the reader.
+    module.__dict__.update(check=lambda _user, password: password == "pw",
+                           sip_password_of=lambda _user: "sip-secret")
+    exec(compile(plugin_code, "docs/plugins.md", "exec"), module.__dict__)  # noqa: S102
+    exec(compile(test_code, "docs/plugins.md", "exec"),  # noqa: S102
+         {"acme_zengine": module})

@@ -108,6 +108,9 @@ def test_zengine_authenticate_abstain_passes_to_next_backend() -> None:
 def test_chain_naming_unknown_backend_is_config_error() -> None:
     with pytest.raises(ConfigError, match="nosuch"):
         runtime_with(("first", Backend("first", {})), config={"auth": {"chain": ["nosuch"]}})
+    with pytest.raises(ConfigError, match=r"chain names \['first'\] more than once"):
+        runtime_with(("first", Backend("first", {})),
+                     config={"auth": {"chain": ["first", "first"]}})
 
 
 def test_zengine_load_accounts_merges_and_refuses_duplicates() -> None:

@@ -58,7 +58,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     messages = {404: "Not found: this is not a provisioning URL.",
                 405: "Method not allowed: use GET or POST."}
-    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+    # Starlette's Allow lists HEAD, which provisioning paths refuse (see the endpoint).
+    headers = {"Allow": "GET, POST"} if status == 405 else {}
     return _error_response(status, messages.get(status, "Bad request."), headers)
 
 

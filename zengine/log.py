@@ -71,7 +71,9 @@ def configure_logging(settings: LoggingSettings, stream: Any = None) -> None:
     """Route structlog and stdlib logging (hypercorn included) through one redacting pipeline."""
     renderer: Any
     if settings.format == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        # Plain tracebacks: the rich default prints every frame's locals, passwords included.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback)
     else:
         renderer = structlog.processors.JSONRenderer()
     level = getattr(logging, settings.level.upper())

@@ -227,6 +227,9 @@ def distribution_of(module_name: str) -> str | None:
 
 def check_chain(chain: Sequence[str], backends: Sequence[str],
                 account_sources: Mapping[str, Sequence[str]] | None = None) -> None:
+    twice = sorted({name for name in chain if list(chain).count(name) > 1})
+    if twice:
+        raise ConfigError(f"[auth] chain names {twice} more than once")
     named = {"chain": list(chain)}
     for backend, sources in (account_sources or {}).items():
         named[f"account_sources.{backend}"] = [backend, *sources]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,10 @@ class AccountSpec:
     domain: str
     optional: dict[str, str | None] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: Where the spec came from ("users.csv row 3, " for an import), and the column names it
+    #: used, for error messages.
+    where: str = ""
+    columns: dict[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"AccountSpec(ident={self.ident!r})"
@@ -53,6 +57,7 @@ class UserSpec:
     enabled: bool = True
     overrides: dict[str, Any] = field(default_factory=dict)
     accounts: list[AccountSpec] = field(default_factory=list)
+    where: str = ""
 
     def __repr__(self) -> str:
         return f"UserSpec(username={self.username!r}, accounts={len(self.accounts)})"
@@ -65,6 +70,35 @@ def check_overrides(overrides: Mapping[str, Any], where: str, *, account: bool) 
                                 forbid=() if account else catalog.ACCOUNT_OWNED)
     except ConfigError as exc:
         raise AdminError(str(exc)) from None
+
+
+def check_account(spec: AccountSpec, profiles: Collection[str]) -> None:
+    """What would make the user's next provisioning fail, refused now: one validator for the
+    CLI and for imports."""
+    transport = spec.optional.get("transport")
+    column = spec.columns.get("transport", "transport")
+    if transport is not None:
+        try:
+            spec.optional["transport"] = catalog.coerce(
+                catalog.account_fields()["SIP_transport_type"], transport, "")
+        except ConfigError:
+            raise AdminError(f"{spec.where}column {column!r}: {transport!r}: allowed UDP, TCP, "
+                             "TLS") from None
+    _check_profile(spec.optional.get("profile"), profiles, spec.where,
+                   spec.columns.get("profile", "profile"))
+
+
+def check_user(spec: UserSpec, profiles: Collection[str]) -> None:
+    _check_profile(spec.profile, profiles, spec.where, "profile")
+    for account in spec.accounts:
+        check_account(account, profiles)
+
+
+def _check_profile(name: str | None, profiles: Collection[str], where: str,
+                   column: str) -> None:
+    if name is not None and name not in profiles:
+        raise AdminError(f"{where}column {column!r}: unknown profile {name!r}; defined in the "
+                         f"config: {', '.join(sorted(profiles)) or 'none'}")
 
 
 def tenant_id(conn: Connection, name: str | None) -> int | None:

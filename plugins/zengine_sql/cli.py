@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
+from collections.abc import Collection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import sqlalchemy as sa
 
@@ -34,9 +36,12 @@ def _state(runtime: Runtime) -> SqlState:
 def read_password(what: str) -> str:
     """From the terminal (asked twice) or the first line of stdin (scripts)."""
     if sys.stdin.isatty():
-        password = getpass.getpass(f"{what}: ")
-        if getpass.getpass("Repeat: ") != password:
-            raise admin.AdminError("passwords do not match")
+        try:
+            password = getpass.getpass(f"{what}: ")
+            if getpass.getpass("Repeat: ") != password:
+                raise admin.AdminError("passwords do not match")
+        except EOFError:
+            raise admin.AdminError(f"no {what.lower()} given") from None
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     if not password:
@@ -134,6 +139,7 @@ def _users_run(args: argparse.Namespace, runtime: Runtime) -> int:
         spec = admin.UserSpec(username=args.username, tenant=args.tenant, profile=args.profile,
                               display_name=args.display_name, enabled=not args.disabled,
                               overrides=_overrides(args.overrides, account=False))
+        admin.check_user(spec, runtime.settings.profiles)
         if not args.no_password:
             spec.password = read_password("Password")
         admin.add_user(state, spec)
@@ -141,9 +147,11 @@ def _users_run(args: argparse.Namespace, runtime: Runtime) -> int:
     elif action == "add-account":
         account = admin.AccountSpec(
             ident=args.ident, sip_username=args.sip_username, domain=args.domain,
-            sip_password=read_password("SIP password"),
+            sip_password="",
             optional={name: getattr(args, name) for name in admin.ACCOUNT_OPTIONAL},
             overrides=_overrides(args.overrides, account=True))
+        admin.check_account(account, runtime.settings.profiles)
+        account.sip_password = read_password("SIP password")
         admin.add_account(state, args.username, account)
         print(f"added account {args.ident!r} to {args.username!r}")
     elif action == "list":
@@ -176,13 +184,13 @@ def _users_run(args: argparse.Namespace, runtime: Runtime) -> int:
             admin.delete_user(state, args.username)
             print(f"deleted user {args.username!r}")
     elif action == "import":
-        return _import(state, args)
+        return _import(state, args, runtime.settings.profiles)
     elif action == "export":
         return _export(state, args)
     return 0
 
 
-def _import(state: SqlState, args: argparse.Namespace) -> int:
+def _import(state: SqlState, args: argparse.Namespace, profiles: Collection[str]) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
@@ -192,7 +200,8 @@ def _import(state: SqlState, args: argparse.Namespace) -> int:
     with Progress(console=Console(stderr=True), transient=False) as progress:
         task = progress.add_task("importing users", total=len(specs))
         count = transfer.import_users(state, specs, replace=args.replace,
-                                      progress=lambda n: progress.advance(task, n))
+                                      progress=lambda n: progress.advance(task, n),
+                                      profiles=profiles)
     accounts = sum(len(spec.accounts) for spec in specs)
     print(f"imported {count} users, {accounts} accounts")
     return 0
@@ -202,7 +211,14 @@ def _export(state: SqlState, args: argparse.Namespace) -> int:
     from zengine_sql import transfer
 
     docs = transfer.iter_export(state, with_secrets=args.with_sip_passwords)
-    out = args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout
+    out: TextIO
+    if args.output:
+        # Hashes (and maybe SIP passwords) inside: readable by the owner only, from the start.
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        out = os.fdopen(fd, "w", encoding="utf-8", newline="")
+    else:
+        out = sys.stdout
     try:
         if args.format == "csv":
             transfer.export_csv(docs, out)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from zengine_sql.admin import (
     AdminError,
     UserSpec,
     check_overrides,
+    check_user,
     insert_user,
     user_document,
 )
@@ -86,7 +87,8 @@ def _str(value: Any, where: str, column: str, *, required: bool = False,
 
 
 def _user(data: Mapping[str, Any], where: str) -> UserSpec:
-    spec = UserSpec(username=_str(data.get("username"), where, "username", required=True) or "")
+    spec = UserSpec(username=_str(data.get("username"), where, "username", required=True) or "",
+                    where=f"{where}, ")
     spec.password = _str(data.get("password"), where, "password", limit=1024)
     spec.password_hash = _str(data.get("password_hash"), where, "password_hash")
     if spec.password is not None and spec.password_hash is not None:
@@ -118,12 +120,10 @@ def _account(data: Mapping[str, Any], where: str, names: Mapping[str, str]) -> A
         sip_password=_str(data.get(col("sip_password")), where, col("sip_password"),
                           required=True, limit=1024) or "",
         domain=_str(data.get(col("domain")), where, col("domain"), required=True) or "",
+        where=f"{where}, ", columns={key: col(key) for key in ACCOUNT_OPTIONAL},
     )
     for name in ACCOUNT_OPTIONAL:
         spec.optional[name] = _str(data.get(col(name)), where, col(name))
-    transport = spec.optional.get("transport")
-    if transport is not None and transport.upper() not in ("UDP", "TCP", "TLS"):
-        raise _err(where, col("transport"), f"{transport!r}: allowed UDP, TCP, TLS")
     spec.overrides = _json_object(data.get(col("overrides")), where, col("overrides"))
     try:
         check_overrides(spec.overrides, f"{where}, column {col('overrides')!r}", account=True)
@@ -215,8 +215,18 @@ def read_file(path: Path, fmt: str | None) -> list[UserSpec]:
 
 
 def import_users(state: SqlState, specs: list[UserSpec], *, replace: bool = False,
-                 progress: Callable[[int], None] = lambda _n: None) -> int:
-    """Insert every user, or none: one transaction, rolled back on the first error."""
+                 progress: Callable[[int], None] = lambda _n: None,
+                 profiles: Collection[str] | None = None) -> int:
+    """Insert every user, or none: one transaction, rolled back on the first error.
+
+    With ``profiles`` (the config's), every row is checked before anything is written.
+    """
+    if profiles is not None:
+        for spec in specs:
+            try:
+                check_user(spec, profiles)
+            except AdminError as exc:
+                raise ImportFailed(str(exc)) from None
     with unavailable_on_error(state.url), state.engine.begin() as conn:
         for number, spec in enumerate(specs, start=1):
             if replace:

@@ -26,7 +26,9 @@ Run = Callable[..., tuple[int, str, str]]
 
 def write_config(path: Path, url: URL, keys: dict[str, str], current: str | None = None,
                  extra: tuple[str, ...] = ()) -> Path:
-    lines = ["[plugins.sql]", f"url = {json.dumps(url_text(url))}"]
+    # Profiles the users below name: the CLI refuses profiles the config does not define.
+    lines = ["[profiles.basic]", 'SIP_transport_type = "UDP"',
+             "[plugins.sql]", f"url = {json.dumps(url_text(url))}"]
     lines += extra
     if current:
         lines.append(f"encryption_key_id = {json.dumps(current)}")
@@ -151,6 +153,8 @@ def test_import_csv(run: Run, tmp_path: Path, own_db: URL, config: Path) -> None
     (CSV.replace(",no,e1", ",maybe,e1"), "users.csv row 4, column 'enabled': 'maybe'"),
     (CSV.replace("sip-d2,", ","), "users.csv row 3, column 'sip_password': is required"),
     (CSV.replace(",UDP", ",SCTP"), "users.csv row 4, column 'transport'"),
+    (CSV.replace(",basic,", ",nosuch,"), "users.csv row 2, column 'profile': unknown profile "
+                                         "'nosuch'; defined in the config: basic"),
     (CSV.replace("transport\n", "transprt\n"), "unknown column(s) ['transprt']"),
 ])
 def test_import_errors_name_row_and_column(run: Run, tmp_path: Path, own_db: URL,
@@ -249,3 +253,27 @@ def test_unconfigured(run: Run, tmp_path: Path) -> None:
     empty.write_text("", encoding="utf-8")
     code, _, err = run("users", "list", cfg=empty)
     assert code == 1 and "not configured" in err
+
+
+def test_add_and_add_account_refuse_what_would_break_provisioning(run: Run) -> None:
+    code, _, err = run("users", "add", "gus", "--profile", "nosuch", stdin="pw\n")
+    assert code == 1 and "unknown profile 'nosuch'" in err
+    assert run("users", "add", "gus", "--no-password")[0] == 0
+    code, _, err = run("users", "add-account", "gus", "--ident", "g1", "--sip-username", "1",
+                       "--domain", "d.example", "--transport", "XYZ", stdin="sip\n")
+    assert code == 1 and "'XYZ': allowed UDP, TCP, TLS" in err
+    code, _, err = run("users", "add-account", "gus", "--ident", "g1", "--sip-username", "1",
+                       "--domain", "d.example", "--transport", "tls", stdin="sip\n")
+    assert code == 0, err
+    code, out, _ = run("users", "show", "gus")
+    assert json.loads(out)["accounts"][0]["transport"] == "TLS"
+
+
+def test_export_file_is_private(run: Run, tmp_path: Path) -> None:
+    assert run("users", "add", "hal", "--no-password")[0] == 0
+    out = tmp_path / "export.json"
+    out.write_text("old", encoding="utf-8")
+    out.chmod(0o644)
+    assert run("users", "export", "-o", str(out))[0] == 0
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert json.loads(out.read_text())["users"][0]["username"] == "hal"
