@@ -5,7 +5,6 @@ The core calls hooks only through :class:`Hooks`, never ``pm.hook.x(**loose_keyw
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -215,14 +214,6 @@ class Hooks:
 
 def _kwargs(impl: pluggy.HookImpl, **available: Any) -> dict[str, Any]:
     return {name: available[name] for name in impl.argnames}
-
-
-def distribution_of(module_name: str) -> str | None:
-    for dist in importlib.metadata.distributions():
-        entry_points = dist.entry_points.select(group=ENTRY_POINT_GROUP)
-        if any(ep.value.split(":")[0] == module_name for ep in entry_points):
-            return str(dist.metadata["Name"])
-    return None
 
 
 def check_chain(chain: Sequence[str], backends: Sequence[str],

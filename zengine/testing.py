@@ -15,11 +15,12 @@ from zengine.models import Version
 STRUCTURE_CHECKERS: dict[str, Callable[[etree._Element, Version], list[str]]] = {}
 
 
-def _check_value(field: catalog.Field, text: str | None, where: str) -> list[str]:
+def check_value(field: catalog.Field, text: str | None, where: str) -> list[str]:
+    """Problems with one element's text against its catalogue field (bool, uint, enum)."""
     value = text or ""
     if field.type == "bool" and value not in ("true", "false"):
         return [f"{where}: {value!r} is not true/false"]
-    if field.type == "uint" and not value.isdigit():
+    if field.type == "uint" and not (value.isascii() and value.isdigit()):
         return [f"{where}: {value!r} is not an unsigned integer"]
     if field.type == "enum" and value not in field.values:
         return [f"{where}: {value!r} not in {field.values}"]
@@ -113,7 +114,7 @@ def check_mobile(root: etree._Element, version: Version) -> list[str]:
                     problems.append(f"options: unknown <{path}>")
                     continue
                 problems.extend(too_new(field, path))
-                problems.extend(_check_value(field, child.text, path))
+                problems.extend(check_value(field, child.text, path))
     return problems
 
 
@@ -135,12 +136,12 @@ def _mobile_account_child(child: etree._Element, version: Version,
                 problems.append(f"{sub}: not in the catalogue at {version}")
                 continue
             problems.extend(too_new(field, sub))
-            problems.extend(_check_value(field, grandchild.text, sub))
+            problems.extend(check_value(field, grandchild.text, sub))
         return problems
     field = by_name.get(child.tag)
     if field is None:
         return [f"{where}: not in the catalogue at {version}"]
-    return too_new(field, where) + _check_value(field, child.text, where)
+    return too_new(field, where) + check_value(field, child.text, where)
 
 
 STRUCTURE_CHECKERS["mobile"] = check_mobile

@@ -14,18 +14,8 @@ from lxml import etree
 
 from zengine import catalog
 from zengine.models import Version
+from zengine.testing import check_value
 from zengine_zoiper import desktop, desktop_fields, legacy
-
-
-def check_value(field: catalog.Field, text: str | None, where: str) -> list[str]:
-    value = text or ""
-    if field.type == "bool" and value not in ("true", "false"):
-        return [f"{where}: {value!r} is not true/false"]
-    if field.type == "uint" and not (value.isascii() and value.isdigit()):
-        return [f"{where}: {value!r} is not an unsigned integer"]
-    if field.type == "enum" and value not in field.values:
-        return [f"{where}: {value!r} not in {field.values}"]
-    return []
 
 
 def _exact(node: etree._Element, fields: Iterable[catalog.Field], where: str) -> list[str]:
