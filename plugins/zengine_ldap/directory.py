@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 import structlog
-from ldap3 import BASE, LEVEL, SIMPLE, SUBTREE, Connection
+from ldap3 import BASE, LEVEL, SUBTREE, Connection
 from ldap3.core.exceptions import (
     LDAPCommunicationError,
     LDAPPasswordIsMandatoryError,
@@ -30,7 +30,7 @@ from zengine_ldap.mapping import (
     decode_entry,
     group_from_dn,
 )
-from zengine_ldap.pool import SERVER_TROUBLE
+from zengine_ldap.pool import SERVER_TROUBLE, simple_bind
 from zengine_ldap.settings import LdapSettings
 
 log = structlog.get_logger("zengine_ldap")
@@ -92,21 +92,11 @@ def user_bind(conn: Connection, dn: str, password: str, start_tls: bool) -> bool
         raise LDAPCommunicationError("connection closed")
     if start_tls and not conn.server.ssl and not conn.tls_started:
         raise LDAPStartTLSError("refusing to send a password before StartTLS")
-    conn.authentication = SIMPLE
-    conn.user = dn
-    conn.password = password
     try:
-        ok = bool(conn.bind(read_server_info=False))
+        return simple_bind(conn, dn, password)
     except (LDAPSASLPrepError, LDAPPasswordIsMandatoryError):
         # A password SASLprep (RFC 4013) refuses can match no stored password.
         return False
-    finally:
-        conn.password = None
-    if not ok:
-        code = conn.result.get("result") if conn.result else None
-        if code in SERVER_TROUBLE:
-            raise LDAPCommunicationError(f"bind answered {conn.result.get('description')}")
-    return ok
 
 
 class Reader:

@@ -41,6 +41,24 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
 SERVER_TROUBLE = frozenset({51, 52, 80})  # busy, unavailable, other
 
 
+def simple_bind(conn: Connection, dn: str, password: str) -> bool:
+    """Simple bind as ``dn``: ``False`` for refused credentials; a busy or unavailable server
+    raises, so the caller fails over instead of calling the password wrong."""
+    conn.authentication = SIMPLE
+    conn.user = dn
+    conn.password = password
+    try:
+        ok = bool(conn.bind(read_server_info=False))
+    finally:
+        # ldap3's Connection repr prints the password: keep it no longer than the bind.
+        conn.password = None
+    if not ok:
+        code = conn.result.get("result") if conn.result else None
+        if code in SERVER_TROUBLE:
+            raise LDAPCommunicationError(f"bind answered {conn.result.get('description')}")
+    return ok
+
+
 class ServiceBindFailed(Exception):
     """The configured service account cannot bind: an operator problem, reported as 503."""
 
@@ -202,17 +220,7 @@ class ConnectionPool:
     def _bind_service(self, conn: Connection, endpoint: Endpoint) -> None:
         if self.bind_dn is None or self._bind_password is None:
             return  # anonymous: LDAPv3 needs no bind before a search
-        conn.authentication = SIMPLE
-        conn.user = self.bind_dn
-        conn.password = self._bind_password.get_secret_value()
-        try:
-            ok = conn.bind(read_server_info=False)
-        finally:
-            conn.password = None
-        if not ok:
-            code = conn.result.get("result") if conn.result else None
-            if code in SERVER_TROUBLE:
-                raise LDAPCommunicationError(f"bind answered {conn.result.get('description')}")
+        if not simple_bind(conn, self.bind_dn, self._bind_password.get_secret_value()):
             log.error("ldap.service_bind_failed", server=endpoint.url, dn=self.bind_dn,
                       result=conn.result.get("description") if conn.result else None)
             raise ServiceBindFailed(f"service account {self.bind_dn!r} cannot bind on "
