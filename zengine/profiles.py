@@ -47,7 +47,9 @@ def _validated(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise AccountDataError(str(exc)) from None
 
 
-def resolve_account(account: Account, identity: Identity, settings: Settings) -> ResolvedAccount:
+def resolve_account(account: Account, identity: Identity, settings: Settings,
+                    user_overrides: Mapping[str, Any] | None = None) -> ResolvedAccount:
+    """``user_overrides``: the identity's overrides already validated (done once per login)."""
     profile = account.profile or identity.profile or settings.default_profile
     if profile is not None and profile not in settings.profiles:
         raise AccountDataError(f"account {account.ident!r} names unknown profile {profile!r}")
@@ -56,7 +58,9 @@ def resolve_account(account: Account, identity: Identity, settings: Settings) ->
     if profile is not None:
         values.update(settings.profiles[profile])
     where = f"account {account.ident!r} of {identity.username!r}"
-    values.update(_validated(identity.overrides, f"{where} (user overrides)"))
+    if user_overrides is None:
+        user_overrides = _validated(identity.overrides, f"{where} (user overrides)")
+    values.update(user_overrides)
     values.update(_validated(account.overrides, f"{where} (account overrides)"))
     values.update(_validated(_account_fields(account), where))
     return ResolvedAccount(account=account, profile=profile, values=values)
@@ -64,4 +68,5 @@ def resolve_account(account: Account, identity: Identity, settings: Settings) ->
 
 def resolve_accounts(accounts: Iterable[Account], identity: Identity,
                      settings: Settings) -> list[ResolvedAccount]:
-    return [resolve_account(account, identity, settings) for account in accounts]
+    user = _validated(identity.overrides, f"user {identity.username!r} (user overrides)")
+    return [resolve_account(account, identity, settings, user) for account in accounts]
