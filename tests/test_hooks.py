@@ -386,3 +386,67 @@ def test_failed_logins_are_held_until_the_floor(tmp_path: Path) -> None:
             response = client.get("/id.php", params=params)
             assert b"Wrong username or password" in response.content
             assert time.monotonic() - start >= 0.6
+
+
+class WithRoutes:
+    @hookimpl
+    def zengine_register_routes(self, runtime: Runtime) -> list[Any]:
+        from starlette.requests import Request
+        from starlette.responses import PlainTextResponse, Response
+        from starlette.routing import Route
+
+        async def hello(request: Request) -> Response:
+            started = request.app.state.runtime.started
+            return PlainTextResponse(f"hello started={started} same={runtime.started}")
+
+        async def styled(request: Request) -> Response:
+            return PlainTextResponse("x", headers={"Content-Security-Policy": "default-src 'self'"})
+
+        return [Route("/hello", hello), Route("/styled", styled)]
+
+
+def _routes_app(*extra: tuple[str, object]) -> Any:
+    settings = load_settings(EXAMPLE_CONFIG, environ={})
+    return create_app(settings, load_entrypoints=False,
+                      plugins=[*plugin_list(*BUILTINS), *extra])
+
+
+def test_zengine_register_routes_serves_plugin_routes_with_security_headers() -> None:
+    with TestClient(_routes_app(("routes", WithRoutes()))) as client:
+        response = client.get("/hello")
+        assert response.status_code == 200
+        assert response.text == "hello started=True same=True"
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "default-src 'none'" in response.headers["content-security-policy"]
+        # A route that sets its own policy keeps it.
+        styled = client.get("/styled")
+        assert styled.headers["content-security-policy"] == "default-src 'self'"
+        # The provisioning paths still answer, and unknown paths get the error document.
+        assert b"<error" in client.get("/nowhere").content
+        assert client.get("/id.php", params={"u": "alice", "p": "wonderland"}).status_code == 200
+
+
+def test_zengine_register_routes_never_redirects_a_trailing_slash() -> None:
+    with TestClient(_routes_app(("routes", WithRoutes()))) as client:
+        response = client.get("/hello/?token=s3cr3t-token", follow_redirects=False)
+        assert response.status_code == 404
+        assert "location" not in response.headers
+        assert b"s3cr3t-token" not in response.content
+
+
+def test_zengine_register_routes_refuses_a_core_path() -> None:
+    class Clash:
+        @hookimpl
+        def zengine_register_routes(self) -> list[Any]:
+            from starlette.responses import PlainTextResponse
+            from starlette.routing import Route
+
+            async def steal(request: Any) -> Any:
+                return PlainTextResponse("mine")
+            return [Route("/id.php", steal)]
+
+    with pytest.raises(ConfigError, match=r"/id\.php"):
+        _routes_app(("clash", Clash()))

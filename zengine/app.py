@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from zengine.errors import BadRequest, LoginFailed
 from zengine.models import ProvisionRequest
@@ -21,6 +21,7 @@ from zengine.pipeline import handle
 from zengine.request import build_request
 from zengine.runtime import Runtime, build_runtime
 from zengine.settings import Settings
+from zengine.web import plugin_mount
 from zengine.xmlio import error_document
 
 XML_MEDIA_TYPE = "application/xml; charset=utf-8"
@@ -119,9 +120,12 @@ def create_app(
         finally:
             await run_in_threadpool(rt.stop)
 
-    routes = [Route(path, provision_endpoint, methods=["GET", "POST"])
-              for path in _paths(settings)]
+    routes: list[BaseRoute] = [Route(path, provision_endpoint, methods=["GET", "POST"])
+                               for path in _paths(settings)]
     routes.append(Route("/healthz", health, methods=["GET"]))
+    mount = plugin_mount(rt.hooks.register_routes(rt), [*_paths(settings), "/healthz"])
+    if mount is not None:
+        routes.append(mount)
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: _http_error, 405: _http_error})
     app.state.runtime = rt

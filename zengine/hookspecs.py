@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
     from zengine.models import (
         Account,
         AuditEvent,
@@ -205,4 +207,27 @@ def zengine_cli_commands() -> Iterable[Command] | None:
     """Contribute ``zengine`` sub-commands (the SQL backend adds ``users`` and ``db``).
 
     .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def zengine_register_routes(runtime: Runtime) -> Iterable[BaseRoute] | None:
+    """Contribute HTTP routes (Starlette ``Route``/``Mount`` objects), datasette-style.
+
+    Called once while the app is built, after settings are validated and before
+    :func:`zengine_startup`; close over ``runtime`` (or use ``request.app.state.runtime``) to
+    reach plugin state at request time. The core mounts every contributed route after its own
+    provisioning paths and health checks, never redirects a trailing slash on them (a redirect
+    would echo a query string, which may hold a token), and adds the shared security headers to
+    every response that does not set its own: ``Cache-Control: no-store``, ``nosniff``,
+    ``Referrer-Policy: no-referrer``, ``X-Frame-Options: DENY`` and a deny-all
+    ``Content-Security-Policy`` (an HTML page that needs its own stylesheet sets its own, strict,
+    policy). A route whose path is one of the core's paths is a configuration error.
+
+    :return: the routes, or ``None`` when the plugin serves none.
+
+    Ordering: routes are matched in plugin order after the core's; do not rely on it, use
+    distinct paths.
+
+    .. versionadded:: 0.2
     """

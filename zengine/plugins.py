@@ -31,6 +31,8 @@ from zengine.models import (
 )
 
 if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
     from zengine.runtime import Runtime
 
 ENTRY_POINT_GROUP = "zengine"
@@ -204,6 +206,12 @@ class Hooks:
             except Exception:
                 # Observers never change the response.
                 log.exception("audit.hook_failed", plugin=impl.plugin_name)
+
+    def register_routes(self, runtime: Runtime) -> list[BaseRoute]:
+        routes: list[BaseRoute] = []
+        for batch in self._h.zengine_register_routes(runtime=runtime):
+            routes.extend(batch or ())
+        return routes
 
     def cli_commands(self) -> list[Command]:
         commands: list[Command] = []
