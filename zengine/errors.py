@@ -84,6 +84,14 @@ class ConfigError(Exception):
     """Raised at load time; the message names the file, the key, the value and what is allowed."""
 
 
+class ZengineDeprecationWarning(DeprecationWarning):
+    """A plugin uses a hook, hook parameter or model field that is being retired.
+
+    The message names the successor and the release that removes the old name (see the
+    deprecation policy in docs/plugins.md).
+    """
+
+
 ERROR_KINDS: tuple[type[ZengineError], ...] = (
     ZengineError,
     BadRequest,

@@ -1,9 +1,15 @@
-"""Helpers for plugin authors' tests: apps without entry points, and structural checks of
-documents against the field catalogue."""
+"""Helpers for plugin authors' tests: apps without entry points, structural checks of
+documents against the field catalogue, and golden files.
+
+Part of the public API (docs/plugins.md): the pytest fixtures of :mod:`zengine.testkit` are
+thin wrappers around these.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import difflib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from lxml import etree
@@ -157,7 +163,75 @@ def check_structure(document: bytes, family: str, version: Version) -> list[str]
 
 
 def plugin_list(*names: str) -> Sequence[tuple[str, Any]]:
-    """Built-in plugins by entry-point name, for ``create_app(..., load_entrypoints=False)``."""
-    import importlib
+    """Plugins by entry-point name, for ``create_app(..., load_entrypoints=False)``.
 
-    return [(name, importlib.import_module(f"zengine_{name}")) for name in names]
+    A name is looked up in the ``zengine`` entry-point group of every installed distribution
+    (so a third-party plugin is named like a built-in one); a name no distribution declares
+    falls back to the module ``zengine_<name>``, for a source tree that is not installed.
+    """
+    import importlib
+    from importlib.metadata import entry_points
+
+    declared = {ep.name: ep for ep in entry_points(group="zengine")}
+    found: list[tuple[str, Any]] = []
+    for name in names:
+        ep = declared.get(name)
+        found.append((name, ep.load() if ep is not None else
+                      importlib.import_module(f"zengine_{name}")))
+    return found
+
+
+def resolve_plugins(plugins: Iterable[str | tuple[str, object]]) -> list[tuple[str, Any]]:
+    """``["zoiper", ("acme", acme_module)]`` -> ``(name, plugin)`` pairs for ``create_app``."""
+    resolved: list[tuple[str, Any]] = []
+    for item in plugins:
+        resolved.extend(plugin_list(item) if isinstance(item, str) else [item])
+    return resolved
+
+
+def assert_document(document: bytes, family: str, version: Version | str) -> None:
+    """Fail with every structural problem of ``document`` (see :func:`check_structure`)."""
+    wanted = Version.parse(version) if isinstance(version, str) else version
+    try:
+        problems = check_structure(document, family, wanted)
+    except etree.XMLSyntaxError as exc:
+        raise AssertionError(f"not well-formed XML: {exc}\n{document[:500]!r}") from None
+    if problems:
+        raise AssertionError(f"{family} {wanted} document has {len(problems)} problem(s):\n  "
+                             + "\n  ".join(problems))
+
+
+class Golden:
+    """Byte-exact comparison with files under ``directory``; ``update=True`` rewrites them.
+
+    Review the diff of a rewritten golden file like code: it is the expected output.
+    """
+
+    def __init__(self, directory: Path, *, update: bool = False) -> None:
+        self.directory = directory
+        self.update = update
+
+    def path(self, name: str) -> Path:
+        path = (self.directory / name).resolve()
+        if not path.is_relative_to(self.directory.resolve()):
+            raise ValueError(f"golden name {name!r} leaves {self.directory}")
+        return path
+
+    def check(self, name: str, data: bytes | str) -> None:
+        actual = data.encode("utf-8") if isinstance(data, str) else data
+        path = self.path(name)
+        if self.update:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(actual)
+            return
+        if not path.exists():
+            raise AssertionError(f"missing golden file {path}; run pytest with "
+                                 "--zengine-update-golden (or ZENGINE_UPDATE_GOLDEN=1), then "
+                                 "review it")
+        expected = path.read_bytes()
+        if expected != actual:
+            diff = difflib.unified_diff(
+                expected.decode("utf-8", "replace").splitlines(),
+                actual.decode("utf-8", "replace").splitlines(),
+                f"{name} (golden)", f"{name} (actual)", lineterm="")
+            raise AssertionError(f"{path} differs:\n" + "\n".join(list(diff)[:200]))

@@ -1,0 +1,91 @@
+"""The public API: every name a plugin may import from zengine, in one place.
+
+A third-party plugin imports from here (and, in its tests, from :mod:`zengine.testing`);
+everything else under ``zengine`` is internal and may change in any release. The names below
+follow the deprecation policy in docs/plugins.md: none is removed or changes meaning without
+first being deprecated for at least one minor release. tests/test_api.py checks that each one
+is documented and that the example plugin imports nothing else.
+
+To add a name: import it here, add it to ``__all__`` and to the "Public API" table of
+docs/plugins.md.
+"""
+
+from __future__ import annotations
+
+from zengine import __version__, hookimpl
+from zengine.app import create_app
+from zengine.errors import (
+    AccountDataError,
+    BackendUnavailable,
+    BadRequest,
+    BadVersion,
+    ConfigError,
+    LoginFailed,
+    MissingCredentials,
+    NoAccounts,
+    ZengineDeprecationWarning,
+    ZengineError,
+)
+from zengine.models import (
+    Account,
+    AuditEvent,
+    AuthResult,
+    ClientInfo,
+    Command,
+    Credentials,
+    Document,
+    Element,
+    Identity,
+    PluginSettingsSpec,
+    ProvisionRequest,
+    Rejected,
+    ResolvedAccount,
+    Transform,
+    Version,
+)
+from zengine.runtime import Runtime, build_runtime
+from zengine.settings import (
+    Settings,
+    format_validation_error,
+    load_settings,
+    resolve_secret,
+    settings_from_mapping,
+)
+
+__all__ = [
+    "Account",
+    "AccountDataError",
+    "AuditEvent",
+    "AuthResult",
+    "BackendUnavailable",
+    "BadRequest",
+    "BadVersion",
+    "ClientInfo",
+    "Command",
+    "ConfigError",
+    "Credentials",
+    "Document",
+    "Element",
+    "Identity",
+    "LoginFailed",
+    "MissingCredentials",
+    "NoAccounts",
+    "PluginSettingsSpec",
+    "ProvisionRequest",
+    "Rejected",
+    "ResolvedAccount",
+    "Runtime",
+    "Settings",
+    "Transform",
+    "Version",
+    "ZengineDeprecationWarning",
+    "ZengineError",
+    "__version__",
+    "build_runtime",
+    "create_app",
+    "format_validation_error",
+    "hookimpl",
+    "load_settings",
+    "resolve_secret",
+    "settings_from_mapping",
+]
