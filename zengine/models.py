@@ -16,15 +16,22 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 
 # ASCII digits only (``\d`` would accept full-width and Arabic-Indic digits); any size, so
-# a far-future version is "newer than we know", not "unknown".
-_VERSION_RE = re.compile(r"\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?\s*", re.ASCII)
+# a far-future version is "newer than we know", not "unknown". Read as Zoiper's example server
+# reads it (``ver_to_int``: major and minor, the rest ignored): components after the third and
+# a suffix such as ``-beta`` are accepted and dropped, so ``1.2.3.4`` is 1.2 and ``1.14-beta``
+# is 1.14. A suffix must start with one of ``- + _ ~``, so garbage such as ``1.x``, ``1e3`` or
+# ``abc`` still fails.
+_VERSION_RE = re.compile(
+    r"\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:\.\d+)*"
+    r"(?:[-+_~][0-9A-Za-z.+_~-]+)?\s*",
+    re.ASCII)
 
 
 @total_ordering
 @dataclass(frozen=True)
 class Version:
     """A provisioning format version such as ``1.14``; a third component is kept but ignored
-    when comparing formats, as Zoiper's own example server does."""
+    when comparing formats, as Zoiper's own example server does. ``1`` is 1.0."""
 
     major: int
     minor: int = 0

@@ -1,10 +1,11 @@
 """Turn an HTTP request into a :class:`ProvisionRequest`: parameter names from settings,
-duplicates and oversized values refused, HTTP Basic credentials understood."""
+duplicates and oversized values refused, unsubstituted placeholders treated as absent, HTTP
+Basic credentials understood (UTF-8, else ISO-8859-1)."""
 
 from __future__ import annotations
 
 import base64
-import binascii
+import re
 from collections.abc import Mapping, Sequence
 from urllib.parse import parse_qsl
 
@@ -16,6 +17,31 @@ from zengine.settings import Settings
 
 MAX_FIELDS = 32
 
+# A placeholder the client did not substitute: ``[user]`` and ``[pass]`` (Zoiper5, the example
+# server), ``[username]``/``[password]``/``[version]`` (mobile docs), ``{username}`` (iOS),
+# ``$USERNAME``/``${USERNAME}`` (the example server before 2019). Only these names: a password
+# that merely looks bracketed (``[x7]``) is still a password.
+_PLACEHOLDER = re.compile(
+    r"\s*(?:\[\s*(?P<a>\w+)\s*\]|\{\s*(?P<b>\w+)\s*\}|\$\{(?P<c>\w+)\}|\$(?P<d>\w+))\s*",
+    re.ASCII)
+_PLACEHOLDER_NAMES = frozenset({"user", "username", "pass", "password", "version", "v"})
+
+
+def is_placeholder(value: str) -> bool:
+    """``True`` for a placeholder the client left in the URL instead of a value."""
+    match = _PLACEHOLDER.fullmatch(value)
+    if match is None:
+        return False
+    name = next(group for group in match.groups() if group is not None)
+    return name.lower() in _PLACEHOLDER_NAMES
+
+
+def given(value: str | None) -> str | None:
+    """A parameter value, or ``None`` when it is absent, empty or an unsubstituted placeholder."""
+    if value is None or value == "" or is_placeholder(value):
+        return None
+    return value
+
 
 def shown(name: str) -> str:
     """A parameter name as it may appear in a message: ASCII, escaped, at most 40 chars."""
@@ -23,9 +49,13 @@ def shown(name: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def parse_params(raw: bytes, settings: Settings, into: dict[str, str]) -> None:
+def parse_params(raw: bytes, settings: Settings, into: dict[str, str], *,
+                 plus_is_space: bool = True) -> None:
     if not raw:
         return
+    if not plus_is_space:
+        # Some apps put a raw "+" in the query (a password "a+b"): keep it a plus, not a space.
+        raw = raw.replace(b"+", b"%2B")
     try:
         text = raw.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False,
@@ -57,15 +87,23 @@ def pick(params: Mapping[str, str], names: Sequence[str]) -> str | None:
 
 
 def basic_credentials(header: str, limit: int) -> Credentials:
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "basic" or not token.strip():
+    """Decode an ``Authorization: Basic`` header. Any input either decodes or raises
+    :class:`BadRequest`; nothing else escapes (the header text is whatever the client sent)."""
+    parts = header.split(None, 1)
+    if len(parts) != 2 or parts[0].lower() != "basic":
         raise BadRequest("unsupported Authorization header",
                          public_message="Bad request: unsupported Authorization header.")
     try:
-        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+        raw = base64.b64decode(parts[1].strip().encode("ascii"), validate=True)
+    except ValueError:  # binascii.Error, and UnicodeEncodeError for non-ASCII text
         raise BadRequest("malformed Basic credentials",
                          public_message="Bad request: malformed Authorization header.") from None
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # RFC 7617 2.1: the challenge asks for UTF-8, but clients that predate it send
+        # ISO-8859-1, which decodes any byte string.
+        decoded = raw.decode("iso-8859-1")
     username, sep, password = decoded.partition(":")
     if not sep:
         raise BadRequest("Basic credentials without ':'",
@@ -81,11 +119,12 @@ def build_request(
     settings: Settings,
 ) -> ProvisionRequest:
     params: dict[str, str] = {}
-    parse_params(query, settings, params)
-    parse_params(body, settings, params)
     names = settings.request
-    username = pick(params, names.username_params)
-    password = pick(params, names.password_params)
+    parse_params(query, settings, params, plus_is_space=names.plus_is_space)
+    parse_params(body, settings, params)
+    # A value the client did not substitute is no value: a Basic header then wins.
+    username = given(pick(params, names.username_params))
+    password = given(pick(params, names.password_params))
     version = pick(params, names.version_params)
     credentials: Credentials | None = None
     if username is not None or password is not None:

@@ -58,6 +58,9 @@ class RequestSettings(_Model):
     password_params: tuple[str, ...] = ("password", "pass", "p")
     version_params: tuple[str, ...] = ("version", "v")
     format_params: tuple[str, ...] = ("format",)
+    #: Form semantics (a ``+`` in the query is a space), as browsers and Zoiper's URL encoding
+    #: produce; ``false`` for apps that put a raw ``+`` (a password ``a+b``) in the query.
+    plus_is_space: bool = True
 
 
 class ClientSettings(_Model):

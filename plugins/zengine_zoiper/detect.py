@@ -8,32 +8,30 @@ Runs last (``trylast``), so a plugin for a branded client can decide first. The 
 
 Version negotiation (documented in ``docs/clients.md``): every ``1.N`` up to the newest step is a
 known mobile version; a client gets the highest known version not newer than its own, a client
-newer than the newest gets the newest (Zoiper promises newer clients accept older documents),
-``1``/``1.0`` is legacy and anything below 1.0 or unparsable is a :class:`BadVersion`.
+newer than the newest gets the newest (no source promises that newer clients accept older
+documents; Zoiper's example server does the same, serving its one 1.x document to every version
+above 1.0), ``1``/``1.0`` is legacy and anything below 1.0 or unparsable is a
+:class:`BadVersion`. Versions are read leniently, like the example server: ``1.2.3.4`` is 1.2,
+``1.14-beta`` is 1.14.
 """
 
 from __future__ import annotations
 
-import re
-
 from zengine.errors import BadRequest, BadVersion
 from zengine.models import ClientInfo, ProvisionRequest, Version
-from zengine.request import pick
+from zengine.request import is_placeholder, pick
 from zengine.runtime import Runtime
 from zengine.transforms import newest_version
 from zengine_zoiper import desktop, legacy, mobile, mobile_transforms
 
 FAMILIES = (mobile.FAMILY, legacy.FAMILY, desktop.FAMILY)
 
-# A placeholder the client did not substitute (Zoiper5 has no version placeholder, iOS also
-# knows braces): the client sent no version, it did not send a bad one.
-_PLACEHOLDER = re.compile(
-    r"^\s*(?:\[\s*v(?:ersion)?\s*\]|\{\s*v(?:ersion)?\s*\}|\$V(?:ERSION)?)\s*$", re.IGNORECASE)
-
 
 def requested_version(raw: str | None) -> str | None:
-    """The version text the client really sent; ``None`` for absent, empty or a placeholder."""
-    if raw is None or not raw.strip() or _PLACEHOLDER.match(raw):
+    """The version text the client really sent; ``None`` for absent, empty or a placeholder
+    (Zoiper5 has no version placeholder, iOS also knows braces: such a client sent no version,
+    it did not send a bad one)."""
+    if raw is None or not raw.strip() or is_placeholder(raw):
         return None
     return raw
 

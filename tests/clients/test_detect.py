@@ -50,6 +50,13 @@ def served(runtime: Runtime, version: str | None, **kw: str) -> tuple[str, str]:
     ("1.14", "mobile", "1.14"),
     ("\t1.14\n", "mobile", "1.14"),
     ("1.12.1", "mobile", "1.12"),
+    # Read as Zoiper's example server reads versions (major and minor, the rest dropped).
+    ("1.2.3.4", "mobile", "1.2"),
+    ("1.14-beta", "mobile", "1.14"),
+    ("1.14.3", "mobile", "1.14"),
+    ("1.12.1-rc2", "mobile", "1.12"),
+    ("1.0-beta", "legacy", "1.0"),
+    ("1.0.0.1", "legacy", "1.0"),
     ("1.13", "mobile", "1.13"),
     ("1.5", "mobile", "1.5"),
     # No since-annotation below 1.5: 1.1-1.4 get the document every step applied to.
@@ -75,7 +82,7 @@ def test_version_negotiation(runtime: Runtime, raw: str | None, family: str,
     assert served(runtime, raw) == (family, version)
 
 
-@pytest.mark.parametrize("raw", ["abc", "1.x", "0.9", "0", "0.99.1", "-1", "1..2", "1.2.3.4",
+@pytest.mark.parametrize("raw", ["abc", "1.x", "0.9", "0", "0.99.1", "-1", "1..2", "1.14-",
                                  "1,14", "v1.14", "1e3",
                                  "\uff11.\uff11\uff14",  # full-width digits
                                  "\u0661.\u0661\u0664"])  # Arabic-Indic digits
