@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Sequence
 
+import anyio
 import structlog
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -15,9 +17,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from zengine.errors import BadRequest, LoginFailed
+from zengine.errors import BackendUnavailable, BadRequest, LoginFailed
 from zengine.models import ProvisionRequest
-from zengine.pipeline import handle
+from zengine.pipeline import Reply, handle
 from zengine.request import build_request
 from zengine.runtime import Runtime, build_runtime
 from zengine.settings import Settings
@@ -80,9 +82,16 @@ def create_app(
         body = b""
         early_error: BadRequest | None = None
         try:
-            body = await _read_body(request, settings.server.max_body_bytes)
+            # However slowly it trickles, a body gets this long in all (read_timeout only
+            # bounds the silence between two bytes).
+            async with asyncio.timeout(settings.server.body_timeout):
+                body = await _read_body(request, settings.server.max_body_bytes)
         except BadRequest as exc:
             early_error = exc
+        except TimeoutError:
+            log.info("provision.body_timeout", path=request.url.path)
+            return _error_response(408, "Bad request: the request body took too long.",
+                                   {"Connection": "close"})
 
         path = request.url.path
         client_addr = request.client.host if request.client else ""
@@ -99,7 +108,16 @@ def create_app(
                 settings=settings,
             )
 
-        reply = await run_in_threadpool(handle, make, rt, path=path, client_addr=client_addr)
+        work = functools.partial(handle, make, rt, path=path, client_addr=client_addr)
+        # The backend part has a deadline whatever the backend does; a thread stuck past it
+        # is abandoned (its result discarded) and gives its worker slot back.
+        reply: Reply | None = None
+        with anyio.move_on_after(settings.server.backend_timeout):
+            reply = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        if reply is None:
+            log.warning("provision.deadline", path=path,
+                        backend_timeout=settings.server.backend_timeout)
+            return _error_response(503, BackendUnavailable.public_message)
         if reply.error_kind == LoginFailed.kind:
             # Asleep on the event loop, not in a worker thread: guessing cannot starve the pool.
             floor = settings.auth.failure_floor_ms / 1000
@@ -128,6 +146,9 @@ def create_app(
         routes.append(mount)
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: _http_error, 405: _http_error})
+    # No slash redirect: it would echo the query (the password) in a Location built from the
+    # client's Host header. ``/id.php/`` is a 404 error document like any unknown path.
+    app.router.redirect_slashes = False
     app.state.runtime = rt
     return app
 

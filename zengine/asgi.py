@@ -14,11 +14,15 @@ _app: Any = None
 async def app(scope: Any, receive: Any, send: Any) -> None:
     global _app
     if _app is None:
+        from zengine import http_layer
         from zengine.app import create_app
         from zengine.log import configure_logging
         from zengine.settings import load_settings
 
         settings = load_settings()
         configure_logging(settings.logging)
+        # Each worker process has its own hypercorn classes to harden (see serve()).
+        http_layer.install()
+        http_layer.raise_open_file_limit()
         _app = create_app(settings)
     await _app(scope, receive, send)

@@ -28,7 +28,20 @@ def hypercorn_config(settings: Settings, host: str, port: int, workers: int) -> 
     config.graceful_timeout = 5.0
     # A client that stops sending is dropped instead of holding a connection for ever.
     config.read_timeout = settings.server.read_timeout
+    harden_hypercorn(config)
     return config
+
+
+def harden_hypercorn(config: Config) -> None:
+    """Hypercorn's own answers (malformed HTTP, huge headers, unknown transfer codings) become
+    4xx ``<error>`` documents, and HTTP/2 and WebSocket stay off (see docs/security.md)."""
+    from zengine import http_layer
+
+    http_layer.install()
+    # No HTTP/2 over TLS either (TLS ends at the reverse proxy; see docs/deployment.md).
+    config.alpn_protocols = ["http/1.1"]
+    # Open files bound the connections a worker can hold: use all the hard limit allows.
+    http_layer.raise_open_file_limit()
 
 
 def serve(settings: Settings, *, config_path: str | None, host: str | None = None,

@@ -41,6 +41,11 @@ class ServerSettings(_Model):
     max_body_bytes: int = Field(16384, ge=256, le=1048576)
     #: Seconds a client may stay silent while sending its request before it is dropped.
     read_timeout: int = Field(30, ge=1, le=3600)
+    #: Seconds a client may take to send its whole POST body, however it trickles it.
+    body_timeout: int = Field(10, ge=1, le=3600)
+    #: Seconds the backend part of a request (login, accounts, document) may take before the
+    #: client gets a 503, whatever the backend does (hang, black hole).
+    backend_timeout: float = Field(10.0, gt=0, le=600)
 
     @field_validator("paths")
     @classmethod

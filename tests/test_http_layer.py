@@ -1,0 +1,141 @@
+"""What the HTTP layer answers below the app, over raw sockets against the real server: every
+client mistake is a 4xx ``<error>`` document with ``no-store``, never a 5xx or an empty body;
+no redirect echoes the query; no HTTP/2 or WebSocket on cleartext; slow bodies are cut off."""
+
+from __future__ import annotations
+
+import resource
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLE_CONFIG
+from tests.serverproc import Server, parse_response, read_all, running_server
+
+pytestmark = pytest.mark.subprocess
+
+LOGIN = b"/id.php?u=alice&p=wonderland&v=1.14"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(EXAMPLE_CONFIG, tmp_path_factory.mktemp("http"),
+                        env={"ZENGINE_SERVER__BODY_TIMEOUT": "2"}) as srv:
+        yield srv
+
+
+def _assert_error_document(raw: bytes, status: int) -> dict[str, str]:
+    got, headers, body = parse_response(raw)
+    assert got == status, raw[:300]
+    assert headers["content-type"].startswith("application/xml"), headers
+    assert headers["cache-control"] == "no-store", headers
+    assert body.startswith(b"<?xml") and b"<error" in body, body
+    return headers
+
+
+@pytest.mark.parametrize("request_bytes", [
+    pytest.param(b"GET /id.php HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+                 id="te-gzip"),
+    pytest.param(b"GET /id.php HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n",
+                 id="te-identity"),
+    pytest.param(b"GET /id.php HTTP/1.1\r\n\r\n", id="no-host"),
+    pytest.param(b"GET /id.php HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", id="two-hosts"),
+    pytest.param("GET /id.php?u=\u00e9 HTTP/1.1\r\nHost: a\r\n\r\n".encode(), id="raw-utf8-url"),
+    pytest.param(b"GARBAGE\r\n\r\n", id="no-request-line"),
+    pytest.param(b"GET /id.php HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n", id="bad-length"),
+    pytest.param(b"GET /id.php HTTP/1.1\r\nHost: a\r\nbad header\r\n\r\n", id="bad-header"),
+])
+def test_malformed_http_is_a_400_error_document(server: Server, request_bytes: bytes) -> None:
+    headers = _assert_error_document(server.raw(request_bytes), 400)
+    assert headers["connection"] == "close"
+
+
+def test_huge_headers_are_a_431_error_document(server: Server) -> None:
+    raw = server.raw(b"GET /id.php HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n")
+    _assert_error_document(raw, 431)
+
+
+@pytest.mark.parametrize("path", [b"/id.php/", b"/provision/", b"/desktop/"])
+def test_trailing_slash_is_a_404_without_a_redirect(server: Server, path: bytes) -> None:
+    raw = server.raw(b"GET " + path + b"?u=alice&p=wonderland HTTP/1.1\r\nHost: evil.example\r\n"
+                     b"Connection: close\r\n\r\n")
+    headers = _assert_error_document(raw, 404)
+    assert "location" not in headers
+    assert b"wonderland" not in raw and b"evil.example" not in raw
+
+
+def test_http2_prior_knowledge_is_refused(server: Server) -> None:
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    _assert_error_document(server.raw(preface), 400)
+
+
+def test_h2c_upgrade_is_ignored_and_answered_in_http1(server: Server) -> None:
+    raw = server.raw(b"GET " + LOGIN + b" HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, "
+                     b"HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n"
+                     b"Connection: close\r\n\r\n")
+    status, headers, body = parse_response(raw)
+    assert status == 200 and b"<account>" in body
+    assert "upgrade" not in headers
+
+
+def test_websocket_upgrade_is_answered_as_plain_http(server: Server) -> None:
+    raw = server.raw(b"GET " + LOGIN + b" HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+                     b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    status, headers, body = parse_response(raw)
+    assert status == 200 and b"<account>" in body, raw[:300]
+    assert headers["cache-control"] == "no-store"
+
+
+def test_slow_body_is_cut_off_after_body_timeout(server: Server) -> None:
+    with socket.create_connection(server.address, timeout=10) as sock:
+        sock.sendall(b"POST /id.php HTTP/1.1\r\nHost: a\r\n"
+                     b"Content-Type: application/x-www-form-urlencoded\r\n"
+                     b"Content-Length: 200\r\n\r\n")
+        start = time.monotonic()
+        sock.setblocking(False)
+        answer = b""
+        # One byte every 0.3 s: never silent long enough for read_timeout (30 s).
+        while time.monotonic() - start < 8 and not answer:
+            try:
+                sock.send(b"u")
+                answer = sock.recv(65536)
+            except BlockingIOError:
+                pass
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(0.3)
+        elapsed = time.monotonic() - start
+        sock.setblocking(True)
+        sock.settimeout(3)
+        answer += read_all(sock)
+    headers = _assert_error_document(answer, 408)
+    assert headers["connection"] == "close"
+    assert 1.5 < elapsed < 4, elapsed
+
+
+def test_open_file_limit_is_raised_to_the_hard_limit(tmp_path: Path) -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 512:
+        pytest.fail(f"hard open-file limit {hard} too low for this test")
+
+    def low_soft_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, hard))
+
+    with running_server(EXAMPLE_CONFIG, tmp_path, preexec_fn=low_soft_limit) as srv:
+        limits = Path(f"/proc/{srv.proc.pid}/limits").read_text()
+        line = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+        assert int(line.split()[3]) > 128, line
+        # More idle connections than the soft limit the server started with: a normal
+        # client is still answered.
+        held = [socket.create_connection(srv.address) for _ in range(200)]
+        try:
+            status, _, body = parse_response(srv.raw(
+                b"GET " + LOGIN + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"))
+            assert status == 200 and b"<account>" in body
+        finally:
+            for sock in held:
+                sock.close()

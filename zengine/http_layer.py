@@ -1,0 +1,143 @@
+"""What hypercorn answers on its own, below the app, made to follow zengine's rules.
+
+Hypercorn answers malformed HTTP (bad request line, missing or duplicate Host, huge headers,
+unknown transfer codings) with an empty body, and answers ``Transfer-Encoding: gzip`` with a
+501 — a 5xx for a client's mistake. It also switches to HTTP/2 on cleartext (``PRI *`` prior
+knowledge, ``Upgrade: h2c``) and to WebSocket on ``Upgrade: websocket``, none of which
+provisioning uses. The subclasses here answer every such case with Zoiper's ``<error>``
+document, ``no-store`` and a 4xx, and keep the connection on HTTP/1.1.
+
+Hypercorn has no public hook for this, so :func:`install` replaces its HTTP/1.1 protocol and
+stream classes by subclasses that override three private methods. ``tests/test_http_layer.py``
+drives each case over a raw socket against the real server, so a hypercorn upgrade that moves
+these methods fails the suite instead of silently undoing the hardening.
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+from typing import Any
+
+import h11
+import hypercorn.protocol
+import hypercorn.protocol.h2
+import hypercorn.protocol.h11
+from hypercorn.events import Closed
+from hypercorn.protocol.events import Body, EndBody, Response
+from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
+
+from zengine.xmlio import error_document
+
+#: Statuses hypercorn or h11 produce for a client's mistake, and what each becomes.
+_MESSAGES = {
+    400: "Bad request: malformed HTTP request.",
+    404: "Not found: this is not a provisioning URL.",
+    408: "Bad request: the request took too long to arrive.",
+    413: "Bad request: request too large.",
+    414: "Bad request: request line too long.",
+    431: "Bad request: request headers too large.",
+    500: "Provisioning failed. Please try again later.",
+    503: "The provisioning service is temporarily unavailable. Please try again later.",
+}
+#: A 5xx hint from h11 (501 for an unknown transfer coding, 505 for an HTTP version) is a
+#: client's mistake, answered 400.
+_CLIENT_FALLBACK = 400
+
+
+def error_headers(body: bytes) -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", b"application/xml; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"), (b"pragma", b"no-cache"),
+            (b"x-content-type-options", b"nosniff"), (b"connection", b"close")]
+
+
+def error_answer(status: int, *, client_mistake: bool) -> tuple[int, bytes]:
+    """The status and ``<error>`` body for something hypercorn answers on its own."""
+    if client_mistake and status >= 500:
+        status = _CLIENT_FALLBACK
+    return status, error_document(_MESSAGES.get(status, _MESSAGES[400]))
+
+
+class ZengineHTTPStream(HTTPStream):
+    """Hypercorn's stream, with its own error answers (404 for a server name, 500 when the app
+    sent nothing) as error documents."""
+
+    async def _send_error_response(self, status_code: int) -> None:
+        # A 500 here means the app sent nothing (a bug), so it stays a 500.
+        status, body = error_answer(status_code, client_mistake=False)
+        await self.send(Response(stream_id=self.stream_id, headers=error_headers(body),
+                                 status_code=status))
+        await self.send(Body(stream_id=self.stream_id, data=body))
+        await self.send(EndBody(stream_id=self.stream_id))
+        self.state = ASGIHTTPState.CLOSED
+        await self.config.log.access(self.scope, {"status": status, "headers": []}, 0.0)
+
+
+class ZengineH11Protocol(H11Protocol):
+    """HTTP/1.1 only: no h2c upgrade, no prior-knowledge HTTP/2, no WebSocket; errors as
+    documents."""
+
+    async def _send_error_response(self, status_code: int) -> None:
+        # Only h11's parse errors reach here: the client's mistake, whatever h11's hint.
+        status, body = error_answer(status_code, client_mistake=True)
+        headers = list(chain(error_headers(body), self.config.response_headers("h11")))
+        await self._send_h11_event(h11.Response(status_code=status, headers=headers))
+        await self._send_h11_event(h11.Data(data=body))
+        await self._send_h11_event(h11.EndOfMessage())
+
+    async def _check_protocol(self, event: h11.Request) -> None:
+        if event.method == b"PRI" and event.target == b"*":
+            # HTTP/2 prior knowledge: refused, the preface that follows is not HTTP/1.1.
+            await self._send_error_response(400)
+            await self.send(Closed())
+            raise _Refused
+        # ``Upgrade: h2c`` is ignored (RFC 9110 lets a server ignore Upgrade): answered in 1.1.
+
+    async def _create_stream(self, request: h11.Request) -> None:
+        # Without the Upgrade header the base class never builds a WebSocket stream: a
+        # WebSocket handshake is answered like any other GET, by the app, in HTTP/1.1.
+        headers = [(name, value) for name, value in request.headers
+                   if name.lower() != b"upgrade"]
+        plain = h11.Request(method=request.method, target=request.target, headers=headers,
+                            http_version=request.http_version)
+        await super()._create_stream(plain)
+
+    async def _handle_events(self) -> None:
+        try:
+            await super()._handle_events()
+        except _Refused:
+            return
+
+
+class _Refused(Exception):
+    """The connection was answered and closed; stop reading it."""
+
+
+def install() -> None:
+    """Make hypercorn build zengine's protocol and stream classes. Idempotent; called when a
+    server starts (in each worker process), never at import time."""
+    module: Any
+    for module in (hypercorn.protocol, hypercorn.protocol.h11):
+        if getattr(module, "H11Protocol", None) is H11Protocol:
+            module.H11Protocol = ZengineH11Protocol
+    for module in (hypercorn.protocol.h11, hypercorn.protocol.h2):
+        if getattr(module, "HTTPStream", None) is HTTPStream:
+            module.HTTPStream = ZengineHTTPStream
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise the soft open-file limit to the hard one; every connection holds a descriptor,
+    and the common soft default (1,024) is what a few slow clients exhaust first. Returns the
+    ``(soft, hard)`` limits now in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass  # a container may refuse; the limit stays what the operator set
+    return soft, hard
