@@ -13,7 +13,7 @@ SOURCES = ["zengine", "plugins", "tests", "bench", "noxfile.py"]
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the whole test suite (real slapd, PostgreSQL and MariaDB where available)."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,fast]")
     session.run("pytest", *session.posargs)
 
 
@@ -27,14 +27,14 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on zengine/ and plugins/."""
-    session.install("-e", ".[typecheck,test]")
+    session.install("-e", ".[typecheck,test,fast]")
     session.run("mypy")
 
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks; numbers go to docs/benchmarks.md."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,fast]")
     session.run("python", "bench/run.py", *session.posargs)
 
 

@@ -28,12 +28,15 @@ class _Model(BaseModel):
 
 
 class ServerSettings(_Model):
+    #: HTTP server: ``hypercorn`` (always installed) or, with ``pip install 'zengine[fast]'``,
+    #: ``granian`` or ``uvicorn``. Every engine takes the keys below.
+    engine: Literal["hypercorn", "granian", "uvicorn"] = "hypercorn"
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64)
     #: URL paths answered with provisioning documents.
     paths: tuple[str, ...] = ("/id.php", "/provision")
-    #: Hypercorn access log (never with the query string); ``false`` turns it off.
+    #: The engine's access log (never with the query string); ``false`` turns it off.
     access_log: bool = True
     #: Longest accepted parameter value, in characters.
     max_param_length: int = Field(256, ge=16, le=65536)

@@ -1,16 +1,15 @@
-"""Run the app under hypercorn, with an access log that never prints the query string."""
+"""hypercorn (the default engine), with an access log that never prints the query string."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from typing import Any
 
 from hypercorn.config import Config
 
-from zengine.log import configure_logging
+from zengine.server import WORKER_APP, Bind
 from zengine.settings import Settings
 
 # Hypercorn's default format carries the Referer (which may hold a query string); ours does
@@ -18,10 +17,14 @@ from zengine.settings import Settings
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss "%(a)s"'
 
 
-def hypercorn_config(settings: Settings, host: str, port: int, workers: int) -> Config:
+def check_installed() -> None:
+    """hypercorn is a core dependency: nothing to check."""
+
+
+def hypercorn_config(settings: Settings, bind: Bind) -> Config:
     config = Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    config.workers = workers
+    config.bind = [bind.address]
+    config.workers = bind.workers
     config.access_log_format = ACCESS_LOG_FORMAT
     config.accesslog = logging.getLogger("hypercorn.access") if settings.server.access_log else None
     config.errorlog = logging.getLogger("hypercorn.error")
@@ -44,14 +47,16 @@ def harden_hypercorn(config: Config) -> None:
     http_layer.raise_open_file_limit()
 
 
-def serve(settings: Settings, *, config_path: str | None, host: str | None = None,
-          port: int | None = None, workers: int | None = None) -> int:
-    configure_logging(settings.logging)
-    host = host or settings.server.host
-    port = settings.server.port if port is None else port
-    workers = workers or settings.server.workers
-    config = hypercorn_config(settings, host, port, workers)
-    if workers == 1:
+def configure_worker() -> None:
+    """Each worker process has its own hypercorn classes to harden (see harden_hypercorn)."""
+    from zengine import http_layer
+
+    http_layer.install()
+
+
+def run(settings: Settings, bind: Bind) -> int:
+    config = hypercorn_config(settings, bind)
+    if bind.workers == 1:
         from hypercorn.asyncio import serve as hypercorn_serve
 
         from zengine.app import create_app
@@ -59,13 +64,10 @@ def serve(settings: Settings, *, config_path: str | None, host: str | None = Non
         app = create_app(settings)
         asyncio.run(_serve_until_signal(hypercorn_serve, app, config))
         return 0
-    # Several processes: each worker builds its own app from the same config file.
-    from hypercorn.run import run
+    from hypercorn.run import run as hypercorn_run
 
-    if config_path:
-        os.environ["ZENGINE_CONFIG"] = os.path.abspath(config_path)
-    config.application_path = "zengine.asgi:app"
-    return int(run(config))
+    config.application_path = WORKER_APP
+    return int(hypercorn_run(config))
 
 
 async def _serve_until_signal(serve_fn: Any, app: Any, config: Config) -> None:

@@ -1,0 +1,74 @@
+"""Serving: the engine named by ``[server] engine`` runs the app with the same keys.
+
+Every engine binds ``host``/``port``, runs ``workers`` processes, and writes an access log that
+never carries the query string (it holds the password). ``hypercorn`` is the default and always
+installed; ``granian`` and ``uvicorn`` come with ``pip install 'zengine[fast]'``. Each engine lives
+in its own module here, imported only when chosen.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from typing import Protocol
+
+from zengine.errors import ConfigError
+from zengine.log import configure_logging
+from zengine.settings import Settings
+
+#: Import path every worker process loads (it builds the app from ``$ZENGINE_CONFIG``).
+WORKER_APP = "zengine.asgi:app"
+
+
+@dataclass(frozen=True)
+class Bind:
+    """Where and how to serve, after the command line has overridden the settings."""
+
+    host: str
+    port: int
+    workers: int
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class Engine(Protocol):
+    def check_installed(self) -> None: ...
+
+    def configure_worker(self) -> None: ...
+
+    def run(self, settings: Settings, bind: Bind) -> int: ...
+
+
+def load_engine(name: str) -> Engine:
+    """The engine module for ``name``; a missing optional engine is a configuration error."""
+    try:
+        module = importlib.import_module(f"zengine.server.{name}_engine")
+        module.check_installed()
+    except ImportError as exc:
+        raise ConfigError(
+            f"[server] engine = {name!r} needs a package that is not installed ({exc.name}); "
+            "install it with: pip install 'zengine[fast]'") from None
+    engine: Engine = module
+    return engine
+
+
+def serve(settings: Settings, *, config_path: str | None, host: str | None = None,
+          port: int | None = None, workers: int | None = None) -> int:
+    configure_logging(settings.logging)
+    bind = Bind(host=host or settings.server.host,
+                port=settings.server.port if port is None else port,
+                workers=workers or settings.server.workers)
+    engine = load_engine(settings.server.engine)
+    if config_path:
+        # Worker processes build their own app from the same config file.
+        os.environ["ZENGINE_CONFIG"] = os.path.abspath(config_path)
+    return engine.run(settings, bind)
+
+
+def configure_worker(settings: Settings) -> None:
+    """Logging for one worker process: zengine's redacting handler plus the engine's fixes."""
+    configure_logging(settings.logging)
+    load_engine(settings.server.engine).configure_worker()

@@ -1,0 +1,58 @@
+"""granian (``zengine[fast]``): a Rust HTTP server running the same ASGI app.
+
+granian always runs the app in worker processes (even for ``workers = 1``); each builds its app
+from ``$ZENGINE_CONFIG``. Its loggers are sent through zengine's redacting handler, and its
+access log format uses ``path``, which granian keeps apart from the query string.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zengine.server import WORKER_APP, Bind
+from zengine.settings import Settings
+
+# granian's atoms: ``path`` is without the query string (that one is ``query_string``).
+ACCESS_LOG_FORMAT = '%(addr)s "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).3fms'
+
+
+def check_installed() -> None:
+    import granian  # noqa: F401
+
+
+def log_dictconfig(settings: Settings) -> dict[str, Any]:
+    """granian's loggers without handlers of their own: they propagate to zengine's one."""
+    level = settings.logging.level.upper()
+    return {"loggers": {
+        "_granian": {"handlers": [], "level": level, "propagate": True},
+        "granian.access": {"handlers": [], "level": "INFO", "propagate": True},
+    }}
+
+
+def configure_worker() -> None:
+    """Nothing to add: the engine's loggers already go to zengine's handler."""
+
+
+def run(settings: Settings, bind: Bind) -> int:
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+
+    server = Granian(
+        WORKER_APP,
+        address=bind.host,
+        port=bind.port,
+        interface=Interfaces.ASGI,
+        workers=bind.workers,
+        log_level=LogLevels(settings.logging.level),
+        log_dictconfig=log_dictconfig(settings),
+        log_access=settings.server.access_log,
+        log_access_format=ACCESS_LOG_FORMAT,
+        # The nearest granian has to a read timeout: the time a client may take to send its
+        # request head.
+        http1_settings=HTTP1Settings(header_read_timeout=settings.server.read_timeout * 1000),
+        workers_kill_timeout=5,
+    )
+    server.serve()
+    return 0
