@@ -123,7 +123,7 @@ def create_app(
             floor = settings.auth.failure_floor_ms / 1000
             await asyncio.sleep(max(0.0, floor - (time.monotonic() - arrived)))
         return Response(reply.body, status_code=reply.status, media_type=XML_MEDIA_TYPE,
-                        headers=NO_STORE)
+                        headers={**NO_STORE, **dict(reply.headers)})
 
     async def health(_request: Request) -> Response:
         return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store"})

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from zengine.challenge import error_answer
 from zengine.errors import (
     BackendUnavailable,
     LoginFailed,
@@ -127,6 +128,8 @@ class Reply:
     status: int
     body: bytes
     error_kind: str | None = None
+    #: Extra response headers decided with the status (``WWW-Authenticate`` on a challenge).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def status_for(error: ZengineError, runtime: Runtime) -> int:
@@ -166,7 +169,8 @@ def _handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime) -> R
             outcome.outcome = exc.kind
         log_method = log.warning if exc.default_status >= 500 else log.info
         log_method("provision.error", kind=exc.kind, detail=exc.detail)
-        reply = Reply(status_for(exc, runtime), error_document(exc.public_message), exc.kind)
+        status, headers = error_answer(exc, request, runtime.settings, status_for(exc, runtime))
+        reply = Reply(status, error_document(exc.public_message), exc.kind, headers)
     except Exception:
         # A bug, not bad input: the traceback goes to the (redacted) log, never to the client.
         log.exception("provision.crash")

@@ -76,6 +76,22 @@ class ClientSettings(_Model):
     no_version: Literal["newest", "legacy"] = "newest"
     #: Paths that serve the Zoiper5 desktop family.
     desktop_paths: tuple[str, ...] = ("/desktop",)
+    #: Who gets ``401`` + ``WWW-Authenticate: Basic``: ``desktop`` (requests without
+    #: credentials on desktop paths, failed Basic logins anywhere), ``everywhere`` (requests
+    #: without credentials on every path too) or ``off``.
+    basic_challenge: Literal["desktop", "everywhere", "off"] = "desktop"
+    #: The realm of the Basic challenge (Zoiper5 may show it in its login prompt).
+    basic_realm: str = Field("zengine", min_length=1, max_length=100)
+
+    @field_validator("basic_realm")
+    @classmethod
+    def _realm_quotable(cls, value: str) -> str:
+        # It goes into a quoted-string of a response header: printable ASCII (header bytes
+        # are ISO-8859-1 at best), and nothing that could end the string.
+        if any(ch in '"\\' or not (ch.isascii() and ch.isprintable()) for ch in value):
+            raise ValueError("the realm must be printable ASCII without quotes or "
+                             "backslashes")
+        return value
 
 
 class ErrorStatusSettings(_Model):

@@ -91,7 +91,8 @@ def test_query_credentials_win_over_basic(client: TestClient) -> None:
 
 def test_wrong_basic_password_is_a_wrong_login(client: TestClient) -> None:
     response = client.get("/desktop", headers=basic("alice", "nope"))
-    assert response.status_code == 200
+    # Challenged again (test_challenge.py), with the wrong-login document as the body.
+    assert response.status_code == 401
     assert error_of(response.content) == "Wrong username or password."
 
 
