@@ -1,0 +1,66 @@
+"""``[plugins.portal]``: the self-service page's settings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+# Validated here so that a colour can be written into the theme stylesheet as it is: nothing
+# but a hex colour can reach CSS.
+_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+_PATH = re.compile(r"(?:/[A-Za-z0-9._~-]+)+")
+
+
+class PortalSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: The page is off unless an operator turns it on.
+    enabled: bool = False
+    #: Where the page is served; its forms and files live below it.
+    path: str = "/portal"
+    #: Page title and heading.
+    title: str = Field("Set up Zoiper", min_length=1, max_length=80)
+    #: A PNG, JPEG, WebP or SVG file shown above the heading; relative to the config file.
+    logo: Path | None = None
+    #: Buttons, links and the heading bar.
+    accent_color: str = "#0b5cad"
+    #: Text on the accent colour.
+    accent_text_color: str = "#ffffff"
+    background_color: str = "#f4f6f8"
+    text_color: str = "#1b1f24"
+    #: ``lang`` of the page.
+    language: str = Field("en", pattern=r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
+    #: Key that signs the session cookie (at least 32 characters). Without it (or its file) a
+    #: random key is made at startup: sessions then end with a restart.
+    session_key: SecretStr | None = None
+    #: File holding the session key (first line); relative to the config file.
+    session_key_file: Path | None = None
+    #: Seconds a sign-in lasts.
+    session_ttl: int = Field(900, ge=60, le=86400)
+    #: Lifetime of a portal-issued token, e.g. ``"30m"``; empty means the tokens plugin default.
+    token_ttl: str | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not _PATH.fullmatch(value):
+            raise ValueError("must be an absolute path like '/portal' (letters, digits, "
+                             "'.', '_', '~', '-'; no trailing slash)")
+        return value
+
+    @field_validator("accent_color", "accent_text_color", "background_color", "text_color")
+    @classmethod
+    def _color(cls, value: str) -> str:
+        if not _COLOR.fullmatch(value):
+            raise ValueError("must be a hex colour like '#0b5cad' or '#fff'")
+        return value
+
+    @field_validator("session_key")
+    @classmethod
+    def _key_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (try: python3 -c "
+                             "'import secrets; print(secrets.token_urlsafe(32))')")
+        return value

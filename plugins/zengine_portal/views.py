@@ -1,0 +1,308 @@
+"""The portal's HTTP side: pages, forms, the signed session cookie and CSRF checks.
+
+Every state-changing action is a POST carrying the session's CSRF token; a token is only ever
+in the body of a ``no-store`` POST response, never in a URL, a cookie or a redirect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import structlog
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+from pydantic import SecretStr
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.templating import Jinja2Templates
+
+from zengine.errors import LoginFailed, NoAccounts, ZengineError
+from zengine.models import AuditEvent, Credentials, Identity, ProvisionRequest
+from zengine.pipeline import Outcome, authenticate
+from zengine.runtime import Runtime
+from zengine_portal.assets import Assets
+from zengine_portal.settings import PortalSettings
+from zengine_portal.tokens import TokensApi
+
+log = structlog.get_logger("zengine.portal")
+
+#: ``__Secure-``: a browser only accepts this cookie over HTTPS (or from localhost) with the
+#: Secure flag, so a network attacker cannot plant one over plain HTTP.
+COOKIE = "__Secure-zengine-portal"
+#: No script at all; styles and images only from the portal itself; forms only post back here.
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")
+PAGE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache", "Content-Security-Policy": CSP}
+MAX_FORM_BYTES = 8192
+#: Tokens are keyed by tenant "" until tenants exist (issue 13), like the tokens CLI's.
+TENANT = ""
+# HTML statuses of sign-in failures; the [errors.status] table is about what Zoiper shows.
+STATUS = {"missing_credentials": 400, "wrong_login": 403, "backend_unavailable": 503,
+          "too_many_attempts": 429, "no_accounts": 403}
+AUDIT_OUTCOME = {"missing_credentials": "refused", "wrong_login": "refused",
+                 "backend_unavailable": "unavailable"}
+
+
+class FormError(Exception):
+    """The form body is not a well-formed, small, urlencoded form."""
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    identity: Identity
+    accounts: int
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class Portal:
+    """Built once per app while routes are registered; holds nothing per request."""
+
+    def __init__(self, runtime: Runtime, config: PortalSettings, session_key: str) -> None:
+        self.runtime = runtime
+        self.config = config
+        self.base = config.path
+        self.assets = Assets.load(config, runtime.settings)
+        env = Environment(loader=PackageLoader("zengine_portal", "templates"), autoescape=True,
+                          undefined=StrictUndefined)
+        self.templates = Jinja2Templates(env=env)
+        self._session_key = session_key
+        self.api = TokensApi(runtime)
+
+    def routes(self) -> list[BaseRoute]:
+        # The session middleware is on the portal's own routes only; its cookie is scoped to
+        # the portal's path, so provisioning requests never carry it.
+        session = [Middleware(SessionMiddleware, secret_key=self._session_key,
+                              session_cookie=COOKIE, max_age=self.config.session_ttl,
+                              path=self.base, same_site="strict", https_only=True)]
+        base = self.base
+        return [
+            Route(base, self._guarded(self.home), methods=["GET"], middleware=session),
+            Route(f"{base}/signin", self._guarded(self.signin), methods=["GET", "POST"],
+                  middleware=session),
+            Route(f"{base}/token", self._guarded(self.new_token), methods=["GET", "POST"],
+                  middleware=session),
+            Route(f"{base}/revoke", self._guarded(self.revoke), methods=["GET", "POST"],
+                  middleware=session),
+            Route(f"{base}/signout", self._guarded(self.signout), methods=["GET", "POST"],
+                  middleware=session),
+            Route(f"{base}/static/{{name}}", self.static_file, methods=["GET"]),
+        ]
+
+    # -- pages -----------------------------------------------------------------------------
+
+    def _page(self, request: Request, template: str, status: int = 200,
+              headers: dict[str, str] | None = None, **context: Any) -> Response:
+        brand = {"title": self.config.title, "language": self.config.language,
+                 "logo": self.assets.logo_url(self.base)}
+        return self.templates.TemplateResponse(
+            request, template, {"brand": brand, "base": self.base, **context},
+            status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
+
+    def _signin_page(self, request: Request, status: int = 200, error: str | None = None,
+                     username: str = "", headers: dict[str, str] | None = None) -> Response:
+        return self._page(request, "signin.html", status, headers, error=error,
+                          username=username, csrf=_csrf(request))
+
+    def _home_page(self, request: Request, message: str | None = None) -> Response:
+        return self._page(request, "home.html", user=request.session["user"],
+                          csrf=_csrf(request), message=message)
+
+    def _refused(self, request: Request) -> Response:
+        # The session expired, cookies are off, or the form did not come from this page.
+        request.session.clear()
+        return self._page(request, "message.html", 403, heading="Please try again",
+                          text="This form has expired or did not come from this page. "
+                               "Go back to the start and try again.")
+
+    def _guarded(self, handler: Handler) -> Handler:
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except FormError:
+                return self._page(request, "message.html", 400, heading="Bad request",
+                                  text="The form could not be read. Go back and try again.")
+            except Exception:
+                # A bug: the traceback goes to the (redacted) log, never to the page.
+                log.exception("portal.crash", path=request.url.path)
+                return self._page(request, "message.html", 500, heading="Something went wrong",
+                                  text="Please try again later.")
+        return run
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    async def home(self, request: Request) -> Response:
+        if _user(request) is None:
+            return self._signin_page(request)
+        return self._home_page(request)
+
+    async def signin(self, request: Request) -> Response:
+        if request.method != "POST":
+            return RedirectResponse(self.base, status_code=303)
+        arrived = time.monotonic()
+        form = await _form(request)
+        if not _csrf_ok(request, form):
+            return self._refused(request)
+        username = form.get("username", "")
+        password = form.get("password", "")
+        limit = self.runtime.settings.server.max_param_length
+        if len(username) > limit or len(password) > limit:
+            raise FormError("oversized field")
+        addr = _client_addr(request)
+        try:
+            signed_in = await run_in_threadpool(self._sign_in, username, password, addr,
+                                                request.url.path)
+        except ZengineError as exc:
+            if isinstance(exc, LoginFailed):
+                # Asleep on the event loop like a phone's failed login, to the same floor.
+                floor = self.runtime.settings.auth.failure_floor_ms / 1000
+                await asyncio.sleep(max(0.0, floor - (time.monotonic() - arrived)))
+            retry = getattr(exc, "retry_after", None)
+            return self._signin_page(
+                request, STATUS.get(exc.kind, 500 if exc.default_status >= 500 else 400),
+                exc.public_message, username,
+                {"Retry-After": str(retry)} if retry else None)
+        identity = signed_in.identity
+        # A fresh session (and CSRF token) for the signed-in user.
+        request.session.clear()
+        request.session.update(user=identity.username, tenant=TENANT,
+                               csrf=secrets.token_urlsafe(32))
+        return await self._issue(request)
+
+    def _sign_in(self, username: str, password: str, addr: str, path: str) -> SignedIn:
+        """The same authentication (and guard) a phone's provisioning login goes through."""
+        request = ProvisionRequest(
+            path=path, params={}, headers={}, client_addr=addr, version_raw=None,
+            credentials=Credentials(username, SecretStr(password), source="portal"))
+        outcome = Outcome()
+        try:
+            identity = authenticate(request, self.runtime, outcome)
+            accounts = len(self.runtime.hooks.load_accounts(identity, self.runtime))
+            if not accounts:
+                raise NoAccounts(f"no accounts for {identity.username!r}")
+        except ZengineError as exc:
+            self._audit(AUDIT_OUTCOME.get(exc.kind, exc.kind), outcome, addr, exc.detail)
+            raise
+        self._audit("accepted", outcome, addr, None)
+        return SignedIn(identity, accounts)
+
+    def _audit(self, result: str, outcome: Outcome, addr: str, detail: str | None) -> None:
+        self.runtime.hooks.audit(AuditEvent(
+            event="portal.signin", outcome=result, username=outcome.username,
+            backend=outcome.backend, client_addr=addr, detail=detail), self.runtime)
+
+    async def new_token(self, request: Request) -> Response:
+        if request.method != "POST":
+            return RedirectResponse(self.base, status_code=303)
+        form = await _form(request)
+        if not _csrf_ok(request, form) or _user(request) is None:
+            return self._refused(request)
+        return await self._issue(request)
+
+    async def _issue(self, request: Request) -> Response:
+        user, tenant = request.session["user"], request.session.get("tenant", "")
+        try:
+            issued = await run_in_threadpool(
+                self.api.service().issue, user, tenant=tenant, ttl=self.config.token_ttl,
+                revoke_older=True, actor="portal", client_addr=_client_addr(request))
+            svg = await run_in_threadpool(self.api.qr_svg, issued.link)
+        except ZengineError as exc:
+            log.warning("portal.issue_failed", kind=exc.kind, detail=exc.detail)
+            return self._page(request, "message.html", 503, heading="Please try again later",
+                              text=exc.public_message)
+        return self._page(
+            request, "token.html", user=user, csrf=_csrf(request), link=issued.link,
+            # segno's SVG of the link: markup from the QR library, nothing from the user.
+            qr=Markup(svg),  # noqa: S704
+            expires=issued.expires.strftime("%Y-%m-%d %H:%M UTC"),
+            expires_iso=issued.expires.isoformat(), uses=issued.max_uses)
+
+    async def revoke(self, request: Request) -> Response:
+        if request.method != "POST":
+            return RedirectResponse(self.base, status_code=303)
+        form = await _form(request)
+        if not _csrf_ok(request, form) or _user(request) is None:
+            return self._refused(request)
+        count = await run_in_threadpool(
+            self.api.service().revoke_user, request.session["user"],
+            tenant=request.session.get("tenant", ""), actor="portal")
+        what = "1 unused setup code was" if count == 1 else f"{count} unused setup codes were"
+        return self._home_page(request, f"Done: {what} cancelled.")
+
+    async def signout(self, request: Request) -> Response:
+        if request.method != "POST":
+            return RedirectResponse(self.base, status_code=303)
+        form = await _form(request)
+        if not _csrf_ok(request, form):
+            return self._refused(request)
+        request.session.clear()
+        return RedirectResponse(self.base, status_code=303)
+
+    async def static_file(self, request: Request) -> Response:
+        asset = self.assets.files.get(request.path_params["name"])
+        if asset is None:
+            return Response("not found\n", status_code=404, media_type="text/plain")
+        # The core's headers apply: no-store, and a deny-all CSP that keeps an SVG logo from
+        # running script when opened on its own.
+        return Response(asset.body, media_type=asset.media_type)
+
+
+def _user(request: Request) -> str | None:
+    user = request.session.get("user")
+    return user if isinstance(user, str) else None
+
+
+def _csrf(request: Request) -> str:
+    value = request.session.get("csrf")
+    if not isinstance(value, str):
+        value = secrets.token_urlsafe(32)
+        request.session["csrf"] = value
+    return value
+
+
+def _csrf_ok(request: Request, form: dict[str, str]) -> bool:
+    expected = request.session.get("csrf")
+    given = form.get("csrf", "")
+    return isinstance(expected, str) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+def _client_addr(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """A small urlencoded form; every field at most once."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise FormError(f"content type {content_type!r}")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > MAX_FORM_BYTES:
+                raise FormError("form too large")
+    except ClientDisconnect:
+        raise FormError("client disconnected") from None
+    try:
+        pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8",
+                          errors="strict", max_num_fields=16)
+    except (UnicodeDecodeError, ValueError):
+        raise FormError("malformed form") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:
+            raise FormError(f"field {name!r} twice")
+        form[name] = value
+    return form
