@@ -49,6 +49,17 @@ class ServerSettings(_Model):
     #: Seconds the backend part of a request (login, accounts, document) may take before the
     #: client gets a 503, whatever the backend does (hang, black hole).
     backend_timeout: float = Field(10.0, gt=0, le=600)
+    #: This server's URL as clients reach it (``https://prov.example.com``, a path prefix
+    #: allowed), for links the server hands out; ``None`` when not known.
+    public_url: str | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/?#@]+(/[^\s?#]*)?", value):
+            raise ValueError("public_url must be an http:// or https:// URL without query, "
+                             "fragment or user info")
+        return value
 
     @field_validator("paths")
     @classmethod

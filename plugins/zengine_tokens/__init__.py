@@ -1,0 +1,37 @@
+"""Token-based provisioning: one-time links and QR codes instead of typed passwords.
+
+A token is issued for a user (one account, or all of them), handed out as Zoiper's OEM
+QR-howto link, and fetched once by Zoiper from ``token_url`` + token; the endpoint answers with
+the account's SIP credentials. Tokens are stored only as SHA-256 digests, in the SQL backend's
+database when it is configured, else in an embedded SQLite file. The Python API for other
+plugins is :mod:`zengine_tokens.api`.
+"""
+
+from __future__ import annotations
+
+from zengine import hookimpl
+from zengine.models import PluginSettingsSpec
+from zengine.runtime import Runtime
+from zengine_tokens.api import TokenService
+from zengine_tokens.settings import PLUGIN_NAME, TokensSettings
+
+
+@hookimpl
+def zengine_plugin_settings() -> PluginSettingsSpec:
+    return PluginSettingsSpec(PLUGIN_NAME, TokensSettings)
+
+
+# After the SQL plugin's startup, whose engine the store may share.
+@hookimpl(trylast=True)
+def zengine_startup(runtime: Runtime) -> None:
+    service = TokenService(runtime, runtime.config(PLUGIN_NAME, TokensSettings))
+    service.check()
+    runtime.state[PLUGIN_NAME] = service
+
+
+# Before the SQL plugin disposes of the engine the store may share.
+@hookimpl(tryfirst=True)
+def zengine_shutdown(runtime: Runtime) -> None:
+    service = runtime.state.pop(PLUGIN_NAME, None)
+    if isinstance(service, TokenService):
+        service.close()

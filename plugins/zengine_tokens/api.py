@@ -1,0 +1,288 @@
+"""The token service other plugins (the portal) and the CLI use.
+
+``token_service(runtime)`` returns the running :class:`TokenService`; it opens its store on
+first use (the SQL backend's engine, or the embedded SQLite file) and brings its schema up to
+date. Every method may raise :class:`~zengine.errors.BackendUnavailable` when the store cannot
+be reached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Engine
+
+from zengine.errors import BackendUnavailable, ConfigError, LoginFailed, NoAccounts
+from zengine.models import AuditEvent
+from zengine_tokens import links, migrate
+from zengine_tokens.qr import qr_png, qr_svg, qr_text
+from zengine_tokens.settings import PLUGIN_NAME, TokensSettings
+from zengine_tokens.store import (
+    MAX_TOKEN_LENGTH,
+    Consumed,
+    State,
+    TokenRow,
+    TokenStore,
+    digest,
+    new_token,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from zengine.runtime import Runtime
+
+__all__ = ["IssuedToken", "TokenInfo", "TokenService", "qr_png", "qr_svg", "qr_text",
+           "token_service"]
+
+TOKEN_RE = re.compile(f"[A-Za-z0-9_-]{{1,{MAX_TOKEN_LENGTH}}}", re.ASCII)
+MAX_TTL = timedelta(days=366)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token just issued: the only time the token itself exists outside the user's phone."""
+
+    id: str
+    token: str
+    username: str
+    account: str | None
+    tenant: str
+    expires: datetime
+    max_uses: int
+    #: The QR-howto link (``provider_id`` configured), else the token URL itself, else ``""``.
+    link: str
+
+    def __repr__(self) -> str:
+        return (f"IssuedToken(id={self.id!r}, username={self.username!r}, "
+                f"account={self.account!r}, expires={self.expires.isoformat()!r})")
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A stored token as lists show it: never the token, only its id and state."""
+
+    id: str
+    username: str
+    account: str | None
+    tenant: str
+    purpose: str
+    state: State
+    created: datetime
+    expires: datetime
+    max_uses: int
+    uses: int
+    revoked: datetime | None
+    last_used: datetime | None
+    last_used_addr: str | None
+    issued_by: str
+
+
+def _info(row: TokenRow, now: datetime) -> TokenInfo:
+    return TokenInfo(id=row.id, username=row.username, account=row.account, tenant=row.tenant,
+                     purpose=row.purpose, state=row.state(now), created=row.created_at,
+                     expires=row.expires_at, max_uses=row.max_uses, uses=row.uses,
+                     revoked=row.revoked_at, last_used=row.last_used_at,
+                     last_used_addr=row.last_used_addr, issued_by=row.issued_by)
+
+
+@contextlib.contextmanager
+def _unavailable_on_error() -> Iterator[None]:
+    try:
+        yield
+    except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
+            sa_exc.ProgrammingError) as exc:
+        # The driver's message only: never the URL (it may carry a password).
+        orig = getattr(exc, "orig", None) or exc
+        first = (str(orig).strip().splitlines() or [""])[0][:200]
+        raise BackendUnavailable(f"tokens: {type(orig).__name__}: {first}") from None
+
+
+def open_sqlite(path: Path) -> Engine:
+    """The embedded store: a file only its owner may read (it lists who may provision)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+    return sa.create_engine(URL.create("sqlite+pysqlite", database=str(path)),
+                            connect_args={"timeout": 15.0, "check_same_thread": False})
+
+
+class TokenService:
+    """Issue, redeem, list and revoke tokens. Thread-safe; one per runtime."""
+
+    def __init__(self, runtime: Runtime, config: TokensSettings, *,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.runtime = runtime
+        self.config = config
+        self.clock = clock
+        self._store: TokenStore | None = None
+        self._own_engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    # -- store -------------------------------------------------------------------------
+    def _sql_engine(self) -> Engine | None:
+        state = self.runtime.state.get("sql")
+        engine = getattr(state, "engine", None)
+        return engine if isinstance(engine, Engine) else None
+
+    def check(self) -> None:
+        """Refuse a store choice that cannot work (called at startup)."""
+        if self.config.store == "sql" and self._sql_engine() is None:
+            raise ConfigError("[plugins.tokens] store = \"sql\" needs the sql plugin with "
+                              "[plugins.sql] url set")
+
+    @property
+    def backend(self) -> str:
+        if self.config.store == "sqlite" or self._sql_engine() is None:
+            return "sqlite"
+        return "sql"
+
+    @property
+    def store(self) -> TokenStore:
+        with self._lock:
+            if self._store is None:
+                engine = self._sql_engine() if self.backend == "sql" else None
+                with _unavailable_on_error():
+                    if engine is None:
+                        path = self.runtime.settings.resolve_path(self.config.sqlite_path)
+                        try:
+                            engine = self._own_engine = open_sqlite(path)
+                        except OSError as exc:
+                            raise BackendUnavailable(
+                                f"tokens: cannot open {path}: {exc.strerror}") from None
+                    migrate.ensure_current(engine)
+                self._store = TokenStore(engine)
+            return self._store
+
+    def close(self) -> None:
+        with self._lock:
+            if self._own_engine is not None:
+                self._own_engine.dispose()
+            self._own_engine = None
+            self._store = None
+
+    # -- urls --------------------------------------------------------------------------
+    @property
+    def token_url(self) -> str | None:
+        return links.token_url(self.config, self.runtime.settings)
+
+    def link(self, token: str) -> str:
+        return links.link_for(self.config, self.runtime.settings, token)
+
+    # -- audit -------------------------------------------------------------------------
+    def audit(self, event: str, outcome: str, *, username: str | None,
+              client_addr: str | None, detail: str) -> None:
+        self.runtime.hooks.audit(AuditEvent(event=event, outcome=outcome, username=username,
+                                            backend=PLUGIN_NAME, client_addr=client_addr,
+                                            detail=detail), self.runtime)
+
+    # -- operations --------------------------------------------------------------------
+    def _check_user(self, username: str, account: str | None) -> None:
+        settings = self.runtime.settings
+        identity = self.runtime.hooks.find_identity(username, self.runtime, settings.auth.chain)
+        if identity is None:
+            raise LoginFailed(f"no backend knows user {username!r}",
+                              public_message=f"No backend knows user {username!r}.")
+        if account is not None:
+            idents = [a.ident for a in self.runtime.hooks.load_accounts(identity, self.runtime)]
+            if account not in idents:
+                raise NoAccounts(
+                    f"user {username!r} has accounts {idents}",
+                    public_message=f"User {username!r} has no account {account!r}.")
+
+    def issue(self, username: str, *, tenant: str = "", account: str | None = None,
+              ttl: timedelta | None = None, uses: int | None = None,
+              revoke_older: bool = True, actor: str = "cli",
+              client_addr: str | None = None, purpose: str = "link",
+              check_user: bool = True) -> IssuedToken:
+        """A new token for ``username`` (one ``account`` ident, or all of the user's
+        accounts). Unless ``revoke_older`` is false, the user's live tokens for the same
+        account are revoked in the same transaction."""
+        ttl = self.config.ttl if ttl is None else ttl
+        uses = self.config.max_uses if uses is None else uses
+        if not username:
+            raise ValueError("a token needs a username")
+        if not timedelta(seconds=1) <= ttl <= MAX_TTL:
+            raise ValueError("ttl must be between 1 second and 366 days")
+        if not 1 <= uses <= 1000:
+            raise ValueError("uses must be between 1 and 1000")
+        if check_user:
+            self._check_user(username, account)
+        token = new_token()
+        now = self.clock()
+        with _unavailable_on_error():
+            row, revoked = self.store.insert(
+                token_hash=digest(token), tenant=tenant, username=username, account=account,
+                purpose=purpose, now=now, expires_at=now + ttl, max_uses=uses,
+                replay_seconds=int(self.config.replay_window.total_seconds()),
+                issued_by=actor, revoke_older=revoke_older)
+        self.audit("token.issued", "issued", username=username, client_addr=client_addr,
+                   detail=f"id={row.id} account={account or '*'} purpose={purpose} "
+                          f"uses={uses} expires={row.expires_at.isoformat()} actor={actor} "
+                          f"revoked_older={revoked}")
+        return IssuedToken(id=row.id, token=token, username=username, account=account,
+                           tenant=tenant, expires=row.expires_at, max_uses=uses,
+                           link=self.link(token))
+
+    def redeem(self, token: str, client_addr: str) -> Consumed:
+        """Consume one use of ``token`` (or recognise a retry in its replay window)."""
+        if not TOKEN_RE.fullmatch(token):
+            return Consumed("refused", reason="malformed")
+        with _unavailable_on_error():
+            return self.store.consume(digest(token), client_addr, self.clock())
+
+    def release(self, row: TokenRow) -> None:
+        with _unavailable_on_error():
+            self.store.release(row)
+
+    def list(self, username: str | None = None, *, tenant: str = "") -> list[TokenInfo]:
+        now = self.clock()
+        with _unavailable_on_error():
+            return [_info(row, now) for row in self.store.list(tenant=tenant,
+                                                               username=username)]
+
+    def revoke(self, token_id: str, *, tenant: str = "", actor: str = "cli",
+               client_addr: str | None = None) -> TokenInfo | None:
+        """Revoke one token by id; ``None`` when no live token of ``tenant`` has that id."""
+        with _unavailable_on_error():
+            row = self.store.get(token_id)
+            if row is None or row.tenant != tenant:
+                return None
+            row = self.store.revoke(token_id, self.clock())
+        if row is None:
+            return None
+        self.audit("token.revoked", "revoked", username=row.username, client_addr=client_addr,
+                   detail=f"id={row.id} actor={actor}")
+        return _info(row, self.clock())
+
+    def revoke_user(self, username: str, *, tenant: str = "", actor: str = "cli",
+                    client_addr: str | None = None) -> int:
+        """Revoke every token of ``username`` that could still be fetched; returns how many."""
+        with _unavailable_on_error():
+            count = self.store.revoke_user(tenant=tenant, username=username, now=self.clock())
+        self.audit("token.revoked", "revoked", username=username, client_addr=client_addr,
+                   detail=f"user count={count} actor={actor}")
+        return count
+
+    def purge(self) -> int:
+        """Delete expired tokens; returns how many."""
+        with _unavailable_on_error():
+            return self.store.purge(self.clock())
+
+
+def token_service(runtime: Runtime) -> TokenService:
+    """The running runtime's token service (the tokens plugin must be loaded and started)."""
+    service = runtime.state.get(PLUGIN_NAME)
+    if not isinstance(service, TokenService):
+        raise RuntimeError("the tokens plugin is not loaded or not started")
+    return service

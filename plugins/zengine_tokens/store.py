@@ -1,0 +1,190 @@
+"""Token rows on a SQLAlchemy engine: issue, consume (one conditional UPDATE), revoke, list."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, Row
+
+from zengine_tokens.schema import TOKENS
+
+#: 32 random bytes: 256 bits, 43 URL-safe characters (``A-Z a-z 0-9 - _``).
+TOKEN_BYTES = 32
+#: Longest token the endpoint looks up; anything longer is refused without a query.
+MAX_TOKEN_LENGTH = 128
+
+State = Literal["active", "used", "expired", "revoked"]
+Refusal = Literal["unknown", "expired", "used", "revoked", "malformed"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def digest(token: str) -> str:
+    """What the store keeps and looks up: SHA-256 of the token, hex. A token has 256 bits of
+    entropy, so a fast unsalted hash is enough (nothing to brute-force)."""
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def new_id() -> str:
+    return secrets.token_hex(6)
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    id: str
+    tenant: str
+    username: str
+    account: str | None
+    purpose: str
+    created_at: datetime
+    expires_at: datetime
+    max_uses: int
+    uses: int
+    replay_seconds: int
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    last_used_addr: str | None
+    issued_by: str
+
+    def state(self, now: datetime) -> State:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.uses >= self.max_uses:
+            return "used"
+        if self.expires_at <= now:
+            return "expired"
+        return "active"
+
+    def replayable(self, addr: str, now: datetime) -> bool:
+        """A retry of the last use: same address, within the window, not revoked since."""
+        return (self.revoked_at is None and self.uses > 0 and self.replay_seconds > 0
+                and self.last_used_at is not None and self.last_used_addr == addr
+                and now - self.last_used_at <= timedelta(seconds=self.replay_seconds))
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """The outcome of one fetch: ``used`` (this fetch consumed a use), ``replay`` (a retry of
+    the last use in its window) or ``refused`` with the reason, for the audit log only."""
+
+    outcome: Literal["used", "replay", "refused"]
+    row: TokenRow | None = None
+    reason: Refusal | None = None
+
+
+_COLUMNS = [c for c in TOKENS.c if c.name != "token_hash"]
+
+
+def _row(raw: Row[tuple[object, ...]]) -> TokenRow:
+    return TokenRow(**dict(raw._mapping))
+
+
+class TokenStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def insert(self, *, token_hash: str, tenant: str, username: str, account: str | None,
+               purpose: str, now: datetime, expires_at: datetime, max_uses: int,
+               replay_seconds: int, issued_by: str, revoke_older: bool) -> tuple[TokenRow, int]:
+        """Insert a token; with ``revoke_older`` first revoke the user's live tokens for the
+        same account and purpose, in the same transaction. Returns the row and how many
+        were revoked."""
+        values = {"id": new_id(), "token_hash": token_hash, "tenant": tenant,
+                  "username": username, "account": account, "purpose": purpose,
+                  "created_at": now, "expires_at": expires_at, "max_uses": max_uses,
+                  "uses": 0, "replay_seconds": replay_seconds, "revoked_at": None,
+                  "last_used_at": None, "last_used_addr": None, "issued_by": issued_by}
+        revoked = 0
+        with self.engine.begin() as conn:
+            if revoke_older:
+                account_match = (TOKENS.c.account.is_(None) if account is None
+                                 else TOKENS.c.account == account)
+                revoked = conn.execute(
+                    TOKENS.update()
+                    .where(TOKENS.c.tenant == tenant, TOKENS.c.username == username,
+                           account_match, TOKENS.c.purpose == purpose,
+                           TOKENS.c.revoked_at.is_(None), TOKENS.c.expires_at > now,
+                           TOKENS.c.uses < TOKENS.c.max_uses)
+                    .values(revoked_at=now)).rowcount
+            conn.execute(TOKENS.insert().values(**values))
+        del values["token_hash"]
+        return TokenRow(**values), revoked  # type: ignore[arg-type]
+
+    def consume(self, token_hash: str, addr: str, now: datetime) -> Consumed:
+        """One atomic conditional UPDATE decides: of any number of concurrent fetches, at most
+        ``max_uses - uses`` succeed, on every database, with no lock held in Python."""
+        addr = addr[:64]
+        with self.engine.begin() as conn:
+            hit = conn.execute(
+                TOKENS.update()
+                .where(TOKENS.c.token_hash == token_hash, TOKENS.c.revoked_at.is_(None),
+                       TOKENS.c.expires_at > now, TOKENS.c.uses < TOKENS.c.max_uses)
+                .values(uses=TOKENS.c.uses + 1, last_used_at=now, last_used_addr=addr)
+            ).rowcount
+            raw = conn.execute(sa.select(*_COLUMNS).where(
+                TOKENS.c.token_hash == token_hash)).first()
+        if raw is None:
+            return Consumed("refused", reason="unknown")
+        row = _row(raw)
+        if hit == 1:
+            return Consumed("used", row)
+        if row.replayable(addr, now):
+            return Consumed("replay", row)
+        state = row.state(now)
+        return Consumed("refused", row, "used" if state == "active" else state)
+
+    def release(self, row: TokenRow) -> None:
+        """Give back the use a fetch consumed when it could not be answered (a backend was
+        down): the token is not lost. The replay window goes with it."""
+        with self.engine.begin() as conn:
+            conn.execute(TOKENS.update()
+                         .where(TOKENS.c.id == row.id, TOKENS.c.uses > 0)
+                         .values(uses=TOKENS.c.uses - 1, last_used_at=None,
+                                 last_used_addr=None))
+
+    def get(self, token_id: str) -> TokenRow | None:
+        with self.engine.connect() as conn:
+            raw = conn.execute(sa.select(*_COLUMNS).where(TOKENS.c.id == token_id)).first()
+        return _row(raw) if raw is not None else None
+
+    def list(self, *, tenant: str, username: str | None = None) -> list[TokenRow]:
+        query = sa.select(*_COLUMNS).where(TOKENS.c.tenant == tenant)
+        if username is not None:
+            query = query.where(TOKENS.c.username == username)
+        query = query.order_by(TOKENS.c.created_at.desc(), TOKENS.c.id)
+        with self.engine.connect() as conn:
+            return [_row(raw) for raw in conn.execute(query)]
+
+    def revoke(self, token_id: str, now: datetime) -> TokenRow | None:
+        """Revoke one token by id; ``None`` when there is no such token or it was revoked."""
+        with self.engine.begin() as conn:
+            count = conn.execute(TOKENS.update()
+                                 .where(TOKENS.c.id == token_id, TOKENS.c.revoked_at.is_(None))
+                                 .values(revoked_at=now)).rowcount
+        return self.get(token_id) if count else None
+
+    def revoke_user(self, *, tenant: str, username: str, now: datetime) -> int:
+        """Revoke every token of the user that could still be fetched."""
+        with self.engine.begin() as conn:
+            return conn.execute(
+                TOKENS.update()
+                .where(TOKENS.c.tenant == tenant, TOKENS.c.username == username,
+                       TOKENS.c.revoked_at.is_(None), TOKENS.c.expires_at > now,
+                       TOKENS.c.uses < TOKENS.c.max_uses)
+                .values(revoked_at=now)).rowcount
+
+    def purge(self, now: datetime) -> int:
+        """Delete expired tokens (used and revoked ones go once they expire too)."""
+        with self.engine.begin() as conn:
+            return conn.execute(TOKENS.delete().where(TOKENS.c.expires_at <= now)).rowcount
