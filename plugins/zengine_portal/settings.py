@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from zengine_tokens.settings import Duration
 
 # Validated here so that a colour can be written into the theme stylesheet as it is: nothing
 # but a hex colour can reach CSS.
@@ -39,8 +42,8 @@ class PortalSettings(BaseModel):
     session_key_file: Path | None = None
     #: Seconds a sign-in lasts.
     session_ttl: int = Field(900, ge=60, le=86400)
-    #: Lifetime of a portal-issued token, e.g. ``"30m"``; empty means the tokens plugin default.
-    token_ttl: str | None = None
+    #: Lifetime of a portal-issued token, e.g. ``"30m"``; unset means ``[plugins.tokens] ttl``.
+    token_ttl: Duration | None = None
 
     @field_validator("path")
     @classmethod
@@ -55,6 +58,13 @@ class PortalSettings(BaseModel):
     def _color(cls, value: str) -> str:
         if not _COLOR.fullmatch(value):
             raise ValueError("must be a hex colour like '#0b5cad' or '#fff'")
+        return value
+
+    @field_validator("token_ttl")
+    @classmethod
+    def _ttl(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and not timedelta(minutes=1) <= value <= timedelta(days=30):
+            raise ValueError("must be between 1 minute and 30 days")
         return value
 
     @field_validator("session_key")

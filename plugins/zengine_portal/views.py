@@ -33,7 +33,7 @@ from zengine.pipeline import Outcome, authenticate
 from zengine.runtime import Runtime
 from zengine_portal.assets import Assets
 from zengine_portal.settings import PortalSettings
-from zengine_portal.tokens import TokensApi
+from zengine_portal.tokens import TokensApi, qr_svg
 
 log = structlog.get_logger("zengine.portal")
 
@@ -179,7 +179,8 @@ class Portal:
         request.session.clear()
         request.session.update(user=identity.username, tenant=TENANT,
                                csrf=secrets.token_urlsafe(32))
-        return await self._issue(request)
+        # Just authenticated, accounts loaded: the service need not look the user up again.
+        return await self._issue(request, check_user=False)
 
     def _sign_in(self, username: str, password: str, addr: str, path: str) -> SignedIn:
         """The same authentication (and guard) a phone's provisioning login goes through."""
@@ -211,16 +212,21 @@ class Portal:
             return self._refused(request)
         return await self._issue(request)
 
-    async def _issue(self, request: Request) -> Response:
+    async def _issue(self, request: Request, *, check_user: bool = True) -> Response:
         user, tenant = request.session["user"], request.session.get("tenant", "")
         try:
             issued = await run_in_threadpool(
                 self.api.service().issue, user, tenant=tenant, ttl=self.config.token_ttl,
-                revoke_older=True, actor="portal", client_addr=_client_addr(request))
-            svg = await run_in_threadpool(self.api.qr_svg, issued.link)
+                revoke_older=True, actor="portal", client_addr=_client_addr(request),
+                check_user=check_user)
+            if not issued.link:
+                raise ZengineError("tokens have no link: set [server] public_url or "
+                                   "[plugins.tokens] provider_id")
+            svg = await run_in_threadpool(qr_svg, issued.link)
         except ZengineError as exc:
             log.warning("portal.issue_failed", kind=exc.kind, detail=exc.detail)
-            return self._page(request, "message.html", 503, heading="Please try again later",
+            status = 403 if isinstance(exc, LoginFailed | NoAccounts) else 503
+            return self._page(request, "message.html", status, heading="No setup code",
                               text=exc.public_message)
         return self._page(
             request, "token.html", user=user, csrf=_csrf(request), link=issued.link,
@@ -235,9 +241,15 @@ class Portal:
         form = await _form(request)
         if not _csrf_ok(request, form) or _user(request) is None:
             return self._refused(request)
-        count = await run_in_threadpool(
-            self.api.service().revoke_user, request.session["user"],
-            tenant=request.session.get("tenant", ""), actor="portal")
+        try:
+            count = await run_in_threadpool(
+                self.api.service().revoke_user, request.session["user"],
+                tenant=request.session.get("tenant", ""), actor="portal",
+                client_addr=_client_addr(request))
+        except ZengineError as exc:
+            log.warning("portal.revoke_failed", kind=exc.kind, detail=exc.detail)
+            return self._page(request, "message.html", 503, heading="Please try again later",
+                              text=exc.public_message)
         what = "1 unused setup code was" if count == 1 else f"{count} unused setup codes were"
         return self._home_page(request, f"Done: {what} cancelled.")
 
