@@ -18,14 +18,16 @@ CFG = str(EXAMPLE_CONFIG)
 
 
 def test_every_command_has_help() -> None:
-    for command in ("serve", "check-config", "render", "plugins", "hash-password"):
+    for command in ("serve", "check-config", "render", "plugins", "hash-password",
+                    "make-secret"):
         result = subprocess.run([sys.executable, "-m", "zengine.cli", command, "--help"],
                                 capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stderr
         assert "usage: zengine" in result.stdout
     top = subprocess.run([sys.executable, "-m", "zengine.cli", "--help"], capture_output=True,
                          text=True, check=True)
-    for command in ("serve", "check-config", "render", "plugins", "hash-password"):
+    for command in ("serve", "check-config", "render", "plugins", "hash-password",
+                    "make-secret"):
         assert command in top.stdout
 
 
@@ -109,3 +111,19 @@ def test_duplicate_ident_within_one_user_fails_at_load(tmp_path: Path,
     cfg.write_text('[plugins.static]\nusers_file = "users.toml"\n')
     assert cli.main(["check-config", "--config", str(cfg)]) == 2
     assert "ident 'a' is already used by another account of this user" in capsys.readouterr().err
+
+
+def test_make_secret_prints_or_writes_a_private_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["make-secret"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert len(printed) >= 43
+    target = tmp_path / "login.secret"
+    assert cli.main(["make-secret", "-o", str(target)]) == 0
+    assert target.stat().st_mode & 0o777 == 0o600
+    written = target.read_text().strip()
+    assert len(written) >= 43 and written != printed
+    # Never overwritten: an existing secret is a deployment's key.
+    assert cli.main(["make-secret", "-o", str(target)]) == 1
+    assert "cannot create" in capsys.readouterr().err
+    assert target.read_text().strip() == written

@@ -9,7 +9,7 @@ from zengine import settings as s
 
 DOC = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
 MODELS = [s.ServerSettings, s.RequestSettings, s.ClientSettings, s.ErrorStatusSettings,
-          s.LoggingSettings, s.AuthSettings, s.PasswordSettings]
+          s.LoggingSettings, s.AuthSettings, s.PasswordSettings, s.LoginCacheSettings]
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)

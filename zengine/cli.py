@@ -87,6 +87,25 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_make_secret(args: argparse.Namespace) -> int:
+    import secrets
+
+    secret = secrets.token_urlsafe(32)  # 256 random bits
+    if args.output is None:
+        print(secret)
+        return 0
+    try:
+        # Readable by the owner only, created fresh: an existing file is never overwritten.
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        print(f"zengine: cannot create {args.output}: {exc.strerror}", file=sys.stderr)
+        return 1
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(secret + "\n")
+    print(f"wrote a new secret to {args.output}", file=sys.stderr)
+    return 0
+
+
 def build_parser(runtime_commands: Sequence[Any] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zengine", description="Provisioning server for the Zoiper softphone.")
@@ -128,6 +147,15 @@ def build_parser(runtime_commands: Sequence[Any] = ()) -> argparse.ArgumentParse
                     "password is never taken from the command line.")
     _add_config(hashpw)
     hashpw.set_defaults(func=cmd_hash_password)
+
+    secret = sub.add_parser(
+        "make-secret", help="make a random per-deployment secret ([login_cache] secret)",
+        description="Print 256 random bits (URL-safe base64), or write them to a new file "
+                    "readable by its owner only. Use it for [login_cache] secret or "
+                    "secret_file; every worker and instance of one deployment needs the same.")
+    secret.add_argument("--output", "-o", metavar="FILE",
+                        help="create FILE (mode 0600) instead of printing; never overwrites")
+    secret.set_defaults(func=cmd_make_secret)
 
     for command in runtime_commands:
         child = sub.add_parser(command.name, help=command.help, description=command.help)

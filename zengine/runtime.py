@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from zengine import logincache
 from zengine.errors import ConfigError
 from zengine.models import Transform
 from zengine.passwords import Passwords
@@ -34,6 +35,11 @@ class Runtime:
         """argon2id with the ``[passwords]`` parameters: hash, verify, needs_rehash."""
         return Passwords(self.settings.passwords)
 
+    @cached_property
+    def logins(self) -> logincache.LoginCache:
+        """The verified-login cache (``[login_cache]``); built by :meth:`start`."""
+        return logincache.build(self.settings.login_cache, self.settings.resolve_path, None)
+
     def config(self, name: str, model: type[M]) -> M:
         """The validated settings of plugin ``name`` (defaults when its table is absent)."""
         value = self.plugin_configs.get(name)
@@ -48,6 +54,7 @@ class Runtime:
     def start(self) -> None:
         if not self.started:
             self.passwords.warm()
+            _ = self.logins
             self.hooks.startup(self)
             self.transforms = self.hooks.transforms(self)
             self.started = True

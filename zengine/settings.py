@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from zengine import catalog
 from zengine.errors import ConfigError
+from zengine.logincache import LoginCacheSettings
 from zengine.passwords import PasswordSettings
 
 ENV_PREFIX = "ZENGINE_"
@@ -151,6 +152,7 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     passwords: PasswordSettings = field(default_factory=PasswordSettings)
+    login_cache: LoginCacheSettings = field(default_factory=LoginCacheSettings)
     #: Options-level catalogue fields (``customer_sid``, ``diagnostics``, ``breakpad`` …).
     document: Mapping[str, Any] = field(default_factory=dict)
     #: Account catalogue fields applied to every account.
@@ -234,6 +236,7 @@ def _no_userinfo(text: str) -> str:
 
 
 _TOP_LEVEL = {"server", "request", "clients", "errors", "logging", "auth", "passwords",
+              "login_cache",
               "document", "defaults", "profiles", "default_profile", "plugins"}
 
 
@@ -276,6 +279,8 @@ def settings_from_mapping(
         logging=_model(LoggingSettings, merged.get("logging"), f"{source} [logging]"),
         auth=_model(AuthSettings, merged.get("auth"), f"{source} [auth]"),
         passwords=_model(PasswordSettings, merged.get("passwords"), f"{source} [passwords]"),
+        login_cache=_model(LoginCacheSettings, merged.get("login_cache"),
+                           f"{source} [login_cache]"),
         document=document,
         defaults=defaults,
         profiles=profiles,

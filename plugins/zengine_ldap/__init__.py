@@ -45,7 +45,7 @@ def zengine_startup(runtime: Runtime) -> None:
     password = resolve_secret(config.service_password, config.service_password_file,
                               runtime.settings, "[plugins.ldap] service_password")
     # No connection is opened here: a directory that is down must not stop the server.
-    runtime.state[NAME] = LdapBackend(config, runtime.settings, password)
+    runtime.state[NAME] = LdapBackend(config, runtime.settings, password, runtime.logins)
 
 
 @hookimpl

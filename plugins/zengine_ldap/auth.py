@@ -16,6 +16,7 @@ import structlog
 from ldap3 import Connection
 from pydantic import SecretStr
 
+from zengine.logincache import LoginCache, LoginKey
 from zengine.models import Account, AuthResult, Identity, Rejected
 from zengine.settings import Settings
 from zengine_ldap.directory import Reader, fill_dn, read_entry, user_bind
@@ -70,8 +71,11 @@ class _Login:
 
 class LdapBackend:
     def __init__(self, config: LdapSettings, settings: Settings,
-                 service_password: SecretStr | None) -> None:
+                 service_password: SecretStr | None, logins: LoginCache | None = None) -> None:
         self.config = config
+        #: The verified-login cache: a hit skips the user bind (search mode only), never the
+        #: search, so a disabled or removed entry is still refused.
+        self.logins = logins
         self.servers = ServerList(config, settings)
         # Searches and reads as the service account (or anonymously).
         self.search_pool = ConnectionPool("search", self.servers, config,
@@ -114,7 +118,14 @@ class LdapBackend:
         if is_disabled(entry, self.config):
             return Rejected(NAME, "account disabled")
         start_tls = self.config.start_tls
-        if not self.bind_pool.run(lambda conn: user_bind(conn, entry.dn, secret, start_tls)):
+
+        def bind() -> bool:
+            return self.bind_pool.run(lambda conn: user_bind(conn, entry.dn, secret, start_tls))
+
+        # The DN is the cache's material: an entry renamed or replaced never hits.
+        verified = (self.logins.verify(LoginKey(NAME, None, username, entry.dn), secret, bind)
+                    if self.logins is not None else bind())
+        if not verified:
             return Rejected(NAME, "wrong password")
         login = self.search_pool.run(lambda conn: self._complete(conn, entry, username))
         self.handoff.put(entry.dn, login.accounts)

@@ -42,7 +42,7 @@ def open_state(runtime: Runtime) -> SqlState | None:
     engine = sql_engine.create(url, config)
     return SqlState(config=config, url=url, engine=engine, box=box,
                     mapping=config.mapping if config.mode == "mapping" else None,
-                    passwords=runtime.passwords)
+                    passwords=runtime.passwords, logins=runtime.logins)
 
 
 @hookimpl

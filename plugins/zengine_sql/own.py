@@ -8,6 +8,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Row
 
+from zengine.logincache import LoginKey
 from zengine.models import Account, Credentials, Identity, Rejected
 from zengine_sql.engine import unavailable_on_error
 from zengine_sql.schema import ACCOUNTS, TENANTS, USERS, utcnow
@@ -43,7 +44,10 @@ def authenticate(state: SqlState, credentials: Credentials) -> Identity | Reject
         # Unknown here: abstain at once. The core spends one dummy verification when no
         # backend decides, so a chain of backends never burns it twice.
         return None
-    if not state.passwords.verify(row.password_hash, password):
+    # The stored hash is part of the cache key: after a password change the entry never hits.
+    key = LoginKey(PLUGIN_NAME, row.tenant, row.username, row.password_hash)
+    if not state.logins.verify(key, password,
+                               lambda: state.passwords.verify(row.password_hash, password)):
         return Rejected(PLUGIN_NAME)
     if not row.enabled:
         return Rejected(PLUGIN_NAME, "user disabled")

@@ -9,6 +9,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import URL, Engine
 
 from zengine.errors import AccountDataError
+from zengine.logincache import LocalEntries, LoginCache, LoginCacheSettings
 from zengine.passwords import Passwords
 from zengine_sql.crypto import SecretBox
 from zengine_sql.settings import MappingSettings, SqlSettings
@@ -27,6 +28,9 @@ class SqlState:
     mapping: MappingSettings | None
     #: argon2id with the ``[passwords]`` parameters (the runtime's).
     passwords: Passwords = field(default_factory=Passwords)
+    #: The runtime's verified-login cache (a private, disabled one when built without one).
+    logins: LoginCache = field(default_factory=lambda: LoginCache(
+        LoginCacheSettings(enabled=False), b"", LocalEntries(16)))
     #: The password a mapped login was just verified with, for HA1-only rows whose SIP
     #: password the database cannot give back. A context variable: one request's value is
     #: invisible to every other request (each runs in its own copied context).

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from zengine import hookimpl
+from zengine.logincache import LoginKey
 from zengine.models import (
     Account,
     AuthResult,
@@ -58,7 +59,11 @@ def zengine_authenticate(credentials: Credentials, runtime: Runtime) -> AuthResu
     if user is None:
         # Abstain at once: the core spends one dummy verification when no backend decides.
         return None
-    if not runtime.passwords.verify(user.password_hash, credentials.password.get_secret_value()):
+    password = credentials.password.get_secret_value()
+    # The stored hash is part of the cache key: a reloaded file with a new hash never hits.
+    key = LoginKey(NAME, user.tenant, credentials.username, user.password_hash)
+    if not runtime.logins.verify(key, password,
+                                 lambda: runtime.passwords.verify(user.password_hash, password)):
         return Rejected(NAME, "wrong password")
     if not user.enabled:
         return Rejected(NAME, "user disabled")
