@@ -171,7 +171,7 @@ class Portal:
                 await asyncio.sleep(max(0.0, floor - (time.monotonic() - arrived)))
             retry = getattr(exc, "retry_after", None)
             return self._signin_page(
-                request, STATUS.get(exc.kind, 500 if exc.default_status >= 500 else 400),
+                request, STATUS.get(exc.kind, max(exc.default_status, 400)),
                 exc.public_message, username,
                 {"Retry-After": str(retry)} if retry else None)
         identity = signed_in.identity
