@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from zengine.addresses import ClientAddresses
 from zengine.errors import BackendUnavailable, BadRequest, LoginFailed
 from zengine.models import ProvisionRequest
 from zengine.pipeline import Reply, handle
@@ -72,6 +73,7 @@ def create_app(
 ) -> Starlette:
     """Build everything the server needs from ``settings``; nothing is global."""
     rt = runtime or build_runtime(settings, load_entrypoints=load_entrypoints, plugins=plugins)
+    addresses = ClientAddresses(settings.server.trusted_proxies)
 
     async def provision_endpoint(request: Request) -> Response:
         if request.method == "HEAD":
@@ -94,7 +96,9 @@ def create_app(
                                    {"Connection": "close"})
 
         path = request.url.path
-        client_addr = request.client.host if request.client else ""
+        # The real client (trusted proxies' headers applied): for the log, audit and limits.
+        client_addr = addresses.resolve(request.client.host if request.client else "",
+                                        request.headers)
 
         def make() -> ProvisionRequest:
             if early_error is not None:

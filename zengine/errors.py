@@ -13,13 +13,18 @@ class ZengineError(Exception):
     kind = "internal"
     default_status = 500
     public_message = "Provisioning failed. Please try again later."
+    #: Seconds for the ``Retry-After`` header; ``None`` sends none.
+    retry_after: int | None = None
 
-    def __init__(self, detail: str = "", *, public_message: str | None = None) -> None:
+    def __init__(self, detail: str = "", *, public_message: str | None = None,
+                 retry_after: int | None = None) -> None:
         # ``detail`` goes to the log only; it must never carry a secret.
         super().__init__(detail or self.public_message)
         self.detail = detail
         if public_message is not None:
             self.public_message = public_message
+        if retry_after is not None:
+            self.retry_after = max(1, int(retry_after))
 
 
 class BadRequest(ZengineError):
@@ -80,6 +85,39 @@ class AccountDataError(ZengineError):
     public_message = "Your account data could not be provisioned. Please contact your provider."
 
 
+class TooManyAttempts(ZengineError):
+    """A login refused before any password check: locked out, rate-limited or a denied address.
+
+    Raised by :func:`~zengine.hookspecs.zengine_login_check`; the answer is the same whether
+    or not the user exists. Give ``retry_after`` and a ``public_message`` the user can act on.
+    """
+
+    kind = "too_many_attempts"
+    default_status = 429
+    public_message = "Too many login attempts. Please try again later."
+    retry_after = 60
+
+
+class Overloaded(ZengineError):
+    """The password-verification pool and its queue are full: answer at once, do not queue.
+
+    A Zoiper client keeps its existing configuration on a 5xx and retries later.
+    """
+
+    kind = "overloaded"
+    default_status = 503
+    public_message = "The provisioning service is busy. Please try again in a moment."
+    retry_after = 2
+
+
+class StoreUnavailable(Exception):
+    """A :class:`~zengine.store.SharedStore` cannot be reached (e.g. Redis is down).
+
+    Not a :class:`ZengineError`: each user of the store decides whether that fails open or
+    closed, and says so in its documentation.
+    """
+
+
 class ConfigError(Exception):
     """Raised at load time; the message names the file, the key, the value and what is allowed."""
 
@@ -101,4 +139,6 @@ ERROR_KINDS: tuple[type[ZengineError], ...] = (
     NoAccounts,
     BackendUnavailable,
     AccountDataError,
+    TooManyAttempts,
+    Overloaded,
 )

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from zengine.models import (
+        Abstain,
         Account,
         AuditEvent,
         AuthResult,
@@ -30,12 +31,15 @@ if TYPE_CHECKING:
         Credentials,
         Document,
         Identity,
+        LoginAttempt,
+        LoginResult,
         PluginSettingsSpec,
         ProvisionRequest,
         ResolvedAccount,
         Transform,
     )
     from zengine.runtime import Runtime
+    from zengine.store import SharedStore
 
 hookspec = pluggy.HookspecMarker("zengine")
 
@@ -96,14 +100,18 @@ def zengine_detect_client(request: ProvisionRequest, runtime: Runtime) -> Client
 @hookspec
 def zengine_authenticate(
     credentials: Credentials, request: ProvisionRequest, runtime: Runtime
-) -> AuthResult | None:
+) -> AuthResult | Abstain | None:
     """Check a provisioning login.
 
     :param credentials: username and password (a ``SecretStr``; never log it).
     :return: an :class:`~zengine.models.Identity` to accept the login;
       :class:`~zengine.models.Rejected` when the backend owns this user but the password is
-      wrong (the chain stops); ``None`` to abstain because the user is not this backend's.
-      Raise :class:`~zengine.errors.BackendUnavailable` when the backend cannot answer.
+      wrong (the chain stops); ``None`` to abstain because the user is not this backend's;
+      :class:`~zengine.models.Abstain` to abstain *after* spending what a wrong password costs
+      this backend (the core then skips its dummy verification when this backend was the
+      last one asked). Raise :class:`~zengine.errors.BackendUnavailable` when the backend
+      cannot answer. Verify argon2 hashes with ``runtime.passwords.verify``: it runs in the
+      bounded verification pool and may raise :class:`~zengine.errors.Overloaded`.
 
     Ordering: the core asks backends one at a time in the order of ``[auth] chain`` (by
     plugin name), not in pluggy's order; the first accept or reject ends the chain. An empty
@@ -112,6 +120,59 @@ def zengine_authenticate(
     the HTTP endpoint holds every failed login until ``[auth] failure_floor_ms``.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2 may return :class:`~zengine.models.Abstain`.
+    """
+
+
+@hookspec
+def zengine_login_check(attempt: LoginAttempt, runtime: Runtime) -> None:
+    """Decide whether a login may reach the authentication chain at all.
+
+    Called before any backend or password check, for every login that carries a username and
+    a password (provisioning logins, and any plugin's own sign-in that calls
+    :func:`zengine.pipeline.check_login`). Raise :class:`~zengine.errors.TooManyAttempts`
+    (with ``retry_after`` and a message the user can act on) to refuse it: the client gets
+    ``[errors.status] too_many_attempts`` (429) with ``Retry-After``. The refusal must not
+    depend on whether the user exists. Return ``None`` to let it through.
+
+    :param attempt: username, the secret tried (never log it), the real client address,
+      tenant and kind.
+
+    Ordering: every plugin is asked; the first exception refuses the login. Keep it fast:
+    it runs for every login, including the ones an attacker sends.
+
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec
+def zengine_login_result(attempt: LoginAttempt, result: LoginResult, runtime: Runtime) -> None:
+    """Observe what the chain decided for an attempt :func:`zengine_login_check` let through.
+
+    :param result: ``accepted``, and the identity and backend when there is one. An unknown
+      user and a wrong password both arrive as ``accepted=False``; treat them alike.
+
+    Called after the dummy verification, before the failure floor, so the work done here
+    costs the same for both. An exception is logged and swallowed: recording never changes
+    the answer.
+
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec(firstresult=True)
+def zengine_shared_store(runtime: Runtime) -> SharedStore | None:
+    """Provide the :class:`~zengine.store.SharedStore` every plugin uses as ``runtime.store``.
+
+    Called once in :meth:`~zengine.runtime.Runtime.start`, before
+    :func:`zengine_startup`, so every plugin's startup already sees the store. Return
+    ``None`` to leave the decision to another plugin; when nobody provides one, the core uses
+    an in-process :class:`~zengine.store.MemoryStore` (right for a single worker). The store
+    is closed after :func:`zengine_shutdown`.
+
+    Ordering: the first non-``None`` answer wins.
+
+    .. versionadded:: 0.2
     """
 
 

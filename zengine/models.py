@@ -267,3 +267,48 @@ class Command:
     configure: Callable[[argparse.ArgumentParser], None]
     #: Called with the parsed arguments and the started runtime; returns the exit status.
     run: Callable[[argparse.Namespace, Any], int]
+
+
+@dataclass(frozen=True)
+class Abstain:
+    """Returned by :func:`~zengine.hookspecs.zengine_authenticate` instead of ``None`` when the
+    user is not this backend's *and* the backend has already spent what a wrong password
+    costs it (LDAP: one search and one bind as a DN that does not exist). When the last
+    backend asked answers this, the core skips its dummy argon2 verification, so an unknown
+    user costs exactly what a wrong password costs on that chain."""
+
+    backend: str
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """One login about to be checked, as the login guard hooks see it.
+
+    ``secret`` is the password (or token) tried: never log or store it; derive a keyed digest
+    if you need to tell attempts apart.
+    """
+
+    username: str
+    secret: SecretStr
+    #: The real client address (``[server] trusted_proxies`` applied).
+    client_addr: str
+    #: Tenant the login is for; ``""`` until tenants exist (issue 13).
+    tenant: str = ""
+    path: str = ""
+    #: ``"password"`` for provisioning logins; other plugins use their own kinds
+    #: (``"token"``, ``"portal"``) so a guard can keep separate limits.
+    kind: str = "password"
+
+    def __repr__(self) -> str:
+        return (f"LoginAttempt(username={self.username!r}, client_addr={self.client_addr!r}, "
+                f"tenant={self.tenant!r}, kind={self.kind!r})")
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """What the authentication chain decided for a :class:`LoginAttempt`."""
+
+    accepted: bool
+    identity: Identity | None = None
+    #: The backend that accepted or rejected; ``None`` when no backend knew the user.
+    backend: str | None = None

@@ -20,8 +20,12 @@ from zengine.errors import (
 )
 from zengine.models import (
     AuditEvent,
+    AuthResult,
     ClientInfo,
+    Credentials,
     Identity,
+    LoginAttempt,
+    LoginResult,
     ProvisionRequest,
     Rejected,
 )
@@ -51,17 +55,42 @@ def authenticate(request: ProvisionRequest, runtime: Runtime, outcome: Outcome) 
     outcome.username = credentials.username
     if not credentials.password.get_secret_value():
         raise MissingPassword("no password in request")
-    result = runtime.hooks.authenticate(credentials, request, runtime,
-                                        runtime.settings.auth.chain)
+    attempt = LoginAttempt(username=credentials.username, secret=credentials.password,
+                           client_addr=request.client_addr, path=request.path)
+    result = check_login(attempt, credentials, request, runtime)
     if isinstance(result, Identity):
         outcome.backend = result.backend
         return result
     if isinstance(result, Rejected):
         outcome.backend = result.backend
         raise LoginFailed(f"rejected by {result.backend}: {result.reason}")
-    # Nobody knows this user: spend what a wrong password costs, once for the whole chain.
-    runtime.passwords.verify(None, credentials.password.get_secret_value())
     raise LoginFailed("no backend knows this user")
+
+
+def check_login(attempt: LoginAttempt, credentials: Credentials, request: ProvisionRequest,
+                runtime: Runtime) -> AuthResult | None:
+    """The guarded authentication chain, for provisioning and for any plugin's own sign-in.
+
+    :func:`~zengine.hookspecs.zengine_login_check` may refuse first (raising
+    :class:`~zengine.errors.TooManyAttempts`); then the chain decides; an unknown user costs
+    one dummy verification unless the last backend already spent it
+    (:class:`~zengine.models.Abstain`); :func:`~zengine.hookspecs.zengine_login_result`
+    records the outcome. Returns the :class:`Identity`, the :class:`Rejected`, or ``None``
+    for a user no backend knows. May raise :class:`~zengine.errors.Overloaded`.
+    """
+    runtime.hooks.login_check(attempt, runtime)
+    result = runtime.hooks.authenticate(credentials, request, runtime,
+                                        runtime.settings.auth.chain)
+    if result is None:
+        # Nobody knows this user: spend what a wrong password costs, once for the whole chain.
+        runtime.passwords.verify(None, credentials.password.get_secret_value())
+    decided = result if isinstance(result, Identity | Rejected) else None
+    runtime.hooks.login_result(attempt, LoginResult(
+        accepted=isinstance(decided, Identity),
+        identity=decided if isinstance(decided, Identity) else None,
+        backend=decided.backend if decided is not None else None,
+    ), runtime)
+    return decided
 
 
 def render_for(identity: Identity, client: ClientInfo, runtime: Runtime,
@@ -128,7 +157,8 @@ class Reply:
     status: int
     body: bytes
     error_kind: str | None = None
-    #: Extra response headers decided with the status (``WWW-Authenticate`` on a challenge).
+    #: Extra response headers decided with the status (``WWW-Authenticate`` on a
+    #: challenge, ``Retry-After`` when the error carries one).
     headers: tuple[tuple[str, str], ...] = ()
 
 
@@ -170,6 +200,8 @@ def _handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime) -> R
         log_method = log.warning if exc.default_status >= 500 else log.info
         log_method("provision.error", kind=exc.kind, detail=exc.detail)
         status, headers = error_answer(exc, request, runtime.settings, status_for(exc, runtime))
+        if exc.retry_after:
+            headers = (*headers, ("Retry-After", str(exc.retry_after)))
         reply = Reply(status, error_document(exc.public_message), exc.kind, headers)
     except Exception:
         # A bug, not bad input: the traceback goes to the (redacted) log, never to the client.

@@ -15,6 +15,7 @@ import structlog
 from zengine import hookspecs
 from zengine.errors import AccountDataError, ConfigError
 from zengine.models import (
+    Abstain,
     Account,
     AuditEvent,
     AuthResult,
@@ -23,6 +24,8 @@ from zengine.models import (
     Credentials,
     Document,
     Identity,
+    LoginAttempt,
+    LoginResult,
     PluginSettingsSpec,
     ProvisionRequest,
     Rejected,
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from zengine.runtime import Runtime
+    from zengine.store import SharedStore
 
 ENTRY_POINT_GROUP = "zengine"
 log = structlog.get_logger("zengine.plugins")
@@ -126,17 +130,40 @@ class Hooks:
     def authenticate(
         self, credentials: Credentials, request: ProvisionRequest, runtime: Runtime,
         chain: Sequence[str],
-    ) -> AuthResult | None:
-        """Ask backends one by one in ``chain`` order; the first accept or reject decides."""
+    ) -> AuthResult | Abstain | None:
+        """Ask backends one by one in ``chain`` order; the first accept or reject decides.
+
+        When nobody decides, the last backend's abstention is returned: an
+        :class:`~zengine.models.Abstain` there means the dummy cost is already spent.
+        """
+        last: Abstain | None = None
         for impl in self._chain("zengine_authenticate", chain):
             result = impl.function(**_kwargs(impl, credentials=credentials, request=request,
                                              runtime=runtime))
             if isinstance(result, Identity | Rejected):
                 return result
-            if result is not None:
+            if result is not None and not isinstance(result, Abstain):
                 raise TypeError(f"plugin {impl.plugin_name!r} returned {type(result).__name__} "
-                                "from zengine_authenticate; expected Identity, Rejected or None")
-        return None
+                                "from zengine_authenticate; expected Identity, Rejected, "
+                                "Abstain or None")
+            last = result
+        return last
+
+    def login_check(self, attempt: LoginAttempt, runtime: Runtime) -> None:
+        """Every guard may refuse by raising; the first exception wins."""
+        self._h.zengine_login_check(attempt=attempt, runtime=runtime)
+
+    def login_result(self, attempt: LoginAttempt, result: LoginResult, runtime: Runtime) -> None:
+        for impl in self._h.zengine_login_result.get_hookimpls():
+            try:
+                impl.function(**_kwargs(impl, attempt=attempt, result=result, runtime=runtime))
+            except Exception:
+                # Recording never changes the answer.
+                log.exception("login_result.hook_failed", plugin=impl.plugin_name)
+
+    def shared_store(self, runtime: Runtime) -> SharedStore | None:
+        result: SharedStore | None = self._h.zengine_shared_store(runtime=runtime)
+        return result
 
     def find_identity(self, username: str, runtime: Runtime,
                       chain: Sequence[str]) -> Identity | None:

@@ -15,6 +15,7 @@ from zengine.models import Transform
 from zengine.passwords import Passwords
 from zengine.plugins import Hooks, check_chain, create_plugin_manager
 from zengine.settings import Settings, format_validation_error
+from zengine.store import MemoryStore, SharedStore
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -28,6 +29,8 @@ class Runtime:
     #: Per-plugin state, keyed by plugin name; plugins own their entries.
     state: dict[str, Any] = field(default_factory=dict)
     transforms: list[Transform] = field(default_factory=list)
+    #: Shared key-value state (see :mod:`zengine.store`); set by :meth:`start`.
+    store: SharedStore = field(default_factory=MemoryStore)
     started: bool = False
 
     @cached_property
@@ -55,6 +58,7 @@ class Runtime:
         if not self.started:
             self.passwords.warm()
             _ = self.logins
+            self.store = self.hooks.shared_store(self) or MemoryStore()
             self.hooks.startup(self)
             self.transforms = self.hooks.transforms(self)
             self.started = True
@@ -62,6 +66,8 @@ class Runtime:
     def stop(self) -> None:
         if self.started:
             self.hooks.shutdown(self)
+            self.store.close()
+            self.passwords.pool.close()
             self.started = False
 
 

@@ -6,6 +6,7 @@ frozen: nothing changes settings after startup.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -60,6 +61,20 @@ class ServerSettings(_Model):
         if value is not None and not re.fullmatch(r"https?://[^\s/?#@]+(/[^\s?#]*)?", value):
             raise ValueError("public_url must be an http:// or https:// URL without query, "
                              "fragment or user info")
+        return value
+
+    #: Reverse proxies (addresses or CIDRs) whose ``Forwarded`` / ``X-Forwarded-For`` headers
+    #: name the real client. Empty (the default): the headers are never trusted.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR") from None
         return value
 
     @field_validator("paths")
@@ -118,6 +133,10 @@ class ErrorStatusSettings(_Model):
     backend_unavailable: int = Field(503, ge=200, le=599)
     account_data: int = Field(500, ge=200, le=599)
     internal: int = Field(500, ge=200, le=599)
+    #: Locked out or rate-limited before any password check (sent with ``Retry-After``).
+    too_many_attempts: int = Field(429, ge=200, le=599)
+    #: Password verification pool and queue full (sent with ``Retry-After``).
+    overloaded: int = Field(503, ge=200, le=599)
 
 
 class ErrorSettings(_Model):

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from zengine import hookimpl
 from zengine.errors import ConfigError
-from zengine.models import Account, AuthResult, Credentials, Identity, PluginSettingsSpec
+from zengine.models import (
+    Abstain,
+    Account,
+    AuthResult,
+    Credentials,
+    Identity,
+    PluginSettingsSpec,
+)
 from zengine.runtime import Runtime
 from zengine.settings import resolve_secret
 from zengine_ldap.auth import LdapBackend
@@ -56,7 +63,8 @@ def zengine_shutdown(runtime: Runtime) -> None:
 
 
 @hookimpl
-def zengine_authenticate(credentials: Credentials, runtime: Runtime) -> AuthResult | None:
+def zengine_authenticate(credentials: Credentials,
+                         runtime: Runtime) -> AuthResult | Abstain | None:
     backend = _backend(runtime)
     if backend is None:
         return None

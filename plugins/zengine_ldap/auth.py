@@ -17,7 +17,7 @@ from ldap3 import Connection
 from pydantic import SecretStr
 
 from zengine.logincache import LoginCache, LoginKey
-from zengine.models import Account, AuthResult, Identity, Rejected
+from zengine.models import Abstain, Account, AuthResult, Identity, Rejected
 from zengine.settings import Settings
 from zengine_ldap.directory import Reader, fill_dn, read_entry, user_bind
 from zengine_ldap.mapping import (
@@ -91,7 +91,8 @@ class LdapBackend:
 
     # -- authenticate ----------------------------------------------------------------------
 
-    def authenticate(self, username: str, password: SecretStr) -> AuthResult | None:
+    def authenticate(self, username: str,
+                     password: SecretStr) -> AuthResult | Abstain | None:
         secret = password.get_secret_value()
         if not secret:
             # An LDAP simple bind with an empty password is an *unauthenticated* bind that
@@ -104,13 +105,14 @@ class LdapBackend:
             return self._authenticate_direct(username, secret)
         return self._authenticate_search(username, secret)
 
-    def _authenticate_search(self, username: str, secret: str) -> AuthResult | None:
+    def _authenticate_search(self, username: str, secret: str) -> AuthResult | Abstain | None:
         attributes = user_attributes(self.config, with_accounts=True)
         found = self.search_pool.run(
             lambda conn: self.reader.find_users(conn, username, attributes))
         if not found:
             self._equalise(secret)
-            return None
+            # Spent: the core must not add an argon2 verification a wrong password never pays.
+            return Abstain(NAME)
         if len(found) > 1:
             log.warning("ldap.ambiguous_user", username=username, matches=len(found))
             return Rejected(NAME, "username matches several directory entries")
@@ -138,7 +140,7 @@ class LdapBackend:
         start_tls = self.config.start_tls
         self.bind_pool.run(lambda conn: user_bind(conn, dn, secret, start_tls))
 
-    def _authenticate_direct(self, username: str, secret: str) -> AuthResult | None:
+    def _authenticate_direct(self, username: str, secret: str) -> AuthResult | Abstain | None:
         dn = fill_dn(self.config.user_dn_template or "", username=username)
         start_tls = self.config.start_tls
         attributes = user_attributes(self.config, with_accounts=True)
@@ -158,7 +160,8 @@ class LdapBackend:
             # entry exists (service account or anonymous) to tell reject from abstain.
             exists = self.search_pool.run(
                 lambda conn: self.reader.read_user(conn, dn, username, []) is not None)
-            return Rejected(NAME, "wrong password") if exists else None
+            # One bind and one read either way: the cost is spent.
+            return Rejected(NAME, "wrong password") if exists else Abstain(NAME)
         if isinstance(result, Rejected):
             return result
         self.handoff.put(result.identity.attributes[DN_ATTRIBUTE], result.accounts)

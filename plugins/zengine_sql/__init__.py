@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from zengine import hookimpl
 from zengine.models import (
+    Abstain,
     Account,
     Command,
     Credentials,
@@ -71,7 +72,8 @@ def zengine_shutdown(runtime: Runtime) -> None:
 
 
 @hookimpl
-def zengine_authenticate(credentials: Credentials, runtime: Runtime) -> Identity | Rejected | None:
+def zengine_authenticate(credentials: Credentials,
+                         runtime: Runtime) -> Identity | Rejected | Abstain | None:
     state = get_state(runtime)
     if state is None:
         return None

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.sql.expression import TableClause
 
 from zengine.errors import AccountDataError
-from zengine.models import Account, Credentials, Identity, Rejected
+from zengine.models import Abstain, Account, Credentials, Identity, Rejected
 from zengine.passwords import Passwords
 from zengine_sql.engine import unavailable_on_error
 from zengine_sql.settings import PLUGIN_NAME, MappingSettings
@@ -144,15 +144,17 @@ def _hashed(m: MappingSettings, stored: str) -> bool:
     return m.stored_as == "argon2" or (m.stored_as == "auto" and stored.startswith("$argon2"))
 
 
-def authenticate(state: SqlState, credentials: Credentials) -> Identity | Rejected | None:
+def authenticate(state: SqlState,
+                 credentials: Credentials) -> Identity | Rejected | Abstain | None:
     m = state.mapping
     assert m is not None  # noqa: S101 - the plugin only calls this in mapping mode
     password = credentials.password.get_secret_value()
     rows = _auth_rows(state, m, credentials.username)
     # Unknown logins abstain at once: the core spends one dummy argon2 verification when no
-    # backend decides, and pads every failed login to [auth] failure_floor_ms.
+    # backend decides, and pads every failed login to [auth] failure_floor_ms. Plain or HA1
+    # passwords cost nothing to compare: the lookup was the whole cost, so say it is spent.
     if not rows:
-        return None
+        return Abstain(PLUGIN_NAME) if m.stored_as == "plain" else None
     if len(rows) > 1:
         return Rejected(PLUGIN_NAME, "login matches several rows; log in as user@domain")
     ok, plain = check_password(m, rows[0], password, state.passwords)

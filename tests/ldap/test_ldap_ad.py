@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from tests.ldap import schema
 from tests.ldap.conftest import ad_table
 from tests.ldap.slapd import Slapd
-from zengine.models import Identity, Rejected
+from zengine.models import Abstain, Identity, Rejected
 from zengine.runtime import Runtime
 from zengine_ldap.auth import LdapBackend
 
@@ -64,9 +64,10 @@ def test_disabled_account_is_refused(ad: tuple[Runtime, LdapBackend]) -> None:
 def test_wrong_password_unknown_user_and_injection(ad: tuple[Runtime, LdapBackend]) -> None:
     _, backend = ad
     assert backend.authenticate("jdoe", SecretStr("nope")) == Rejected("ldap", "wrong password")
-    assert backend.authenticate("nobody", SecretStr("nope")) is None
+    # Unknown: abstain, with the wrong-password cost (search + bind) already spent.
+    assert backend.authenticate("nobody", SecretStr("nope")) == Abstain("ldap")
     for name in ("*", "jdoe)(sAMAccountName=*", "*)(userPrincipalName=*", "jdoe\x00"):
-        assert backend.authenticate(name, pw("jdoe")) is None
+        assert backend.authenticate(name, pw("jdoe")) == Abstain("ldap")
     assert backend.authenticate("jdoe", SecretStr("")) == Rejected("ldap", "empty password")
 
 

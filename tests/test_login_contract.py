@@ -1,0 +1,330 @@
+"""The core's login-guard contract: the check/result hooks around the chain, ``Abstain``, the
+shared store hook, the bounded verification pool and the client address from trusted proxies."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from starlette.datastructures import Headers
+from starlette.testclient import TestClient
+
+from tests.test_hooks import Backend, run, runtime_with
+from zengine import hookimpl
+from zengine.addresses import ClientAddresses, forwarded_for, parse_address
+from zengine.app import create_app
+from zengine.errors import Overloaded, TooManyAttempts
+from zengine.models import Abstain, Credentials, LoginAttempt, LoginResult
+from zengine.passwords import Passwords, PasswordSettings, VerifyPool
+from zengine.runtime import Runtime
+from zengine.settings import settings_from_mapping
+from zengine.store import MemoryStore, SharedStore
+from zengine.testing import plugin_list
+
+
+class Guard:
+    """Refuses usernames in ``blocked``; records every result."""
+
+    def __init__(self, blocked: set[str]) -> None:
+        self.blocked = blocked
+        self.checked: list[LoginAttempt] = []
+        self.results: list[tuple[LoginAttempt, LoginResult]] = []
+
+    @hookimpl
+    def zengine_login_check(self, attempt: LoginAttempt) -> None:
+        self.checked.append(attempt)
+        if attempt.username in self.blocked:
+            raise TooManyAttempts("locked", public_message="Too many attempts, try again in "
+                                  "2 minutes.", retry_after=120)
+
+    @hookimpl
+    def zengine_login_result(self, attempt: LoginAttempt, result: LoginResult) -> None:
+        self.results.append((attempt, result))
+
+
+def test_zengine_login_check_refuses_before_the_chain_with_429_and_retry_after() -> None:
+    backend = Backend("a", {"alice": "pw"}, ["1"])
+    guard = Guard({"alice"})
+    runtime = runtime_with(("a", backend), ("guard", guard))
+    reply = run(runtime, "u=alice&p=pw")
+    assert reply.status == 429
+    assert ("Retry-After", "120") in reply.headers
+    assert b"Too many attempts, try again in 2 minutes." in reply.body
+    # Refused before any backend was asked, and a correct password does not help.
+    assert backend.asked == 0
+    assert guard.results == []
+    assert guard.checked[0].username == "alice"
+    assert guard.checked[0].secret.get_secret_value() == "pw"
+    assert "pw" not in repr(guard.checked[0])
+
+
+def test_zengine_login_check_status_is_configurable() -> None:
+    runtime = runtime_with(("a", Backend("a", {})), ("guard", Guard({"bob"})),
+                           config={"errors": {"status": {"too_many_attempts": 200}}})
+    assert run(runtime, "u=bob&p=x").status == 200
+
+
+def test_zengine_login_result_sees_accept_reject_and_unknown_alike() -> None:
+    guard = Guard(set())
+    runtime = runtime_with(("a", Backend("a", {"alice": "pw"}, ["1"])), ("guard", guard))
+    run(runtime, "u=alice&p=pw")
+    run(runtime, "u=alice&p=wrong")
+    run(runtime, "u=nobody&p=wrong")
+    results = [result for _, result in guard.results]
+    assert results[0].accepted and results[0].identity is not None
+    assert results[0].backend == "a"
+    assert not results[1].accepted and results[1].backend == "a"
+    assert not results[2].accepted and results[2].backend is None
+    assert [attempt.client_addr for attempt, _ in guard.results] == ["test"] * 3
+
+
+def test_zengine_login_result_exceptions_never_change_the_answer() -> None:
+    class Broken:
+        @hookimpl
+        def zengine_login_result(self) -> None:
+            raise RuntimeError("boom")
+
+    runtime = runtime_with(("a", Backend("a", {"alice": "pw"}, ["1"])), ("broken", Broken()))
+    assert run(runtime, "u=alice&p=pw").status == 200
+
+
+def test_zengine_authenticate_abstain_skips_the_dummy_verification() -> None:
+    class Spent:
+        @hookimpl
+        def zengine_authenticate(self, credentials: Credentials) -> Abstain:
+            return Abstain("spent")
+
+    class Counting:
+        dummy = 0
+
+        def verify(self, stored: str | None, password: str) -> bool:
+            Counting.dummy += stored is None
+            return False
+
+    # Last backend asked abstained after spending its cost: no argon2 on top.
+    runtime = runtime_with(("a", Backend("a", {})), ("spent", Spent()),
+                           config={"auth": {"chain": ["a", "spent"]}})
+    runtime.__dict__["passwords"] = Counting()
+    assert b"Wrong username or password" in run(runtime, "u=nobody&p=x").body
+    assert Counting.dummy == 0
+    # A plain abstention last: the core spends one.
+    runtime = runtime_with(("a", Backend("a", {})), ("spent", Spent()),
+                           config={"auth": {"chain": ["spent", "a"]}})
+    runtime.__dict__["passwords"] = Counting()
+    run(runtime, "u=nobody&p=x")
+    assert Counting.dummy == 1
+
+
+def test_zengine_shared_store_provided_by_a_plugin_and_closed_at_stop() -> None:
+    class Store(MemoryStore):
+        closed = False
+
+        def close(self) -> None:
+            Store.closed = True
+
+    provided = Store()
+
+    class Provider:
+        @hookimpl
+        def zengine_shared_store(self) -> SharedStore:
+            return provided
+
+        @hookimpl
+        def zengine_startup(self, runtime: Runtime) -> None:
+            # Startup already sees the store.
+            runtime.store.set("provider:seen", b"1")
+
+    runtime = runtime_with(("provider", Provider()))
+    assert runtime.store is provided
+    assert provided.get("provider:seen") == b"1"
+    runtime.stop()
+    assert Store.closed
+
+
+def test_zengine_shared_store_defaults_to_memory() -> None:
+    runtime = runtime_with()
+    assert isinstance(runtime.store, MemoryStore)
+    assert isinstance(runtime.store, SharedStore)
+
+
+def test_memory_store_expires_counts_and_lists() -> None:
+    now = [100.0]
+    store = MemoryStore(clock=lambda: now[0], sweep_every=2)
+    assert store.incr("g:a", ttl=10) == 1
+    assert store.incr("g:a", ttl=10) == 2
+    store.set("g:b", b"x", ttl=5)
+    store.set("other", b"y")
+    assert store.keys("g:") == ["g:a", "g:b"]
+    now[0] += 6
+    assert store.get("g:b") is None
+    assert store.keys("g:") == ["g:a"]
+    now[0] += 5
+    # The count's window is its first increment's: it starts again.
+    assert store.incr("g:a", ttl=10) == 1
+    assert store.delete("other") == 1
+    assert store.delete("other") == 0
+
+
+def test_verify_pool_refuses_beyond_its_queue_at_once() -> None:
+    pool = VerifyPool(size=1, queue=1)
+    release = threading.Event()
+    first = pool.submit(release.wait)
+    second = pool.submit(release.wait)
+    start = time.monotonic()
+    with pytest.raises(Overloaded) as caught:
+        pool.submit(release.wait)
+    assert time.monotonic() - start < 0.05
+    assert caught.value.retry_after == 2
+    assert pool.in_flight == 2
+    release.set()
+    assert first.result(5) and second.result(5)
+    time.sleep(0.01)
+    assert pool.in_flight == 0
+    assert pool.run(lambda: 42) == 42
+    pool.close()
+
+
+def test_verify_pool_size_defaults_to_the_cores() -> None:
+    import os
+
+    assert VerifyPool(0, 4).size == (os.cpu_count() or 1)
+
+
+def test_password_verification_runs_in_the_pool_off_the_event_loop() -> None:
+    import asyncio
+
+    passwords = Passwords(PasswordSettings(time_cost=1, memory_kib=64, parallelism=1))
+    stored = passwords.hash("secret")
+    seen: list[str] = []
+    original = passwords._verify
+
+    def spy(target: str, password: str) -> bool:
+        seen.append(threading.current_thread().name)
+        return original(target, password)
+
+    passwords._verify = spy  # type: ignore[method-assign]
+    assert passwords.verify(stored, "secret")
+
+    async def on_loop() -> bool:
+        return await passwords.verify_async(stored, "secret")
+
+    assert asyncio.run(on_loop())
+    assert all(name.startswith("verify") for name in seen) and len(seen) == 2
+    assert not passwords.verify(None, "secret")
+    passwords.pool.close()
+
+
+def test_overloaded_pool_is_503_with_retry_after_over_http() -> None:
+    """Every slot and queue place taken: the next login is answered at once with 503."""
+    from tests.conftest import EXAMPLE_CONFIG
+    from zengine.settings import load_settings
+
+    settings = load_settings(EXAMPLE_CONFIG, environ={"ZENGINE_PASSWORDS__POOL_SIZE": "1",
+                                                      "ZENGINE_PASSWORDS__POOL_QUEUE": "0"})
+    app = create_app(settings, load_entrypoints=False,
+                     plugins=plugin_list("zoiper", "static", "urls", "audit"))
+    release = threading.Event()
+    with TestClient(app) as client:
+        runtime: Runtime = app.state.runtime
+        busy = runtime.passwords.pool.submit(release.wait)
+        start = time.monotonic()
+        response = client.get("/id.php", params={"u": "alice", "p": "wrong"})
+        elapsed = time.monotonic() - start
+        release.set()
+        busy.result(5)
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "2"
+        assert b"busy" in response.content
+        assert elapsed < settings.auth.failure_floor_ms / 1000
+        assert client.get("/id.php", params={"u": "alice", "p": "wrong"}).status_code == 200
+
+
+# -- client address -----------------------------------------------------------------------
+
+def _headers(*pairs: tuple[str, str]) -> Headers:
+    return Headers(raw=[(k.lower().encode(), v.encode()) for k, v in pairs])
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("192.0.2.43", "192.0.2.43"), ("192.0.2.43:47011", "192.0.2.43"),
+    ('"[2001:db8:cafe::17]:4711"', "2001:db8:cafe::17"), ("2001:db8::1", "2001:db8::1"),
+    ("::ffff:10.0.0.1", "10.0.0.1"), ("unknown", None), ("_hidden", None), ("", None),
+])
+def test_parse_address(text: str, expected: str | None) -> None:
+    address = parse_address(text)
+    assert (str(address) if address is not None else None) == expected
+
+
+def test_forwarded_header_parsing_rfc7239() -> None:
+    assert forwarded_for(['for=192.0.2.60;proto=http;by=203.0.113.43',
+                          'For="[2001:db8:cafe::17]:4711", for=unknown',
+                          'proto=https;host="a,b;c"']) == [
+        "192.0.2.60", '"[2001:db8:cafe::17]:4711"', "unknown", ""]
+
+
+def test_headers_ignored_unless_the_peer_is_a_trusted_proxy() -> None:
+    spoof = _headers(("X-Forwarded-For", "6.6.6.6"), ("Forwarded", "for=6.6.6.6"))
+    assert ClientAddresses(()).resolve("203.0.113.9", spoof) == "203.0.113.9"
+    assert ClientAddresses(["10.0.0.0/8"]).resolve("203.0.113.9", spoof) == "203.0.113.9"
+
+
+def test_trusted_proxy_chain_is_walked_from_the_right() -> None:
+    addresses = ClientAddresses(["10.0.0.0/8", "127.0.0.1"])
+    # The client can prepend anything: only the hop our proxy added counts.
+    xff = _headers(("X-Forwarded-For", "6.6.6.6, 198.51.100.7, 10.1.2.3"))
+    assert addresses.resolve("127.0.0.1", xff) == "198.51.100.7"
+    # Repeated header lines are one list, in order.
+    lines = _headers(("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-For", "198.51.100.8"))
+    assert addresses.resolve("127.0.0.1", lines) == "198.51.100.8"
+    fwd = _headers(("Forwarded", 'for="[2001:db8::5]:1234", for=10.0.0.2'),
+                   ("X-Forwarded-For", "6.6.6.6"))
+    assert addresses.resolve("10.0.0.1", fwd) == "2001:db8::5"
+    # Garbage stops the walk at the last trusted hop; nothing at all leaves the peer.
+    assert addresses.resolve("127.0.0.1", _headers(("X-Forwarded-For", "evil, 10.0.0.9"))) \
+        == "10.0.0.9"
+    assert addresses.resolve("127.0.0.1", _headers()) == "127.0.0.1"
+
+
+def test_trusted_proxies_setting_is_validated() -> None:
+    from zengine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not-an-ip"):
+        settings_from_mapping({"server": {"trusted_proxies": ["not-an-ip"]}}, environ={})
+
+
+def test_real_client_address_reaches_log_audit_and_guard_over_http() -> None:
+    from tests.conftest import EXAMPLE_CONFIG
+    from zengine.settings import load_settings
+
+    guard = Guard(set())
+    audits: list[Any] = []
+
+    class Audit:
+        @hookimpl
+        def zengine_audit(self, event: Any) -> None:
+            audits.append(event)
+
+    base = load_settings(EXAMPLE_CONFIG, environ={})
+    import dataclasses
+
+    from zengine.settings import ServerSettings
+
+    settings = dataclasses.replace(base, server=ServerSettings(trusted_proxies=("127.0.0.1",)))
+    app = create_app(settings, load_entrypoints=False,
+                     plugins=[*plugin_list("zoiper", "static", "urls"), ("guard", guard),
+                              ("audit-spy", Audit())])
+    # The TestClient's peer, as a proxy on this host would be.
+    client = TestClient(app, client=("127.0.0.1", 50000))
+    with client:
+        client.get("/id.php", params={"u": "alice", "p": "wrong"},
+                   headers={"X-Forwarded-For": "198.51.100.23"})
+    assert guard.checked[0].client_addr == "198.51.100.23"
+    assert audits[0].client_addr == "198.51.100.23"
+
+
+def test_login_attempt_repr_hides_the_secret() -> None:
+    attempt = LoginAttempt("u", SecretStr("hunter2"), "1.2.3.4")
+    assert "hunter2" not in repr(attempt) and "hunter2" not in str(attempt)
