@@ -69,6 +69,69 @@ def test_real_server_output_holds_no_secret(tmp_path: Path, engine: str, workers
     assert "?" not in "".join(line for line in output.splitlines() if "id.php" in line)
 
 
+@pytest.mark.subprocess
+def test_http_backend_output_holds_no_secret(tmp_path: Path) -> None:
+    """The HTTP backend against a real CRM over TLS: its token, the user's password and the
+    SIP passwords in the CRM's answers (good and malformed) never reach the server's output."""
+    import tomllib
+
+    import trustme
+
+    from tests.http.conftest import config, http_table
+    from tests.http.crm import SIP_SECRET, TOKEN, Crm, serving
+
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    crm = Crm()
+    for running in serving(crm, tls=ca.issue_cert("127.0.0.1"), tmp=tmp_path):
+        table = http_table(running.url, ca_file, deadline=1.0, breaker_failures=100)
+        del table["bearer_token"]  # from the environment, as in production
+        cfg = tmp_path / "zengine.toml"
+        cfg.write_text(_toml(config(table)), encoding="utf-8")
+        assert tomllib.loads(cfg.read_text())["plugins"]["http"]["login"]["url"]
+        with running_server(cfg, tmp_path, env={
+                "ZENGINE_LOGGING__LEVEL": "debug",
+                "ZENGINE_PLUGINS__HTTP__BEARER_TOKEN": TOKEN}) as server:
+            base = server.base
+            ok = httpx.get(f"{base}/id.php", params={"u": "alice", "p": "wonderland",
+                                                     "v": "1.14"})
+            assert ok.status_code == 200 and b"sip-Secret&amp;&lt;9&gt;" in ok.content
+            wrong = httpx.get(f"{base}/id.php", params={"u": "alice", "p": "s3cr3t-wrong",
+                                                        "v": "1.14"})
+            assert b"Wrong username" in wrong.content
+            for mode in ("malformed", "missing-secret", "drip", "teapot"):
+                crm.mode = mode
+                bad = httpx.get(f"{base}/id.php", params={"u": "alice", "p": "wonderland",
+                                                          "v": "1.14"})
+                assert bad.status_code in (500, 503), (mode, bad.status_code)
+            time.sleep(0.2)  # let the worker flush its last lines
+        output = server.output()
+    assert output.count("provision.request") == 6, output
+    for said in ("is not valid JSON", "(sip_password) is missing", "after deadline",
+                 "http.unexpected_answer"):
+        assert said in output, said  # each failure really happened and was logged
+    for secret in (TOKEN, "wonderland", "s3cr3t-wrong", SIP_SECRET, "second-Secret"):
+        assert secret not in output, f"{secret!r} leaked into the server output"
+
+
+def _toml(data: dict[str, object], prefix: str = "") -> str:
+    """Just enough TOML for a test config: tables of strings, numbers, lists and tables."""
+    import json as _json
+
+    scalars, tables = [], []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        else:
+            scalars.append(f"{key} = {_json.dumps(value)}")
+    text = "\n".join(scalars) + "\n"
+    for key, value in tables:
+        name = f"{prefix}.{key}" if prefix else key
+        text += f"\n[{name}]\n" + _toml(value, name)
+    return text
+
+
 def test_redaction_covers_tracebacks_keys_and_secret_types() -> None:
     stream = io.StringIO()
     configure_logging(LoggingSettings(format="json", level="info"), stream=stream)
