@@ -63,7 +63,7 @@ def read_all(sock: socket.socket) -> bytes:
 
 
 def _wait_ready(port: int, proc: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while True:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:

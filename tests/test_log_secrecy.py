@@ -156,3 +156,53 @@ def test_redaction_covers_tracebacks_keys_and_secret_types() -> None:
     lines = [json.loads(line) for line in text.splitlines()]
     assert lines[0]["password"] == "**redacted**"
     assert "RuntimeError" in lines[1]["exception"]
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("log_format", ["console", "json"])
+def test_hostile_values_reach_the_log_escaped_cut_or_not_at_all(tmp_path: Path,
+                                                                 log_format: str) -> None:
+    """Terminal escapes and line breaks from a client arrive escaped; a secret in a long
+    User-Agent, a format or version value or an unknown parameter never arrives."""
+    from tests.serverproc import running_server
+
+    hostile = {"ua": "uasecret-9f3a", "format": "fmtsecret-77c1", "version": "versecret-51e0",
+               "unknown": "unksecret-0b2d", "param": "namesecret-a61c"}
+    env = {"ZENGINE_LOGGING__FORMAT": log_format, "ZENGINE_LOGGING__LEVEL": "debug"}
+    with running_server(EXAMPLE_CONFIG, tmp_path, env=env) as srv:
+        base = f"http://127.0.0.1:{srv.port}"
+        # \x9b decodes (Latin-1) to U+009B, the one-byte CSI: a terminal escape.
+        agent = "Zoiper \x9b2J\x9b31m " + "x" * 120 + hostile["ua"]
+        httpx.get(f"{base}/id.php", params={"u": "alice", "p": "wonderland"},
+                  headers={b"User-Agent": agent.encode("latin-1")})
+        httpx.get(f"{base}/id.php", params={"u": "alice", "p": "wonderland",
+                                            "format": hostile["format"]})
+        httpx.get(f"{base}/desktop", params={"u": "alice", "p": "wonderland",
+                                             "v": hostile["version"]})
+        httpx.get(f"{base}/id.php", params={"u": "alice", "p": "wonderland", "v": "1.14",
+                                            "zz": hostile["unknown"]})
+        long_name = "n" * 60 + hostile["param"]
+        httpx.get(f"{base}/id.php?{long_name}={'v' * 300}&u=alice&p=wonderland")
+        httpx.get(f"{base}/id.php%1b[2J%0d%0aforged:%20line", params={"u": "alice"})
+        httpx.get(f"{base}/id.php?%1b[31mdup=1&%1b[31mdup=2")
+    output = srv.log_path.read_bytes()
+    assert b"provision.request" in output and b"id.php" in output
+    assert b"\x1b" not in output and "\x9b".encode() not in output
+    assert b"\nforged" not in output and b"\rforged" not in output
+    for secret in hostile.values():
+        assert secret.encode() not in output, f"{secret!r} reached the log"
+
+
+def test_sanitiser_escapes_controls_in_keys_values_and_json() -> None:
+    stream = io.StringIO()
+    configure_logging(LoggingSettings(format="console", level="info"), stream=stream)
+    try:
+        structlog.get_logger("test").info("event\x1b[2J", username="ev\x1bil\nforged=1",
+                                          **{"k\x07ey": "v\u2028x\ud800"})
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    text = stream.getvalue()
+    assert "\x1b" not in text and "\x07" not in text and "\u2028" not in text
+    assert text.count("\n") == 1, text
+    assert "\\x1b" in text and "\\x07" in text

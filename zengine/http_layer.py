@@ -15,10 +15,12 @@ these methods fails the suite instead of silently undoing the hardening.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import chain
 from typing import Any
 
 import h11
+import hypercorn.logging
 import hypercorn.protocol
 import hypercorn.protocol.h2
 import hypercorn.protocol.h11
@@ -141,3 +143,24 @@ def raise_open_file_limit() -> tuple[int, int]:
         except (ValueError, OSError):
             pass  # a container may refuse; the limit stays what the operator set
     return soft, hard
+
+
+#: Longest User-Agent the access log keeps (a phone's login may land there; so may a flood).
+USER_AGENT_CHARS = 96
+
+
+class AccessLogger(hypercorn.logging.Logger):
+    """Hypercorn's logger with access-log atoms made safe: the User-Agent cut to
+    :data:`USER_AGENT_CHARS`, control characters escaped in every atom (the log pipeline
+    escapes them again; this keeps the cut from splitting an escape)."""
+
+    def atoms(self, request: Any, response: Any, request_time: float) -> Mapping[str, str]:
+        from zengine.log import sanitise_text
+
+        atoms = super().atoms(request, response, request_time)
+        if isinstance(atoms, dict):  # hypercorn's AccessLogAtoms, which answers "-" if unset
+            for key in ("r", "R", "U", "q", "f"):
+                if key in atoms:
+                    atoms[key] = sanitise_text(str(atoms[key]), limit=256)
+            atoms["a"] = sanitise_text(str(atoms["a"]), limit=USER_AGENT_CHARS)
+        return atoms

@@ -57,6 +57,61 @@ def redact(
     return event_dict
 
 
+#: What a log line must never carry raw: C0 and C1 controls (ESC starts terminal escapes, CR
+#: and LF forge lines), DEL, line and paragraph separators, lone surrogates, bidi overrides.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                     "\ud800-\udfff]")
+#: Tracebacks keep their line breaks; nothing else does.
+_UNSAFE_MULTILINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029"
+                               "\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+#: Longest logged string value (a whole traceback is exempt).
+MAX_VALUE_CHARS = 512
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def sanitise_text(text: str, *, multiline: bool = False, limit: int = MAX_VALUE_CHARS) -> str:
+    """``text`` with every control character escaped (``\\x1b``) and cut to ``limit``."""
+    clean = (_UNSAFE_MULTILINE if multiline else _UNSAFE).sub(_escape, text)
+    if limit and len(clean) > limit:
+        clean = clean[:limit] + f"...({len(clean) - limit} more)"
+    return clean
+
+
+def _sanitise_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return sanitise_text(value)
+    if isinstance(value, bytes | bytearray):
+        return sanitise_text(bytes(value).decode("utf-8", "backslashreplace"))
+    if isinstance(value, Mapping):
+        return {sanitise_text(str(k), limit=64): _sanitise_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_sanitise_value(v) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return sanitise_text(str(value))
+
+
+def sanitise(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Escape control characters in every key and value and bound their length, so no client
+    value can forge a line, move a terminal cursor or flood the log (JSON and console)."""
+    clean: dict[str, Any] = {}
+    for key, value in event_dict.items():
+        name = sanitise_text(str(key), limit=64)
+        if key in ("exception", "stack") and isinstance(value, str):
+            clean[name] = sanitise_text(value, multiline=True, limit=0)
+        else:
+            clean[name] = _sanitise_value(value)
+    event_dict.clear()
+    event_dict.update(clean)
+    return event_dict
+
+
 def _shared_processors() -> list[Any]:
     return [
         structlog.contextvars.merge_contextvars,
@@ -85,6 +140,7 @@ def configure_logging(settings: LoggingSettings, stream: Any = None) -> None:
             # Tracebacks are formatted first so that the redaction pass sees their text too.
             structlog.processors.format_exc_info,
             redact,
+            sanitise,
             renderer,
         ],
     )

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from zengine.errors import BadRequest
 from zengine.models import Credentials, ProvisionRequest
 from zengine.settings import Settings
+from zengine.values import xml_invalid_char
 
 MAX_FIELDS = 32
 
@@ -134,5 +135,19 @@ def build_request(
         if authorization is not None:
             # Query credentials win; Basic is only used when the URL carries none.
             credentials = basic_credentials(authorization, settings.server.max_param_length)
+    if credentials is not None:
+        refuse_unstorable(credentials)
     return ProvisionRequest(path=path, params=params, headers=headers, client_addr=client_addr,
                             credentials=credentials, version_raw=version)
+
+
+def refuse_unstorable(credentials: Credentials) -> None:
+    """A username or password with a character no backend can store or compare (NUL, which
+    PostgreSQL refuses; lone surrogates; control characters XML cannot carry) is a bad request
+    before any backend sees it, for every backend alike."""
+    for field, text in (("username", credentials.username),
+                        ("password", credentials.password.get_secret_value())):
+        if xml_invalid_char(text) is not None:
+            raise BadRequest(f"{field} holds a control character",
+                             public_message=f"Bad request: the {field} contains a character "
+                                            "that is not allowed.")

@@ -19,6 +19,7 @@ from sqlalchemy.sql.expression import TableClause
 from zengine.errors import AccountDataError
 from zengine.models import Abstain, Account, Credentials, Identity, Rejected
 from zengine.passwords import Passwords
+from zengine.values import xml_invalid_char
 from zengine_sql.engine import unavailable_on_error
 from zengine_sql.settings import PLUGIN_NAME, MappingSettings
 from zengine_sql.state import SqlState
@@ -97,11 +98,19 @@ def _where(m: MappingSettings, table: TableClause, login: str) -> list[Any]:
 
 
 def _auth_rows(state: SqlState, m: MappingSettings, login: str) -> list[Row[Any]]:
+    if xml_invalid_char(login) is not None:
+        # Nothing to find, and PostgreSQL would raise on a NUL: never sent to the database.
+        return []
     table = auth_table(m)
     query = (sa.select(*_labelled(table, _auth_columns(m), "a_"))
              .where(*_where(m, table, login)).limit(2))
     with unavailable_on_error(state.url), state.engine.connect() as conn:
-        return list(conn.execute(query).all())
+        rows = conn.execute(query).all()
+    # Byte-exact, whatever the collation (MariaDB pads spaces and folds case).
+    user, domain = _split_login(m, login)
+    return [row for row in rows if _text(row._mapping["a_login"]) == user
+            and (domain is None or m.domain_column is None
+                 or _text(row._mapping.get("a_domain")) == domain)]
 
 
 def _text(value: Any) -> str:
@@ -159,6 +168,10 @@ def authenticate(state: SqlState,
         return Rejected(PLUGIN_NAME, "login matches several rows; log in as user@domain")
     ok, plain = check_password(m, rows[0], password, state.passwords)
     if not ok:
+        if not _hashed(m, _text(rows[0]._mapping.get("a_password"))):
+            # A plain or HA1 comparison costs nothing, an unknown user one dummy argon2
+            # verification: spend it here too, or the timing tells the two apart.
+            state.passwords.verify(None, password)
         return Rejected(PLUGIN_NAME)
     if not plain:
         # The row cannot give the SIP password back (HA1, hash): it is the one just verified.

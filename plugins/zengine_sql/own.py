@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection, Row
 
 from zengine.logincache import LoginKey
 from zengine.models import Account, Credentials, Identity, Rejected
+from zengine.values import xml_invalid_char
 from zengine_sql.engine import unavailable_on_error
 from zengine_sql.schema import ACCOUNTS, TENANTS, USERS, utcnow
 from zengine_sql.settings import PLUGIN_NAME
@@ -26,8 +27,14 @@ def _user_query() -> sa.Select[Any]:
 
 
 def find_user_row(conn: Connection, username: str) -> Row[Any] | None:
+    if xml_invalid_char(username) is not None:
+        # No stored name holds one (the schema refuses them); PostgreSQL would raise on NUL.
+        return None
     # One indexed lookup on the unique username index: the cost does not grow with users.
-    return conn.execute(_user_query().where(USERS.c.username == username)).first()
+    row = conn.execute(_user_query().where(USERS.c.username == username)).first()
+    # MariaDB's collations ignore trailing spaces (PAD SPACE) and often case: the database
+    # narrows, Python decides, so ``carol `` and ``Carol`` never log in as ``carol``.
+    return row if row is not None and row.username == username else None
 
 
 def identity_from_row(row: Row[Any]) -> Identity:

@@ -17,6 +17,8 @@ above 1.0), ``1``/``1.0`` is legacy and anything below 1.0 or unparsable is a
 
 from __future__ import annotations
 
+import re
+
 from zengine.errors import BadRequest, BadVersion
 from zengine.models import ClientInfo, ProvisionRequest, Version
 from zengine.request import is_placeholder, pick
@@ -25,6 +27,8 @@ from zengine.transforms import newest_version
 from zengine_zoiper import desktop, legacy, mobile, mobile_transforms
 
 FAMILIES = (mobile.FAMILY, legacy.FAMILY, desktop.FAMILY)
+#: Plain dotted numbers; any other version text is logged by its length only.
+_VERSION_LIKE = re.compile(r"[0-9]{1,4}(?:\.[0-9]{1,4}){0,3}")
 
 
 def requested_version(raw: str | None) -> str | None:
@@ -36,12 +40,21 @@ def requested_version(raw: str | None) -> str | None:
     return raw
 
 
+def loggable_version(raw: str | None) -> str | None:
+    """``raw`` if it looks like a version, else a marker: the request log records what was
+    asked for, never free text a client put there."""
+    if raw is None or _VERSION_LIKE.fullmatch(raw):
+        return raw
+    return f"(unparsable, {len(raw)} characters)"
+
+
 def parse_version(raw: str) -> Version:
     try:
         version = Version.parse(raw)
     except ValueError:
         # The raw text may be anything the client sent: keep it out of the public message.
-        raise BadVersion(f"unparsable version {raw[:32]!r}") from None
+        # Anything the client sent (a login may land there): its length only, in the log too.
+        raise BadVersion(f"unparsable version ({len(raw)} characters)") from None
     if version < legacy.VERSION:
         raise BadVersion(f"version {version} is older than 1.0")
     return version
@@ -60,7 +73,8 @@ def requested_family(request: ProvisionRequest, runtime: Runtime) -> str | None:
         return None
     family = raw.strip().lower()
     if family not in FAMILIES:
-        raise BadRequest(f"unknown format {raw[:32]!r}",
+        # The value is whatever the client sent (a login may land there): its length only.
+        raise BadRequest(f"unknown format ({len(raw)} characters)",
                          public_message="Bad request: unknown document format; "
                                         f"use one of {', '.join(FAMILIES)}.")
     return family
@@ -73,9 +87,9 @@ def detect(request: ProvisionRequest, runtime: Runtime) -> ClientInfo:
         family = desktop.FAMILY
     if family == desktop.FAMILY:
         # Zoiper5 has one format and sends no version: any version parameter is ignored.
-        return ClientInfo(desktop.FAMILY, desktop.VERSION, raw)
+        return ClientInfo(desktop.FAMILY, desktop.VERSION, loggable_version(raw))
     if family == legacy.FAMILY:
-        return ClientInfo(legacy.FAMILY, legacy.VERSION, raw)
+        return ClientInfo(legacy.FAMILY, legacy.VERSION, loggable_version(raw))
     newest = newest_version(runtime.transforms, mobile.FAMILY, mobile.NEWEST)
     if raw is None:
         if family is None and runtime.settings.clients.no_version == "legacy":
@@ -83,5 +97,5 @@ def detect(request: ProvisionRequest, runtime: Runtime) -> ClientInfo:
         return ClientInfo(mobile.FAMILY, newest, None)
     version = parse_version(raw)
     if family is None and version == legacy.VERSION:
-        return ClientInfo(legacy.FAMILY, legacy.VERSION, raw)
-    return ClientInfo(mobile.FAMILY, mobile_version(version, newest), raw)
+        return ClientInfo(legacy.FAMILY, legacy.VERSION, loggable_version(raw))
+    return ClientInfo(mobile.FAMILY, mobile_version(version, newest), loggable_version(raw))

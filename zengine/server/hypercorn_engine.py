@@ -43,6 +43,8 @@ def harden_hypercorn(config: Config) -> None:
     http_layer.install()
     # No HTTP/2 over TLS either (TLS ends at the reverse proxy; see docs/deployment.md).
     config.alpn_protocols = ["http/1.1"]
+    # Access-log atoms cut and escaped (User-Agent at most 96 characters).
+    config.logger_class = http_layer.AccessLogger
     # Open files bound the connections a worker can hold: use all the hard limit allows.
     http_layer.raise_open_file_limit()
 
