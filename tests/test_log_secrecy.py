@@ -17,7 +17,9 @@ import structlog
 from tests.conftest import EXAMPLE_CONFIG
 from tests.serverproc import running_server
 from zengine.log import configure_logging
-from zengine.settings import LoggingSettings
+from zengine.runtime import build_runtime
+from zengine.settings import LoggingSettings, load_settings
+from zengine_tokens.api import token_service
 
 SECRETS = [
     "wonderland",            # provisioning password
@@ -36,10 +38,24 @@ SECRETS = [
     ("uvicorn", 2),
 ])
 def test_real_server_output_holds_no_secret(tmp_path: Path, engine: str, workers: int) -> None:
-    with running_server(EXAMPLE_CONFIG, tmp_path, env={
-            "ZENGINE_LOGGING__LEVEL": "debug", "ZENGINE_SERVER__ENGINE": engine,
-            "ZENGINE_SERVER__WORKERS": str(workers)}) as server:
+    env = {"ZENGINE_LOGGING__LEVEL": "debug", "ZENGINE_SERVER__ENGINE": engine,
+           "ZENGINE_SERVER__WORKERS": str(workers),
+           "ZENGINE_PLUGINS__TOKENS__SQLITE_PATH": str(tmp_path / "tokens.db")}
+    # Provisioning tokens, issued into the store the server uses: one fetched, then fetched
+    # again (the replay window), and one guessed.
+    runtime = build_runtime(load_settings(EXAMPLE_CONFIG, environ=env))
+    runtime.start()
+    try:
+        issued = token_service(runtime).issue("alice")
+    finally:
+        runtime.stop()
+    guessed = "Guessed-token-0123456789-abcdefghijklmnopq"
+    with running_server(EXAMPLE_CONFIG, tmp_path, env=env) as server:
         base = server.base
+        for token in (issued.token, issued.token, guessed):
+            fetched = httpx.get(f"{base}/token?id={token}")
+            assert fetched.status_code == 200
+        assert b"<options>" in httpx.get(f"{base}/token", params={"id": issued.token}).content
         ok = httpx.get(f"{base}/id.php", params={"username": "alice",
                                                   "password": "wonderland",
                                                   "version": "1.14"})
@@ -64,9 +80,12 @@ def test_real_server_output_holds_no_secret(tmp_path: Path, engine: str, workers
     assert output.count("provision.request") == 6, output
     assert re.search(r'GET /id\.php (HTTP/)?1\.1\\?" 200', output), output
     assert basic not in output
-    for secret in SECRETS:
+    assert output.count("audit.token.used") == 3 and "audit.token.refused" in output, output
+    assert re.search(r'GET /token (HTTP/)?1\.1\\?" 200', output), output
+    for secret in [*SECRETS, issued.token, guessed]:
         assert secret not in output, f"{secret!r} leaked into the {engine} server output"
-    assert "?" not in "".join(line for line in output.splitlines() if "id.php" in line)
+    assert "?" not in "".join(line for line in output.splitlines()
+                              if "id.php" in line or "/token" in line)
 
 
 @pytest.mark.subprocess

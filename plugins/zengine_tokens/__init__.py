@@ -9,8 +9,10 @@ plugins is :mod:`zengine_tokens.api`.
 
 from __future__ import annotations
 
+from starlette.routing import BaseRoute
+
 from zengine import hookimpl
-from zengine.models import PluginSettingsSpec
+from zengine.models import Command, PluginSettingsSpec
 from zengine.runtime import Runtime
 from zengine_tokens.api import TokenService
 from zengine_tokens.settings import PLUGIN_NAME, TokensSettings
@@ -35,3 +37,17 @@ def zengine_shutdown(runtime: Runtime) -> None:
     service = runtime.state.pop(PLUGIN_NAME, None)
     if isinstance(service, TokenService):
         service.close()
+
+
+@hookimpl
+def zengine_register_routes(runtime: Runtime) -> list[BaseRoute]:
+    from zengine_tokens.endpoint import routes
+
+    return routes(runtime)
+
+
+@hookimpl
+def zengine_cli_commands() -> list[Command]:
+    from zengine_tokens.cli import commands
+
+    return commands()

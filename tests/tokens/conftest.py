@@ -112,3 +112,44 @@ def runtime_for(tmp_path: Path, sink: AuditSink) -> Iterator[Callable[..., Runti
     yield make
     for runtime in started:
         runtime.stop()
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_config(directory: Path, tokens: dict[str, Any] | None = None,
+                 server: dict[str, Any] | None = None) -> Path:
+    """A config file for the real server: static users, the token store in ``directory``."""
+    users = write_users(directory)
+    tables: dict[str, dict[str, Any]] = {
+        "server": {"public_url": "https://prov.example.com", **(server or {})},
+        "logging": {"format": "json", "level": "info"},
+        "auth": {"chain": ["static"], "failure_floor_ms": 50},
+        "plugins.static": {"users_file": str(users)},
+        "plugins.tokens": {"sqlite_path": str(directory / "tokens.db"),
+                           "provider_id": "0123456789abcdef0123456789abcdef", **(tokens or {})},
+    }
+    lines = []
+    for table, values in tables.items():
+        lines.append(f"[{table}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+    path = directory / "zengine.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def runtime_from(config: Path, *extra: tuple[str, object]) -> Runtime:
+    """A started runtime on a config file, sharing its token store with a server using it."""
+    from zengine.settings import load_settings
+
+    runtime = build_runtime(load_settings(config, environ={}), load_entrypoints=False,
+                            plugins=plugins(None, *extra))
+    runtime.start()
+    return runtime
