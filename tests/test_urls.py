@@ -58,5 +58,8 @@ def test_example_alice_urls(example_client: TestClient) -> None:
     body = example_client.get("/id.php", params={"u": "alice", "p": "wonderland",
                                                  "v": "1.14"}).text
     assert "<token_url>https://prov.example.com/token?tenant=wonderland&amp;id=</token_url>" in body
-    assert ("<balance_url>https://billing.example.com/balance?user=1001&amp;"
+    # {sip_username} is filled by zengine; ${USERNAME} and friends are left for the phone.
+    assert ("<rate_url>https://billing.example.com/rate?user=1001&amp;"
+            "to=${DESTINATION}&amp;currency=${CURRENCY}</rate_url>") in body
+    assert ("<balance_url>https://billing.example.com/balance?user=${USERNAME}&amp;"
             "password=${PASSWORD}&amp;currency=${CURRENCY}</balance_url>") in body

@@ -29,7 +29,7 @@ from zengine.models import Version
 from zengine.values import as_bool as _as_bool
 from zengine.values import as_uint as _as_uint
 from zengine.values import invalid as _err
-from zengine.values import xml_invalid_char
+from zengine.values import url_safe, xml_invalid_char
 
 FieldType = Literal["string", "bool", "uint", "enum", "codecs", "zrtp"]
 
@@ -58,6 +58,16 @@ class Field:
     scope: Literal["account", "options"] = "account"
     #: Input spellings accepted for enum values, mapped to the emitted spelling.
     aliases: tuple[tuple[str, str], ...] = ()
+    #: ``(first version that gets only the current name, older name)``: older clients get the
+    #: element under both names, for renames no source dates (``docs/clients.md``).
+    both_names: tuple[tuple[Version, str], ...] = ()
+    #: Sent even when nothing is configured (the catalogue default): part of what an account
+    #: *is* (how it reaches its server), not a preference the user may have changed in the
+    #: app; an outbound proxy or auth username the backend dropped must be switched off.
+    needed: bool = False
+    #: Only ``A-Z a-z 0-9 - . _ ~`` (RFC 3986 unreserved), for a value Zoiper puts in a URL
+    #: without encoding it (``token`` is appended to ``token_url`` as it is).
+    url_safe: bool = False
 
     @property
     def name(self) -> str:
@@ -94,8 +104,10 @@ ACCOUNT_FIELDS: tuple[Field, ...] = (
     _b("enable_push_notifications", False),
     _b("do_not_play_ringback_tones", False),
     _f("voicemail_check_extension", "string"),
+    # 1.5-1.13 get both spellings: the example server sent the old one until 1.13 (and still
+    # does on its 2025 branch), a README labelled 1.13 already used the new one.
     _f("voicemail_transfer_extension", "string",
-       old_names=((_V14, "voicemaile_transfer_extension"),)),
+       both_names=((_V14, "voicemaile_transfer_extension"),)),
     _b("force_rfc3264", False),
     _b("use_kpml", False),
     _b("use_overlap_dialing", False),
@@ -111,23 +123,26 @@ ACCOUNT_FIELDS: tuple[Field, ...] = (
     _f("number_rewriting_prefix", "string"),
     _b("use_strip_dial_chars", since=V("1.6")),
     _f("strip_dial_chars", "string", since=V("1.6")),
-    _f("token", "string", secret=True),
+    _f("token", "string", secret=True, url_safe=True),
     _f("token_url", "string"),
     _f("balance_url", "string"),
     _f("rate_url", "string"),
     _f("quality_rating_url", "string", since=V("1.7")),
-    _e("protocol", "SIP IAX2 RTSP", "SIP"),
+    _e("protocol", "SIP IAX2 RTSP", "SIP", needed=True),
+    # Android public-docs 1.14.3 and its example dump (not the seed, not iOS); since 1.14 is an
+    # inference from that doc's version.
+    _e("rtcp_profile_type", "avp avpf both", since=_V14),
     _e("reregistration_mode", "default custom", "default"),
     _f("reregistration_time", "uint"),
     _e("resubscription_mode", "default custom", "default"),
     _f("resubscription_time", "uint"),
     _f("SIP_domain", "string"),
-    _b("SIP_use_outbound_proxy", False),
+    _b("SIP_use_outbound_proxy", False, needed=True),
     _f("SIP_outbound_proxy", "string"),
-    _e("SIP_transport_type", "UDP TCP TLS", "UDP"),
-    _b("SIP_use_auth_username", False),
+    _e("SIP_transport_type", "UDP TCP TLS", "UDP", needed=True),
+    _b("SIP_use_auth_username", False, needed=True),
     _f("SIP_auth_username", "string"),
-    _f("SIP_callerId", "string", old_names=((_V14, "SIP_callerid"),)),
+    _f("SIP_callerId", "string", both_names=((_V14, "SIP_callerid"),)),
     _b("SIP_use_rport", True),
     _b("SIP_use_rport_media", False),
     _e("SIP_srtp_mode", "none SDES", "none"),
@@ -146,7 +161,7 @@ ACCOUNT_FIELDS: tuple[Field, ...] = (
     _f("stun/stun_refresh_period", "uint"),
     _f("IAX2_host", "string"),
     _f("IAX2_context", "string"),
-    _f("IAX2_callerId", "string", old_names=((_V14, "IAX2_callerid"),)),
+    _f("IAX2_callerId", "string", both_names=((_V14, "IAX2_callerid"),)),
     _f("IAX2_callerNumber", "string"),
     _e("IAX2_dtmf_style", "inband disabled outband"),
     _b("enable_file_transfer", since=_V14),
@@ -183,7 +198,6 @@ OPTIONS_FIELDS: tuple[Field, ...] = (
 DESKTOP_ONLY_FIELDS: tuple[Field, ...] = (
     _b("save_username"),
     _b("save_password"),
-    _e("rtcp_profile_type", "avp avpf both"),
     _b("send_typing_notification"),
     _b("SIP_use_cisco"),
     _f("SIP_cisco_device_name", "string"),
@@ -206,9 +220,19 @@ def account_fields() -> dict[str, Field]:
 
 
 @cache
-def default_values() -> dict[str, Any]:
-    """Account fields zengine emits when nothing is configured."""
-    return {f.path: f.default for f in ACCOUNT_FIELDS if f.default is not None}
+def default_values(send_defaults: bool = False) -> dict[str, Any]:
+    """Account fields zengine emits when nothing is configured: the ``needed`` ones, or every
+    catalogue default with ``[document] send_defaults = true``. A default sent at every app
+    start would override what the user chose in the app (``enable_push_notifications``)."""
+    return {f.path: f.default for f in ACCOUNT_FIELDS
+            if f.default is not None and (send_defaults or f.needed)}
+
+
+@cache
+def option_defaults(send_defaults: bool = False) -> dict[str, Any]:
+    """Options-level fields emitted when nothing is configured (see :func:`default_values`)."""
+    return {f.path: f.default for f in OPTIONS_FIELDS
+            if f.default is not None and (send_defaults or f.needed)}
 
 
 @cache
@@ -253,6 +277,11 @@ def coerce(field: Field, value: Any, where: str) -> Any:
                 f"{where}: field {field.path!r} contains the character U+{ord(bad):04X}, "
                 "which an XML 1.0 document cannot carry"
             )
+        if field.url_safe and not url_safe(text):
+            # The value may be secret (a token): name the rule, never the value.
+            raise ConfigError(
+                f"{where}: field {field.path!r} may contain only A-Z a-z 0-9 - . _ ~, because "
+                "Zoiper appends it to a URL without encoding it")
         return text
     if field.type == "codecs":
         return coerce_codecs(value, where)
@@ -314,11 +343,33 @@ def validate_fields(
     return result
 
 
+# Placeholders Zoiper's OEM pages call required: the phone fills them, upper case only.
+REQUIRED_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "balance_url": ("${USERNAME}", "${PASSWORD}"),
+    "rate_url": ("${DESTINATION}",),
+}
+
+
+def url_warnings(values: Mapping[str, Any], where: str) -> list[str]:
+    """What ``zengine check-config`` warns about in a table of validated account fields: a
+    ``balance_url`` or ``rate_url`` without the placeholders Zoiper needs to fill."""
+    warnings = []
+    for path, required in REQUIRED_PLACEHOLDERS.items():
+        url = values.get(path)
+        if not isinstance(url, str) or not url:
+            continue
+        missing = [p for p in required if p not in url]
+        if missing:
+            warnings.append(f"{where}: {path} lacks {', '.join(missing)}, which Zoiper's OEM "
+                            "documentation calls required (the phone fills it; upper case)")
+    return warnings
+
+
 __all__ = [
     "ACCOUNT_FIELDS", "ACCOUNT_OWNED", "CODECS", "DESKTOP_ONLY_FIELDS", "OPTIONS_FIELDS",
     "PATH_ALIASES", "ZRTP_LISTS",
     "Codec", "CodecSetting", "Field", "V", "ZrtpItem", "ZrtpList", "ZrtpSetting",
     "account_fields", "codec_by_key", "coerce", "coerce_codecs", "coerce_zrtp",
-    "default_values", "flatten",
-    "options_fields", "validate_fields", "xml_invalid_char",
+    "default_values", "flatten", "option_defaults", "options_fields", "url_warnings",
+    "validate_fields", "xml_invalid_char",
 ]

@@ -9,10 +9,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from zengine import __version__
+from zengine import __version__, catalog
 from zengine.errors import ConfigError, ZengineError
 from zengine.runtime import Runtime, build_runtime
-from zengine.settings import load_settings
+from zengine.settings import Settings, load_settings
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -41,9 +41,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         chain = runtime.settings.auth.chain or tuple(reversed(runtime.hooks.auth_backends()))
         print(f"authentication chain: {', '.join(chain)}")
         print(f"profiles: {', '.join(sorted(runtime.settings.profiles)) or 'none'}")
+        for warning in config_warnings(runtime.settings):
+            print(f"warning: {warning}")
     finally:
         runtime.stop()
     return 0
+
+
+def config_warnings(settings: Settings) -> list[str]:
+    """What is valid but probably wrong: the operator is told, the config still loads."""
+    found = catalog.url_warnings(settings.defaults, f"{settings.source} [defaults]")
+    for name, profile in sorted(settings.profiles.items()):
+        found += catalog.url_warnings(profile, f"{settings.source} [profiles.{name}]")
+    return found
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:

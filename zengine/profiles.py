@@ -53,7 +53,7 @@ def resolve_account(account: Account, identity: Identity, settings: Settings,
     profile = account.profile or identity.profile or settings.default_profile
     if profile is not None and profile not in settings.profiles:
         raise AccountDataError(f"account {account.ident!r} names unknown profile {profile!r}")
-    values = dict(catalog.default_values())
+    values = dict(catalog.default_values(settings.send_defaults))
     values.update(settings.defaults)
     if profile is not None:
         values.update(settings.profiles[profile])

@@ -174,6 +174,8 @@ class Settings:
     login_cache: LoginCacheSettings = field(default_factory=LoginCacheSettings)
     #: Options-level catalogue fields (``customer_sid``, ``diagnostics``, ``breakpad`` …).
     document: Mapping[str, Any] = field(default_factory=dict)
+    #: ``[document] send_defaults``: also send catalogue defaults nobody configured.
+    send_defaults: bool = False
     #: Account catalogue fields applied to every account.
     defaults: Mapping[str, Any] = field(default_factory=dict)
     profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -269,8 +271,11 @@ def settings_from_mapping(
     if unknown:
         raise ConfigError(f"{source}: unknown top-level keys {sorted(unknown)}; "
                           f"allowed: {', '.join(sorted(_TOP_LEVEL))}")
-    document = catalog.validate_fields(merged.get("document", {}), f"{source} [document]",
-                                       scope="options")
+    document_table = dict(merged.get("document") or {})
+    send_defaults = document_table.pop("send_defaults", False)
+    if not isinstance(send_defaults, bool):
+        raise ConfigError(f"{source} [document]: send_defaults must be true or false")
+    document = catalog.validate_fields(document_table, f"{source} [document]", scope="options")
     defaults = catalog.validate_fields(merged.get("defaults", {}), f"{source} [defaults]",
                                        forbid=catalog.ACCOUNT_OWNED)
     profiles: dict[str, dict[str, Any]] = {}
@@ -301,6 +306,7 @@ def settings_from_mapping(
         login_cache=_model(LoginCacheSettings, merged.get("login_cache"),
                            f"{source} [login_cache]"),
         document=document,
+        send_defaults=send_defaults,
         defaults=defaults,
         profiles=profiles,
         default_profile=default_profile,

@@ -92,6 +92,10 @@ def check_mobile(root: etree._Element, version: Version) -> list[str]:
         if "/" in f.path:
             section, _, _name = f.path.rpartition("/")
             account_by_name[f"{section}/{f.name_for(version)}"] = f
+        # Older clients get both spellings of an undated rename.
+        for first, old in f.both_names:
+            if version < first:
+                account_by_name[old] = f
     options_by_path = {f.path: f for f in catalog.OPTIONS_FIELDS}
 
     def too_new(field: catalog.Field, where: str) -> list[str]:

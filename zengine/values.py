@@ -15,6 +15,14 @@ def xml_safe_text(text: str) -> str:
     return _XML_INVALID.sub("\ufffd", text)
 
 
+_URL_SAFE = re.compile(r"[A-Za-z0-9._~-]*", re.ASCII)
+
+
+def url_safe(text: str) -> bool:
+    """Only RFC 3986 unreserved characters: safe to put in a URL without encoding."""
+    return _URL_SAFE.fullmatch(text) is not None
+
+
 def xml_invalid_char(text: str) -> str | None:
     """Return the first character XML 1.0 cannot carry, or ``None``."""
     match = _XML_INVALID.search(text)

@@ -25,7 +25,8 @@ SHARED = frozenset({
     "custom_ringtone_location", "use_custom_certificate", "custom_certificate_location",
     "custom_certificate", "mwi_subscribe_usage", "use_number_rewriting",
     "number_rewriting_country", "number_rewriting_prefix", "use_strip_dial_chars",
-    "strip_dial_chars", "protocol", "reregistration_mode", "reregistration_time",
+    "strip_dial_chars", "protocol", "rtcp_profile_type", "reregistration_mode",
+    "reregistration_time",
     "resubscription_mode", "resubscription_time", "SIP_domain", "SIP_use_outbound_proxy",
     "SIP_outbound_proxy", "SIP_transport_type", "SIP_use_auth_username", "SIP_auth_username",
     "SIP_callerId", "SIP_use_rport", "SIP_use_rport_media", "SIP_srtp_mode", "SIP_dtmf_style",
@@ -101,7 +102,8 @@ OPTIONS_SHARED = frozenset({
 def _desktop(field: catalog.Field) -> catalog.Field:
     values = DESKTOP_VALUES.get(field.path, field.values)
     # One format, no versions: no since-version and no older names.
-    return dataclasses.replace(field, values=values, since=None, old_names=(), aliases=())
+    return dataclasses.replace(field, values=values, since=None, old_names=(), aliases=(),
+                               both_names=())
 
 
 #: Where each desktop-only field (``catalog.DESKTOP_ONLY_FIELDS``) goes: after this shared
@@ -109,7 +111,6 @@ def _desktop(field: catalog.Field) -> catalog.Field:
 DESKTOP_ONLY_AFTER: dict[str, tuple[str, ...]] = {
     "username": ("save_username",),
     "password": ("save_password",),
-    "protocol": ("rtcp_profile_type",),
     "resubscription_time": ("send_typing_notification",),
     "SIP_keep_alive_timeout": ("SIP_use_cisco", "SIP_cisco_device_name"),
     "IAX2_dtmf_style": ("HTTP_PHONE_CONTROL_host", "HTTP_PHONE_CONTROL_path",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zengine.catalog import ACCOUNT_FIELDS, OPTIONS_FIELDS, ZRTP_LISTS
+from zengine.catalog import ACCOUNT_FIELDS, OPTIONS_FIELDS, ZRTP_LISTS, option_defaults
 from zengine.models import ClientInfo, Document, Element, ResolvedAccount, Version
 from zengine.runtime import Runtime
 from zengine_zoiper.elements import codecs_element, fields_to_elements, mobile_text, zrtp_element
@@ -35,13 +35,12 @@ def account_element(account: ResolvedAccount) -> Element:
 # Options-level fields: plain ones before <accounts>, sections (diagnostics, breakpad) after.
 _HEAD = tuple(f for f in OPTIONS_FIELDS if "/" not in f.path)
 _TAIL = tuple(f for f in OPTIONS_FIELDS if "/" in f.path)
-_OPTION_DEFAULTS = {f.path: f.default for f in OPTIONS_FIELDS if f.default is not None}
 
 
 def build(accounts: list[ResolvedAccount], client: ClientInfo, runtime: Runtime) -> Document:
-    options = runtime.settings.document
-    values = dict(_OPTION_DEFAULTS)
-    values.update(options)
+    settings = runtime.settings
+    values = dict(option_defaults(settings.send_defaults))
+    values.update(settings.document)
     root = Element("options", children=[Element("prov_version", str(client.version))])
     root.children.extend(fields_to_elements(_HEAD, values, mobile_text))
     pairs = [(account_element(account), account) for account in accounts]

@@ -3,8 +3,10 @@
 One step per ``prov_version`` that changed something. Each step turns a document of its version
 into the previous version's, like a database migration run backwards: it drops the fields that
 version introduced (``since``), restores the names older clients used (``old_names``) and the
-ZRTP item element names (``old_item``). The steps are derived from ``zengine.catalog`` rather
-than written by hand, so the catalogue and the transforms can never disagree.
+ZRTP item element names (``old_item``), and adds the older spelling beside the current one
+where no source says which an older client reads (``both_names``). The steps are derived from
+``zengine.catalog`` rather than written by hand, so the catalogue and the transforms can never
+disagree.
 """
 
 from __future__ import annotations
@@ -36,6 +38,15 @@ class Rename:
 
 
 @dataclass(frozen=True)
+class Copy:
+    """The element at ``path`` is sent a second time, right after itself, as ``old_name``."""
+
+    scope: str
+    path: str
+    old_name: str
+
+
+@dataclass(frozen=True)
 class ItemRename:
     """Every item of ``zrtp/<section>`` is renamed from ``item`` to ``old_item``."""
 
@@ -50,6 +61,7 @@ class StepPlan:
     removals: tuple[Removal, ...] = ()
     renames: tuple[Rename, ...] = ()
     item_renames: tuple[ItemRename, ...] = ()
+    copies: tuple[Copy, ...] = ()
 
     def describe(self) -> str:
         parts = []
@@ -59,6 +71,9 @@ class StepPlan:
         renames += [f"zrtp/{r.section}/{r.item} -> {r.old_item}" for r in self.item_renames]
         if renames:
             parts.append("rename " + ", ".join(renames))
+        if self.copies:
+            parts.append("also send " + ", ".join(f"{c.path} as {c.old_name}"
+                                                  for c in self.copies))
         return f"mobile {self.version}: " + "; ".join(parts)
 
 
@@ -91,7 +106,7 @@ def plans(fields: Iterable[catalog.Field] | None = None,
     for field in all_fields:
         if field.since is not None:
             versions.add(field.since)
-        versions.update(first for first, _ in field.old_names)
+        versions.update(first for first, _ in (*field.old_names, *field.both_names))
     for spec in lists:
         versions.update(first for first, _ in spec.old_item)
     result = []
@@ -102,7 +117,9 @@ def plans(fields: Iterable[catalog.Field] | None = None,
                         for f in all_fields for first, old in f.old_names if first == version)
         items = tuple(ItemRename(spec.section, item_name(spec, version), old)
                       for spec in lists for first, old in spec.old_item if first == version)
-        result.append(StepPlan(version, removals, renames, items))
+        copies = tuple(Copy(f.scope, element_path(f, version), old)
+                       for f in all_fields for first, old in f.both_names if first == version)
+        result.append(StepPlan(version, removals, renames, items, copies))
     return result
 
 
@@ -126,8 +143,20 @@ def _bases(root: Element, scope: str) -> list[Element]:
     return _accounts(root) if scope == "account" else [root]
 
 
+def _copy(base: Element, path: str, old_name: str) -> None:
+    section, _, _ = path.rpartition("/")
+    parent = base.find(section) if section else base
+    node = base.find(path)
+    if parent is None or node is None:
+        return
+    parent.children.insert(parent.children.index(node) + 1, Element(old_name, node.text))
+
+
 def apply_plan(plan: StepPlan, document: Document) -> None:
     root = document.root
+    for copy in plan.copies:
+        for base in _bases(root, copy.scope):
+            _copy(base, copy.path, copy.old_name)
     for removal in plan.removals:
         for base in _bases(root, removal.scope):
             _remove(base, removal.path)

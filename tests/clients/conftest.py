@@ -95,6 +95,7 @@ def config(users_file: Path, **extra: Any) -> dict[str, Any]:
             "SIP_use_reg_event": True,
             "enable_file_transfer": True,
             "enabled_video_fmtp": True,
+            "rtcp_profile_type": "avpf",
             "msrp": {"enabled": True, "force_msrp_for_chat": False, "enable_tls": True,
                      "enable_relay": True, "relay_uri": "msrp://relay.example.com:2855",
                      "relay_username": "relay", "relay_password": "relay-secret"},

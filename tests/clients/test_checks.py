@@ -61,7 +61,7 @@ def test_legacy_checker_wants_version_1_0() -> None:
     ("//account[1]/SIP_transport_type", "text", "TLS", "not in ('udp', 'tcp', 'tls')"),
     ("//account[1]/protocol", "text", "SIP", "not in ('sip'"),
     ("//account[1]/SIP_srtp_mode", "text", "SDES", "not in ('none', 'sdes')"),
-    ("//account[1]/SIP_use_rport", "text", "1", "not true/false"),
+    ("//account[1]/SIP_use_outbound_proxy", "text", "1", "not true/false"),
     ("//account[1]/codecs/codec[1]/codec_id", "text", "99", "unknown codec"),
     ("//account[1]/codecs/codec[1]/vbr", "text", "1", "not true/false"),
     ("//key_agreement_method[1]", "tag", "key_agreement", "should be <key_agreement_method>"),
