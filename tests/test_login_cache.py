@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from argon2 import PasswordHasher
 from pydantic import SecretStr
 
 import zengine_static
-from zengine.errors import ConfigError
+from tests.redis_store import REDIS_URL, RedisTestStore, StorePlugin, new_prefix, require_redis
+from zengine import hookimpl
+from zengine.errors import ConfigError, TooManyAttempts
 from zengine.logincache import LocalEntries, LoginCache, LoginCacheSettings, LoginKey, load_key
-from zengine.models import Credentials, Identity, ProvisionRequest, Rejected
+from zengine.models import (
+    AuthResult,
+    Credentials,
+    Identity,
+    LoginAttempt,
+    ProvisionRequest,
+    Rejected,
+)
+from zengine.pipeline import check_login
 from zengine.runtime import Runtime, build_runtime
 from zengine.settings import settings_from_mapping
 from zengine_static.users import load_users
@@ -53,7 +67,8 @@ class Counted:
         monkeypatch.setattr(runtime.passwords, "verify", verify)
 
 
-def static_runtime(tmp_path: Path, users: str, **cache: Any) -> Runtime:
+def static_runtime(tmp_path: Path, users: str, extra: Sequence[tuple[str, object]] = (),
+                   **cache: Any) -> Runtime:
     path = tmp_path / "users.toml"
     path.write_text(users)
     settings = settings_from_mapping({
@@ -61,7 +76,7 @@ def static_runtime(tmp_path: Path, users: str, **cache: Any) -> Runtime:
         "login_cache": {"secret": SECRET, **cache},
     }, environ={})
     runtime = build_runtime(settings, load_entrypoints=False,
-                            plugins=[("static", zengine_static)])
+                            plugins=[("static", zengine_static), *extra])
     runtime.start()
     return runtime
 
@@ -191,3 +206,119 @@ def test_secret_from_file_and_its_errors(tmp_path: Path) -> None:
         load_key(LoginCacheSettings(secret_file=tmp_path / "missing"), Path)
     with pytest.raises(ConfigError, match="not both"):
         load_key(LoginCacheSettings(secret=SecretStr("s" * 40), secret_file=path), Path)
+
+
+# -- the login guard, and the cache in the shared store (real Redis) ----------------------
+
+
+class Locked:
+    """A guard that refuses every login while ``locked`` is set."""
+
+    locked = False
+
+    @hookimpl
+    def zengine_login_check(self, attempt: LoginAttempt) -> None:
+        if self.locked:
+            raise TooManyAttempts(f"{attempt.username} locked")
+
+
+def guarded_login(runtime: Runtime, password: str) -> AuthResult | None:
+    credentials = Credentials("alice", SecretStr(password))
+    attempt = LoginAttempt(username="alice", secret=credentials.password,
+                           client_addr="127.0.0.1")
+    return check_login(attempt, credentials, REQUEST, runtime)
+
+
+def test_guard_refuses_a_cached_password_and_drops_the_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    guard = Locked()
+    runtime = static_runtime(tmp_path, users_toml("wonderland"), extra=[("guard", guard)])
+    try:
+        counted = Counted(runtime, monkeypatch)
+        assert isinstance(guarded_login(runtime, "wonderland"), Identity)
+        assert isinstance(guarded_login(runtime, "wonderland"), Identity)
+        assert counted.calls == 1
+        guard.locked = True
+        with pytest.raises(TooManyAttempts):
+            guarded_login(runtime, "wonderland")
+        guard.locked = False
+        # After the lockout the password is checked in full again.
+        assert isinstance(guarded_login(runtime, "wonderland"), Identity)
+        assert counted.calls == 2
+    finally:
+        runtime.stop()
+
+
+SECOND_PROCESS = """
+import sys
+from pydantic import SecretStr
+import zengine_static
+from tests.redis_store import StorePlugin
+from zengine.models import Credentials, Identity, ProvisionRequest
+from zengine.runtime import build_runtime
+from zengine.settings import settings_from_mapping
+
+users, prefix, secret = sys.argv[1:4]
+settings = settings_from_mapping({"plugins": {"static": {"users_file": users}},
+                                  "login_cache": {"secret": secret}}, environ={})
+runtime = build_runtime(settings, load_entrypoints=False,
+                        plugins=[("static", zengine_static),
+                                 ("teststore", StorePlugin("redis://127.0.0.1:6379/0", prefix))])
+runtime.start()
+request = ProvisionRequest(path="/", params={}, headers={}, client_addr="127.0.0.1",
+                           credentials=None, version_raw=None)
+result = runtime.hooks.authenticate(Credentials("alice", SecretStr("wonderland")), request,
+                                    runtime, ("static",))
+runtime.stop()
+print("accepted" if isinstance(result, Identity) else "refused")
+"""
+
+
+def test_redis_cache_is_shared_by_two_processes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    require_redis()
+    prefix = new_prefix()
+    plugin = StorePlugin(REDIS_URL, prefix)
+    runtime = static_runtime(tmp_path, users_toml("wonderland"), extra=[("teststore", plugin)])
+    try:
+        assert runtime.logins.entries.kind == "redis"
+        counted = Counted(runtime, monkeypatch)
+        # Another process verifies alice's password and leaves the digest in Redis ...
+        done = subprocess.run(
+            [sys.executable, "-c", SECOND_PROCESS, str(tmp_path / "users.toml"), prefix, SECRET],
+            capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
+        assert done.stdout.strip() == "accepted", done.stderr
+        # ... so this one accepts it without an argon2 verification of its own.
+        assert isinstance(login(runtime, "wonderland"), Identity)
+        assert counted.calls == 0
+        stored = RedisTestStore(REDIS_URL, prefix)
+        keys = stored.keys("login:")
+        assert len(keys) == 1 and "alice" not in keys[0]
+        assert b"wonderland" not in (stored.get(keys[0]) or b"wonderland")
+        # A wrong password here drops the shared entry for every process.
+        assert isinstance(login(runtime, "guess"), Rejected)
+        assert stored.keys("login:") == []
+    finally:
+        runtime.stop()
+        RedisTestStore(REDIS_URL, prefix).wipe()
+
+
+def test_redis_down_means_the_full_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"  # nothing listens here
+    runtime = static_runtime(tmp_path, users_toml("wonderland"),
+                             extra=[("teststore", StorePlugin(dead, new_prefix()))])
+    try:
+        counted = Counted(runtime, monkeypatch)
+        with structlog.testing.capture_logs() as logs:
+            for _ in range(2):
+                assert isinstance(login(runtime, "wonderland"), Identity)
+            assert isinstance(login(runtime, "guess"), Rejected)
+        assert counted.calls == 3  # every login paid in full; none failed
+        events = [entry for entry in logs if entry["event"] == "login_cache.store_unavailable"]
+        assert events and all(entry["store"] == "redis" for entry in events)
+        assert "wonderland" not in repr(logs)
+    finally:
+        runtime.stop()

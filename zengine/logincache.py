@@ -7,7 +7,7 @@ Never the password. ``material`` is what the backend checked against: the stored
 entry simply stops matching; for LDAP the user's DN (the bind is the check, so only the TTL,
 short by default, bounds a directory-side password change).
 
-One entry per (tenant, username): the digest of the last password that verified. Entries live
+One entry per username: the digest of the last password that verified. Entries live
 in a bounded LRU in this process, or in the shared store (Redis) when the runtime has one, so
 that every worker and instance benefits. Backends still read the user on every login, so a
 disabled account is refused on a hit too; the login guard runs before any backend, so a hit
@@ -140,9 +140,11 @@ class LoginCache:
     def _mac(self, *parts: str | None) -> bytes:
         return hmac.new(self._key, b"".join(_field(p) for p in parts), hashlib.sha256).digest()
 
-    def _slot(self, tenant: str | None, username: str) -> str:
-        # The username is keyed too: a dump of the store does not even list who logged in.
-        return f"{_KEY_PREFIX}:{tenant or '-'}:{self._mac('user', tenant, username).hex()[:32]}"
+    def _slot(self, username: str) -> str:
+        # The username is keyed too: a dump of the store does not even list who logged in. One
+        # slot per login name (the digest holds backend and tenant), so a lockout or an
+        # operator's command can drop it knowing the name alone.
+        return f"{_KEY_PREFIX}:{self._mac('user', username).hex()[:32]}"
 
     def _digest(self, key: LoginKey, password: str) -> bytes:
         return self._mac("login-v1", key.backend, key.tenant, key.username, key.material,
@@ -152,7 +154,8 @@ class LoginCache:
         """A store that cannot answer is a miss (the slow path still decides), logged loudly."""
         try:
             return call()
-        except Exception as exc:  # the shared store's own errors, whatever its client raises
+        # StoreUnavailable, or whatever else a plugin's store client raises: never a 500.
+        except Exception as exc:
             log.warning("login_cache.store_unavailable", action=action, store=self.entries.kind,
                         error=type(exc).__name__)
             return None
@@ -161,22 +164,21 @@ class LoginCache:
         """Was this exact password verified for this user, against this material, lately?"""
         if not self.settings.enabled or not password:
             return False
-        stored = self._safely("get", lambda: self.entries.get(self._slot(key.tenant,
-                                                                         key.username)))
+        stored = self._safely("get", lambda: self.entries.get(self._slot(key.username)))
         return isinstance(stored, bytes) and hmac.compare_digest(stored,
                                                                  self._digest(key, password))
 
     def remember(self, key: LoginKey, password: str) -> None:
         if not self.settings.enabled or not password:
             return
-        slot, digest = self._slot(key.tenant, key.username), self._digest(key, password)
+        slot, digest = self._slot(key.username), self._digest(key, password)
         ttl = self.ttl_for(key.backend)
         self._safely("set", lambda: self.entries.set(slot, digest, ttl))
 
-    def forget(self, tenant: str | None, username: str) -> None:
+    def forget(self, username: str) -> None:
         """Drop the user's entry: lockout, disable, a failed login, an operator's change."""
         if self.settings.enabled:
-            slot = self._slot(tenant, username)
+            slot = self._slot(username)
             self._safely("delete", lambda: self.entries.delete(slot))
 
     def verify(self, key: LoginKey, password: str, slow: Callable[[], bool]) -> bool:
@@ -187,7 +189,7 @@ class LoginCache:
         if slow():
             self.remember(key, password)
             return True
-        self.forget(key.tenant, key.username)
+        self.forget(key.username)
         return False
 
 

@@ -16,6 +16,7 @@ from zengine.errors import (
     MissingPassword,
     MissingUsername,
     NoAccounts,
+    TooManyAttempts,
     ZengineError,
 )
 from zengine.models import (
@@ -78,7 +79,13 @@ def check_login(attempt: LoginAttempt, credentials: Credentials, request: Provis
     records the outcome. Returns the :class:`Identity`, the :class:`Rejected`, or ``None``
     for a user no backend knows. May raise :class:`~zengine.errors.Overloaded`.
     """
-    runtime.hooks.login_check(attempt, runtime)
+    try:
+        runtime.hooks.login_check(attempt, runtime)
+    except TooManyAttempts:
+        # Locked out: the verified-login cache forgets this user, so that the lockout's end
+        # is followed by a full password check, not by a cached one.
+        runtime.logins.forget(attempt.username)
+        raise
     result = runtime.hooks.authenticate(credentials, request, runtime,
                                         runtime.settings.auth.chain)
     if result is None:

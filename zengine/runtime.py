@@ -41,7 +41,10 @@ class Runtime:
     @cached_property
     def logins(self) -> logincache.LoginCache:
         """The verified-login cache (``[login_cache]``); built by :meth:`start`."""
-        return logincache.build(self.settings.login_cache, self.settings.resolve_path, None)
+        # The shared store (Redis) when a plugin provides one; the core's MemoryStore is no
+        # better than the cache's own bounded LRU.
+        shared = self.store if self.store.kind != "memory" else None
+        return logincache.build(self.settings.login_cache, self.settings.resolve_path, shared)
 
     def config(self, name: str, model: type[M]) -> M:
         """The validated settings of plugin ``name`` (defaults when its table is absent)."""
@@ -57,8 +60,8 @@ class Runtime:
     def start(self) -> None:
         if not self.started:
             self.passwords.warm()
-            _ = self.logins
             self.store = self.hooks.shared_store(self) or MemoryStore()
+            _ = self.logins
             self.hooks.startup(self)
             self.transforms = self.hooks.transforms(self)
             self.started = True

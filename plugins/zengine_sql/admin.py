@@ -227,14 +227,10 @@ def user_document(user: Mapping[Any, Any], accounts: list[Mapping[Any, Any]],
     return doc
 
 
-def forget_login(state: SqlState, conn: Connection, username: str) -> None:
+def forget_login(state: SqlState, username: str) -> None:
     """Drop the user's verified-login cache entry (shared with the servers when the cache
     lives in Redis; a server's in-process cache stops matching by itself, see docs/security.md)."""
-    tenant = conn.execute(
-        sa.select(TENANTS.c.name).select_from(
-            USERS.outerjoin(TENANTS, USERS.c.tenant_id == TENANTS.c.id))
-        .where(USERS.c.username == username)).scalar()
-    state.logins.forget(tenant, username)
+    state.logins.forget(username)
 
 
 def set_password(state: SqlState, username: str, password: str | None) -> None:
@@ -242,7 +238,7 @@ def set_password(state: SqlState, username: str, password: str | None) -> None:
     with unavailable_on_error(state.url), state.engine.begin() as conn:
         conn.execute(sa.update(USERS).where(USERS.c.id == user_id(conn, username))
                      .values(password_hash=new_hash, updated_at=utcnow()))
-        forget_login(state, conn, username)
+        forget_login(state, username)
 
 
 def set_sip_password(state: SqlState, username: str, ident: str, password: str) -> None:
@@ -261,13 +257,13 @@ def set_enabled(state: SqlState, username: str, enabled: bool) -> None:
     with unavailable_on_error(state.url), state.engine.begin() as conn:
         conn.execute(sa.update(USERS).where(USERS.c.id == user_id(conn, username))
                      .values(enabled=enabled, updated_at=utcnow()))
-        forget_login(state, conn, username)
+        forget_login(state, username)
 
 
 def delete_user(state: SqlState, username: str) -> None:
     with unavailable_on_error(state.url), state.engine.begin() as conn:
         owner = user_id(conn, username)
-        forget_login(state, conn, username)
+        forget_login(state, username)
         # Explicit, so the result does not depend on the database enforcing ON DELETE CASCADE.
         conn.execute(sa.delete(ACCOUNTS).where(ACCOUNTS.c.user_id == owner))
         conn.execute(sa.delete(USERS).where(USERS.c.id == owner))
