@@ -27,11 +27,13 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
+from zengine.addresses import ClientAddresses
 from zengine.errors import LoginFailed, NoAccounts, ZengineError
 from zengine.models import AuditEvent, Credentials, Identity, ProvisionRequest
 from zengine.pipeline import Outcome, authenticate
 from zengine.runtime import Runtime
 from zengine_portal.assets import Assets
+from zengine_portal.sessions import Sessions
 from zengine_portal.settings import PortalSettings
 from zengine_portal.tokens import TokensApi, qr_svg
 
@@ -80,6 +82,9 @@ class Portal:
         self.templates = Jinja2Templates(env=env)
         self._session_key = session_key
         self.api = TokensApi(runtime)
+        self.sessions = Sessions(runtime, config.session_ttl)
+        # The real client address, as the provisioning endpoint sees it (trusted proxies).
+        self.addresses = ClientAddresses(runtime.settings.server.trusted_proxies)
 
     def routes(self) -> list[BaseRoute]:
         # The session middleware is on the portal's own routes only; its cookie is scoped to
@@ -143,8 +148,18 @@ class Portal:
 
     # -- endpoints -------------------------------------------------------------------------
 
+    async def _user(self, request: Request) -> str | None:
+        user = await run_in_threadpool(self.sessions.user, request.session)
+        if user is None and "user" in request.session:
+            request.session.clear()  # signed out elsewhere, or superseded: drop it here too
+        return user
+
+    def _client_addr(self, request: Request) -> str:
+        return self.addresses.resolve(request.client.host if request.client else "",
+                                      request.headers)
+
     async def home(self, request: Request) -> Response:
-        if _user(request) is None:
+        if await self._user(request) is None:
             return self._signin_page(request)
         return self._home_page(request)
 
@@ -160,7 +175,7 @@ class Portal:
         limit = self.runtime.settings.server.max_param_length
         if len(username) > limit or len(password) > limit:
             raise FormError("oversized field")
-        addr = _client_addr(request)
+        addr = self._client_addr(request)
         try:
             signed_in = await run_in_threadpool(self._sign_in, username, password, addr,
                                                 request.url.path)
@@ -169,16 +184,13 @@ class Portal:
                 # Asleep on the event loop like a phone's failed login, to the same floor.
                 floor = self.runtime.settings.auth.failure_floor_ms / 1000
                 await asyncio.sleep(max(0.0, floor - (time.monotonic() - arrived)))
-            retry = getattr(exc, "retry_after", None)
+            retry = exc.retry_after
             return self._signin_page(
                 request, STATUS.get(exc.kind, max(exc.default_status, 400)),
                 exc.public_message, username,
                 {"Retry-After": str(retry)} if retry else None)
-        identity = signed_in.identity
-        # A fresh session (and CSRF token) for the signed-in user.
-        request.session.clear()
-        request.session.update(user=identity.username, tenant=TENANT,
-                               csrf=secrets.token_urlsafe(32))
+        # A fresh session (new id and CSRF token) for the signed-in user.
+        self.sessions.start(request.session, signed_in.identity.username, TENANT)
         # Just authenticated, accounts loaded: the service need not look the user up again.
         return await self._issue(request, check_user=False)
 
@@ -208,7 +220,7 @@ class Portal:
         if request.method != "POST":
             return RedirectResponse(self.base, status_code=303)
         form = await _form(request)
-        if not _csrf_ok(request, form) or _user(request) is None:
+        if not _csrf_ok(request, form) or await self._user(request) is None:
             return self._refused(request)
         return await self._issue(request)
 
@@ -217,7 +229,7 @@ class Portal:
         try:
             issued = await run_in_threadpool(
                 self.api.service().issue, user, tenant=tenant, ttl=self.config.token_ttl,
-                revoke_older=True, actor="portal", client_addr=_client_addr(request),
+                revoke_older=True, actor="portal", client_addr=self._client_addr(request),
                 check_user=check_user)
             if not issued.link:
                 raise ZengineError("tokens have no link: set [server] public_url or "
@@ -239,17 +251,19 @@ class Portal:
         if request.method != "POST":
             return RedirectResponse(self.base, status_code=303)
         form = await _form(request)
-        if not _csrf_ok(request, form) or _user(request) is None:
+        if not _csrf_ok(request, form) or await self._user(request) is None:
             return self._refused(request)
         try:
             count = await run_in_threadpool(
                 self.api.service().revoke_user, request.session["user"],
                 tenant=request.session.get("tenant", ""), actor="portal",
-                client_addr=_client_addr(request))
+                client_addr=self._client_addr(request))
         except ZengineError as exc:
             log.warning("portal.revoke_failed", kind=exc.kind, detail=exc.detail)
             return self._page(request, "message.html", 503, heading="Please try again later",
                               text=exc.public_message)
+        # The user's portal sessions elsewhere end too; this one carries on.
+        await run_in_threadpool(self.sessions.end_others, request.session)
         what = "1 unused setup code was" if count == 1 else f"{count} unused setup codes were"
         return self._home_page(request, f"Done: {what} cancelled.")
 
@@ -259,7 +273,7 @@ class Portal:
         form = await _form(request)
         if not _csrf_ok(request, form):
             return self._refused(request)
-        request.session.clear()
+        await run_in_threadpool(self.sessions.end, request.session)
         return RedirectResponse(self.base, status_code=303)
 
     async def static_file(self, request: Request) -> Response:
@@ -269,11 +283,6 @@ class Portal:
         # The core's headers apply: no-store, and a deny-all CSP that keeps an SVG logo from
         # running script when opened on its own.
         return Response(asset.body, media_type=asset.media_type)
-
-
-def _user(request: Request) -> str | None:
-    user = request.session.get("user")
-    return user if isinstance(user, str) else None
 
 
 def _csrf(request: Request) -> str:
@@ -288,10 +297,6 @@ def _csrf_ok(request: Request, form: dict[str, str]) -> bool:
     expected = request.session.get("csrf")
     given = form.get("csrf", "")
     return isinstance(expected, str) and hmac.compare_digest(expected.encode(), given.encode())
-
-
-def _client_addr(request: Request) -> str:
-    return request.client.host if request.client else ""
 
 
 async def _form(request: Request) -> dict[str, str]:

@@ -19,8 +19,8 @@ import zengine_tokens
 from tests.conftest import EXAMPLE_CONFIG
 from zengine import hookimpl
 from zengine.app import create_app
-from zengine.errors import BackendUnavailable
-from zengine.models import AuditEvent, Credentials
+from zengine.errors import BackendUnavailable, StoreUnavailable, TooManyAttempts
+from zengine.models import AuditEvent, Credentials, LoginAttempt, LoginResult
 from zengine.settings import settings_from_mapping
 from zengine.testing import plugin_list
 from zengine_portal.views import COOKIE, CSP
@@ -55,15 +55,19 @@ class Outage:
 
 def _app(tmp: Path, sink: AuditSink, *, portal: dict[str, Any] | None = None,
          extra: tuple[tuple[str, object], ...] = (), floor_ms: int = 0,
-         public_url: str | None = "https://prov.example.com") -> Any:
+         public_url: str | None = "https://prov.example.com",
+         server: dict[str, Any] | None = None, chain: bool = True) -> Any:
     data = tomllib.loads(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    data["server"].update(server or {})
     data["auth"]["failure_floor_ms"] = floor_ms
+    # Cheap dummy verifications (the users file's own hashes keep their cost).
+    data["passwords"] = {"time_cost": 1, "memory_kib": 8192, "parallelism": 1}
     if public_url:
         data["server"]["public_url"] = public_url
     data["plugins"]["tokens"] = {"sqlite_path": str(tmp / "tokens.db"),
                                  "provider_id": "zengine-test"}
     data["plugins"]["portal"] = {"enabled": True, "session_key": KEY, **(portal or {})}
-    if extra:
+    if extra and chain:
         data["auth"]["chain"] = [*data["auth"]["chain"], *(name for name, _ in extra)]
     settings = settings_from_mapping(data, base_dir=EXAMPLE_CONFIG.parent, environ={})
     return create_app(settings, load_entrypoints=False, plugins=[
@@ -264,3 +268,119 @@ def test_signed_out_user_cannot_issue_or_revoke(client: TestClient, sink: AuditS
         response = client.post(f"/portal/{action}", data={"csrf": csrf})
         assert response.status_code == 403
     assert sink.of("token.issued") == [] and sink.of("token.revoked") == []
+
+
+class Guard:
+    """A login guard, as issue 9's plugin is one: sees every attempt, refuses "mallory"."""
+
+    def __init__(self) -> None:
+        self.attempts: list[LoginAttempt] = []
+        self.results: list[tuple[LoginAttempt, LoginResult]] = []
+
+    @hookimpl
+    def zengine_login_check(self, attempt: LoginAttempt) -> None:
+        self.attempts.append(attempt)
+        if attempt.username == "mallory":
+            raise TooManyAttempts("locked out", retry_after=42,
+                                  public_message="Too many attempts: wait a minute.")
+
+    @hookimpl
+    def zengine_login_result(self, attempt: LoginAttempt, result: LoginResult) -> None:
+        self.results.append((attempt, result))
+
+
+def test_portal_signin_goes_through_zengine_login_check_like_a_phone(
+        tmp_path: Path, sink: AuditSink) -> None:
+    guard = Guard()
+    app = _app(tmp_path, sink, extra=(("guard", guard),), chain=False,
+               server={"trusted_proxies": ["10.0.0.1"]})
+    with TestClient(app, base_url="https://testserver", client=("10.0.0.1", 4000)) as client:
+        forwarded = {"X-Forwarded-For": "203.0.113.9"}
+        csrf = _csrf(client.get("/portal").text)
+        locked = client.post("/portal/signin", headers=forwarded, data={
+            "csrf": csrf, "username": "mallory", "password": "pw"})
+        ok = client.post("/portal/signin", headers=forwarded, data={
+            "csrf": csrf, "username": "alice", "password": ALICE_PASSWORD})
+        phone = client.get("/id.php", headers=forwarded, params={
+            "u": "alice", "p": ALICE_PASSWORD, "v": "1.14"})
+    assert locked.status_code == 429 and locked.headers["retry-after"] == "42"
+    assert "Too many attempts: wait a minute." in locked.text
+    assert ok.status_code == 200 and phone.status_code == 200
+    portal, provisioning = guard.attempts[1], guard.attempts[2]
+    # The same attempt a phone's login makes: same kind, the real (forwarded) address.
+    assert (portal.username, portal.kind, portal.client_addr, portal.path) == (
+        "alice", "password", "203.0.113.9", "/portal/signin")
+    assert (provisioning.kind, provisioning.client_addr) == (portal.kind, portal.client_addr)
+    assert [(a.username, r.accepted, r.backend) for a, r in guard.results] == [
+        ("alice", True, "static"), ("alice", True, "static")]
+    events = sink.of("portal.signin")
+    assert [(e.outcome, e.client_addr) for e in events] == [
+        ("too_many_attempts", "203.0.113.9"), ("accepted", "203.0.113.9")]
+    assert [e.client_addr for e in sink.of("token.issued")] == ["203.0.113.9"]
+
+
+def test_sign_out_ends_a_copied_session_too(client: TestClient) -> None:
+    csrf = _csrf(_sign_in(client).text)
+    copied = client.cookies[COOKIE]
+    assert client.post("/portal/signout", data={"csrf": csrf},
+                       follow_redirects=False).status_code == 303
+    client.cookies.set(COOKIE, copied, domain="testserver", path="/portal")
+    assert "Signed in as" not in client.get("/portal").text
+    client.cookies.set(COOKIE, copied, domain="testserver", path="/portal")
+    assert client.post("/portal/token", data={"csrf": csrf}).status_code == 403
+
+
+def test_sign_out_my_other_devices_ends_their_sessions(tmp_path: Path,
+                                                       sink: AuditSink) -> None:
+    app = _app(tmp_path, sink)
+    with TestClient(app, base_url="https://testserver") as laptop, \
+            TestClient(app, base_url="https://testserver") as tablet:
+        laptop_csrf = _csrf(_sign_in(laptop).text)
+        tablet_csrf = _csrf(_sign_in(tablet).text)
+        revoked = laptop.post("/portal/revoke", data={"csrf": laptop_csrf})
+        assert "Done: 1 unused setup code was cancelled." in revoked.text
+        # The tablet's session is over; the laptop's carries on.
+        assert tablet.post("/portal/token", data={"csrf": tablet_csrf}).status_code == 403
+        assert "Signed in as" not in tablet.get("/portal").text
+        assert laptop.post("/portal/token", data={"csrf": laptop_csrf}).status_code == 200
+
+
+class DeadStore:
+    """A shared store whose server is down."""
+
+    kind = "dead"
+
+    def get(self, key: str) -> bytes | None:
+        raise StoreUnavailable("down")
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        raise StoreUnavailable("down")
+
+    def incr(self, key: str, ttl: float) -> int:
+        raise StoreUnavailable("down")
+
+    def delete(self, key: str) -> int:
+        raise StoreUnavailable("down")
+
+    def keys(self, prefix: str) -> list[str]:
+        raise StoreUnavailable("down")
+
+    def close(self) -> None:
+        pass
+
+
+class DeadStorePlugin:
+    @hookimpl
+    def zengine_shared_store(self) -> DeadStore:
+        return DeadStore()
+
+
+def test_a_session_fails_closed_when_the_shared_store_is_down(tmp_path: Path,
+                                                              sink: AuditSink) -> None:
+    app = _app(tmp_path, sink, extra=(("deadstore", DeadStorePlugin()),), chain=False)
+    with TestClient(app, base_url="https://testserver") as client:
+        signed_in = _sign_in(client)
+        assert signed_in.status_code == 200  # the sign-in itself shows the code
+        again = client.post("/portal/token", data={"csrf": _csrf(signed_in.text)})
+    assert again.status_code == 403
+    assert len(sink.of("token.issued")) == 1
