@@ -225,3 +225,56 @@ def test_sanitiser_escapes_controls_in_keys_values_and_json() -> None:
     assert "\x1b" not in text and "\x07" not in text and "\u2028" not in text
     assert text.count("\n") == 1, text
     assert "\\x1b" in text and "\\x07" in text
+
+
+@pytest.mark.subprocess
+def test_portal_sessions_and_tokens_stay_out_of_the_output(tmp_path: Path) -> None:
+    """The portal's session cookies, CSRF tokens, issued tokens and signing key, and the
+    password typed into it, appear in no line the server writes."""
+    from tests.portal.conftest import SESSION_KEY, portal_env
+
+    env = {**portal_env(tmp_path), "ZENGINE_LOGGING__LEVEL": "debug"}
+    seen: list[str] = []
+    with running_server(EXAMPLE_CONFIG, tmp_path, env=env) as server:
+        portal = f"https://127.0.0.1:{server.port}/portal"
+
+        def cookie_of(response: httpx.Response) -> str:
+            value = response.headers["set-cookie"].split(";", 1)[0]
+            seen.extend([value, value.split("=", 1)[1], value.rsplit(".", 1)[1]])
+            return value
+
+        def csrf_of(response: httpx.Response) -> str:
+            match = re.search(r'name="csrf" value="([^"]+)"', response.text)
+            assert match is not None, response.text
+            seen.append(match.group(1))
+            return match.group(1)
+
+        with httpx.Client(base_url=server.base) as client:
+            start = client.get("/portal")
+            cookie, csrf = cookie_of(start), csrf_of(start)
+            form = {"csrf": csrf, "username": "alice"}
+            wrong = client.post("/portal/signin", data={**form, "password": "s3cr3t-portal"},
+                                headers={"Cookie": cookie,
+                                         "Referer": f"{portal}?password=s3cr3t-portal"})
+            assert wrong.status_code == 403
+            signed_in = client.post("/portal/signin", data={**form, "password": "wonderland"},
+                                    headers={"Cookie": cookie})
+            assert signed_in.status_code == 200
+            cookie, csrf = cookie_of(signed_in), csrf_of(signed_in)
+            token = re.search(r"[?&]amp;t=([A-Za-z0-9_-]+)", signed_in.text)
+            assert token is not None
+            seen.append(token.group(1))
+            fetched = client.get("/token", params={"id": token.group(1)})
+            assert b"Tea&amp;Cakes&lt;3" in fetched.content
+            again = client.post("/portal/token", data={"csrf": csrf},
+                                headers={"Cookie": cookie})
+            assert again.status_code == 200
+            revoked = client.post("/portal/revoke", data={"csrf": csrf},
+                                  headers={"Cookie": cookie})
+            assert "cancelled" in revoked.text
+    time.sleep(0.2)
+    output = server.output()
+    assert output.count("audit.portal.signin") == 2, output
+    assert "POST /portal/signin" in output
+    for secret in [*seen, SESSION_KEY, "s3cr3t-portal", *SECRETS]:
+        assert secret not in output, f"{secret!r} leaked into the server output"
