@@ -14,9 +14,10 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from zengine import health
 from zengine.addresses import ClientAddresses
 from zengine.errors import BackendUnavailable, BadRequest, LoginFailed
 from zengine.models import ProvisionRequest
@@ -129,9 +130,6 @@ def create_app(
         return Response(reply.body, status_code=reply.status, media_type=XML_MEDIA_TYPE,
                         headers={**NO_STORE, **dict(reply.headers)})
 
-    async def health(_request: Request) -> Response:
-        return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store"})
-
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(rt.start)
@@ -144,8 +142,8 @@ def create_app(
 
     routes: list[BaseRoute] = [Route(path, provision_endpoint, methods=["GET", "POST"])
                                for path in _paths(settings)]
-    routes.append(Route("/healthz", health, methods=["GET"]))
-    mount = plugin_mount(rt.hooks.register_routes(rt), [*_paths(settings), "/healthz"])
+    routes.extend(health.routes(rt))
+    mount = plugin_mount(rt.hooks.register_routes(rt), [*_paths(settings), *health.HEALTH_PATHS])
     if mount is not None:
         routes.append(mount)
     app = Starlette(routes=routes, lifespan=lifespan,

@@ -6,7 +6,7 @@ import argparse
 import getpass
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from zengine import __version__, catalog
@@ -17,24 +17,48 @@ from zengine.settings import Settings, load_settings
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", metavar="FILE",
-                        help="config file (default: $ZENGINE_CONFIG, else built-in defaults)")
+                        help="config file (default: $ZENGINE_CONFIG; serve then tries "
+                             f"{SYSTEM_CONFIG})")
 
 
 def _runtime(args: argparse.Namespace) -> Runtime:
     return build_runtime(load_settings(args.config))
 
 
+#: Where ``zengine serve`` looks when neither ``--config`` nor ``$ZENGINE_CONFIG`` names a file.
+SYSTEM_CONFIG = "/etc/zengine/zengine.toml"
+
+
+def serve_config_path(given: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """The config ``serve`` uses: never the built-in defaults, which serve nobody."""
+    env = os.environ if environ is None else environ
+    chosen = given or env.get("ZENGINE_CONFIG") or (
+        SYSTEM_CONFIG if os.path.exists(SYSTEM_CONFIG) else None)
+    if not chosen:
+        raise ConfigError(f"no config file: pass --config FILE, set ZENGINE_CONFIG, or create "
+                          f"{SYSTEM_CONFIG} (`zengine init DIR` writes a starter config)")
+    return chosen
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    from zengine.runtime import check_servable
     from zengine.server import serve
 
-    settings = load_settings(args.config)
-    return serve(settings, config_path=args.config, host=args.host, port=args.port,
+    config_path = serve_config_path(args.config)
+    settings = load_settings(config_path)
+    # Plugins load and validate here, once, so a config that cannot serve stops before binding.
+    check_servable(build_runtime(settings))
+    return serve(settings, config_path=config_path, host=args.host, port=args.port,
                  workers=args.workers)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from zengine.runtime import check_servable
+
     runtime = _runtime(args)
+    check_servable(runtime)
     runtime.start()
+    failed = False
     try:
         print(f"{runtime.settings.source}: OK")
         print(f"plugins: {', '.join(runtime.hooks.plugin_names())}")
@@ -43,9 +67,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"profiles: {', '.join(sorted(runtime.settings.profiles)) or 'none'}")
         for warning in config_warnings(runtime.settings):
             print(f"warning: {warning}")
+        for warning in secret_file_warnings(runtime):
+            print(f"warning: {warning}")
+        if args.probe:
+            for item in runtime.hooks.readiness(runtime):
+                failed = failed or not item.ready
+                state = "ready" if item.ready else f"NOT READY: {item.reason}"
+                print(f"probe {item.backend}: {state}" + (f" ({item.detail})" if item.detail
+                                                           else ""))
     finally:
         runtime.stop()
-    return 0
+    return 1 if failed else 0
 
 
 def config_warnings(settings: Settings) -> list[str]:
@@ -53,6 +85,21 @@ def config_warnings(settings: Settings) -> list[str]:
     found = catalog.url_warnings(settings.defaults, f"{settings.source} [defaults]")
     for name, profile in sorted(settings.profiles.items()):
         found += catalog.url_warnings(profile, f"{settings.source} [profiles.{name}]")
+    return found
+
+
+def secret_file_warnings(runtime: Runtime) -> list[str]:
+    """Users, key and secret files that other users on this machine can read."""
+    from zengine.settings import secret_files
+
+    found = []
+    for name, config in sorted(runtime.plugin_configs.items()):
+        for key, value in secret_files(config):
+            path = runtime.settings.resolve_path(value)
+            mode = path.stat().st_mode if path.exists() else 0
+            if mode & 0o044:
+                found.append(f"[plugins.{name}] {key} {path} is readable by other users "
+                             f"(mode {mode & 0o777:o}); run: chmod 600 {path}")
     return found
 
 
@@ -133,6 +180,9 @@ def build_parser(runtime_commands: Sequence[Any] = ()) -> argparse.ArgumentParse
     check = sub.add_parser("check-config", help="validate the config and every plugin's settings",
                            description="Load the config, validate it and start every plugin.")
     _add_config(check)
+    check.add_argument("--probe", action="store_true",
+                       help="also connect to every backend (database and schema revision, "
+                            "LDAP service bind, Redis), as /readyz does; exit 1 if one fails")
     check.set_defaults(func=cmd_check_config)
 
     render = sub.add_parser(

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         LoginResult,
         PluginSettingsSpec,
         ProvisionRequest,
+        Readiness,
         ResolvedAccount,
         Transform,
     )
@@ -289,6 +290,26 @@ def zengine_register_routes(runtime: Runtime) -> Iterable[BaseRoute] | None:
 
     Ordering: routes are matched in plugin order after the core's; do not rely on it, use
     distinct paths.
+
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec
+def zengine_readiness(runtime: Runtime) -> Iterable[Readiness] | None:
+    """Say whether the plugin's backends can serve logins now, by trying them.
+
+    A database backend connects and compares its schema revision with the packaged head; a
+    directory backend binds as its service account; a shared store pings its server. Return one
+    :class:`~zengine.models.Readiness` per backend (``ready=False`` with a ``reason`` that holds
+    no secret, URL or host name), or ``None`` when the plugin has nothing to probe (an inert
+    backend). Respect your own connect timeouts; raising is treated as "not ready" and logged.
+
+    Called in a worker thread for ``GET /readyz`` (at most once per ``[server]
+    readiness_cache_seconds``, whatever the request rate) and by ``zengine check-config
+    --probe``; never on the provisioning path.
+
+    Ordering: every plugin is asked; ``/readyz`` answers 503 when any result is not ready.
 
     .. versionadded:: 0.2
     """

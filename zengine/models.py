@@ -259,6 +259,22 @@ class PluginSettingsSpec:
 
 
 @dataclass(frozen=True)
+class Readiness:
+    """One backend's answer to :func:`~zengine.hookspecs.zengine_readiness`.
+
+    ``reason`` is shown to anyone who can reach ``/readyz``: a short phrase naming the cause
+    ("database unreachable", "schema not at head"), never a secret, a URL or a host. ``detail``
+    is for the operator (``check-config --probe`` and the log): the driver's message, with
+    credentials removed.
+    """
+
+    backend: str
+    ready: bool
+    reason: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class Command:
     """A ``zengine`` sub-command contributed by a plugin."""
 

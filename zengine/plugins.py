@@ -5,6 +5,7 @@ The core calls hooks only through :class:`Hooks`, never ``pm.hook.x(**loose_keyw
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from zengine.models import (
     LoginResult,
     PluginSettingsSpec,
     ProvisionRequest,
+    Readiness,
     Rejected,
     ResolvedAccount,
     Transform,
@@ -58,6 +60,17 @@ def create_plugin_manager(
     if load_entrypoints:
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     return pm
+
+
+def check_disabled(disabled: Iterable[str], plugins: Sequence[tuple[str, object]] = ()) -> None:
+    """A name in ``[plugins] disabled`` that no installed plugin has is a typo, not a no-op:
+    the plugin the operator meant to turn off would still run."""
+    known = {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    known.update(name for name, _ in plugins)
+    unknown = sorted(set(disabled) - known)
+    if unknown:
+        raise ConfigError(f"[plugins] disabled names {unknown}, which no installed plugin is "
+                          f"called; installed plugins: {', '.join(sorted(known))}")
 
 
 @dataclass(frozen=True)
@@ -239,6 +252,29 @@ class Hooks:
         for batch in self._h.zengine_register_routes(runtime=runtime):
             routes.extend(batch or ())
         return routes
+
+    def readiness(self, runtime: Runtime) -> list[Readiness]:
+        """Every plugin's probes; a probe that raises is "not ready", never an exception."""
+        results: list[Readiness] = []
+        for impl in reversed(self._h.zengine_readiness.get_hookimpls()):
+            try:
+                batch = impl.function(**_kwargs(impl, runtime=runtime))
+            except Exception as exc:
+                # Its message may quote a URL or a password: only the type is kept.
+                log.error("plugin.readiness_failed", plugin=impl.plugin_name,
+                          error=type(exc).__name__)
+                results.append(Readiness(impl.plugin_name, False, "probe failed",
+                                         type(exc).__name__))
+                continue
+            for item in batch or ():
+                if not isinstance(item, Readiness):
+                    raise TypeError(f"plugin {impl.plugin_name!r} returned "
+                                    f"{type(item).__name__} from zengine_readiness")
+                results.append(item)
+        return results
+
+    def document_builders(self) -> list[str]:
+        return [impl.plugin_name for impl in self._h.zengine_build_document.get_hookimpls()]
 
     def cli_commands(self) -> list[Command]:
         commands: list[Command] = []

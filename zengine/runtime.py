@@ -13,7 +13,7 @@ from zengine import logincache
 from zengine.errors import ConfigError
 from zengine.models import Transform
 from zengine.passwords import Passwords
-from zengine.plugins import Hooks, check_chain, create_plugin_manager
+from zengine.plugins import Hooks, check_chain, check_disabled, create_plugin_manager
 from zengine.settings import Settings, format_validation_error
 from zengine.store import MemoryStore, SharedStore
 
@@ -79,6 +79,7 @@ def build_runtime(
     plugins: Sequence[tuple[str, object]] = (),
 ) -> Runtime:
     """Load plugins and validate their settings; nothing is opened until :meth:`Runtime.start`."""
+    check_disabled(settings.disabled_plugins, plugins)
     pm = create_plugin_manager(disabled=settings.disabled_plugins,
                                load_entrypoints=load_entrypoints, plugins=plugins)
     hooks = Hooks(pm)
@@ -95,7 +96,8 @@ def build_runtime(
             runtime.plugin_configs[name] = spec.model.model_validate(table)
         except ValidationError as exc:
             raise ConfigError(format_validation_error(
-                exc, f"{settings.source} [plugins.{name}]")) from None
+                exc, f"{settings.source} [plugins.{name}]", env=settings.env_sources,
+                table=("plugins", name))) from None
     for name, spec in specs.items():
         if name not in runtime.plugin_configs:
             try:
@@ -105,3 +107,12 @@ def build_runtime(
                     exc, f"{settings.source} [plugins.{name}] (missing)")) from None
     check_chain(settings.auth.chain, hooks.auth_backends(), settings.auth.account_sources)
     return runtime
+
+
+def check_servable(runtime: Runtime) -> None:
+    """A server that cannot build any document answers every login with an error: refuse it."""
+    if not runtime.hooks.document_builders():
+        disabled = ", ".join(runtime.settings.disabled_plugins) or "none"
+        raise ConfigError(f"{runtime.settings.source}: no loaded plugin builds documents "
+                          f"([plugins] disabled: {disabled}); enable zoiper or install a "
+                          "plugin that implements zengine_build_document")

@@ -10,10 +10,10 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -23,6 +23,37 @@ from zengine.logincache import LoginCacheSettings
 from zengine.passwords import PasswordSettings
 
 ENV_PREFIX = "ZENGINE_"
+
+
+class _SecretFileMarker:
+    """Marks a settings field whose file holds secrets (``check-config`` checks its mode)."""
+
+
+#: A path to a file that holds secrets: users with password hashes, keys, a password.
+#: ``zengine check-config`` warns when such a file is readable by other users.
+SecretFile = Annotated[Path, _SecretFileMarker()]
+
+
+def secret_files(model: BaseModel) -> list[tuple[str, Path]]:
+    """``(key, path)`` of every :data:`SecretFile` field set in ``model``."""
+    found: list[tuple[str, Path]] = []
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if isinstance(value, Path) and (_marked(info.metadata)
+                                        or _marked_type(info.annotation)):
+            found.append((name, value))
+    return found
+
+
+def _marked(metadata: Iterable[object]) -> bool:
+    return any(isinstance(item, _SecretFileMarker) for item in metadata)
+
+
+def _marked_type(annotation: Any) -> bool:
+    """``SecretFile | None`` keeps the marker inside the union's ``Annotated`` member."""
+    if get_origin(annotation) is Annotated:
+        return _marked(annotation.__metadata__)
+    return any(_marked_type(arg) for arg in get_args(annotation))
 
 
 class _Model(BaseModel):
@@ -76,6 +107,9 @@ class ServerSettings(_Model):
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or CIDR") from None
         return value
+
+    #: Seconds ``/readyz`` reuses its last probe of the backends before probing again.
+    readiness_cache_seconds: float = Field(5.0, ge=0, le=300)
 
     @field_validator("paths")
     @classmethod
@@ -186,6 +220,8 @@ class Settings:
     #: Directory relative paths in the config are resolved against.
     base_dir: Path = field(default_factory=Path.cwd)
     source: str = "<defaults>"
+    #: Which ``ZENGINE_*`` variable set which key (``("server", "port")``), for error messages.
+    env_sources: Mapping[tuple[str, ...], str] = field(default_factory=dict)
 
     def resolve_path(self, path: str | Path) -> Path:
         candidate = Path(path).expanduser()
@@ -206,7 +242,9 @@ def _parse_env_value(key: str, raw: str) -> Any:
         return raw
 
 
-def _overlay_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+def _overlay_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """Apply ``ZENGINE_*`` variables; returns which variable set which key, for errors."""
+    sources: dict[tuple[str, ...], str] = {}
     for key, raw in environ.items():
         if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG":
             continue
@@ -220,19 +258,43 @@ def _overlay_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
                 raise ConfigError(f"environment {key}: {part!r} is not a table")
             node = child
         node[parts[-1]] = _parse_env_value(parts[-1], raw)
+        sources[tuple(parts)] = key
+    return sources
 
 
-def _model(cls: type[BaseModel], data: Any, where: str) -> Any:
+def _model(cls: type[BaseModel], merged: Mapping[str, Any], table: str, source: str,
+           env: Mapping[tuple[str, ...], str]) -> Any:
+    where = f"{source} [{table}]"
+    data = merged.get(table)
     try:
         return cls.model_validate(data if data is not None else {})
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, where)) from None
+        raise ConfigError(format_validation_error(exc, where, env=env, table=(table,))) from None
 
 
-def format_validation_error(exc: ValidationError, where: str) -> str:
+def _env_variable(env: Mapping[tuple[str, ...], str], path: tuple[str, ...]) -> str | None:
+    """The ``ZENGINE_*`` variable that set ``path`` or a table above it, if any."""
+    for end in range(len(path), 0, -1):
+        if path[:end] in env:
+            return env[path[:end]]
+    return None
+
+
+def format_validation_error(exc: ValidationError, where: str, *,
+                            env: Mapping[tuple[str, ...], str] | None = None,
+                            table: tuple[str, ...] = ()) -> str:
+    """One line per error. A value that came from the environment names its variable, since
+    the config file the operator would look in does not hold it."""
     lines = []
     for error in exc.errors():
         loc = ".".join(str(part) for part in error["loc"])
+        variable = _env_variable(env or {}, (*table, *(str(p) for p in error["loc"])))
+        if variable is not None and error["loc"]:
+            shown = "<secret>" if _SECRET_LOC.search(loc) else _no_userinfo(
+                repr(error.get("input")))
+            lines.append(f"environment variable {variable} ({where} key {loc!r}) = {shown}: "
+                         f"{error['msg']}")
+            continue
         if not error["loc"]:
             # A model-level error's input is the whole table, secrets included.
             lines.append(f"{where}: {error['msg']}")
@@ -266,7 +328,7 @@ def settings_from_mapping(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     merged: dict[str, Any] = _deepcopy(data)
-    _overlay_env(merged, os.environ if environ is None else environ)
+    env = _overlay_env(merged, os.environ if environ is None else environ)
     unknown = set(merged) - _TOP_LEVEL
     if unknown:
         raise ConfigError(f"{source}: unknown top-level keys {sorted(unknown)}; "
@@ -296,15 +358,14 @@ def settings_from_mapping(
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: [plugins.{name}] must be a table")
     return Settings(
-        server=_model(ServerSettings, merged.get("server"), f"{source} [server]"),
-        request=_model(RequestSettings, merged.get("request"), f"{source} [request]"),
-        clients=_model(ClientSettings, merged.get("clients"), f"{source} [clients]"),
-        errors=_model(ErrorSettings, merged.get("errors"), f"{source} [errors]"),
-        logging=_model(LoggingSettings, merged.get("logging"), f"{source} [logging]"),
-        auth=_model(AuthSettings, merged.get("auth"), f"{source} [auth]"),
-        passwords=_model(PasswordSettings, merged.get("passwords"), f"{source} [passwords]"),
-        login_cache=_model(LoginCacheSettings, merged.get("login_cache"),
-                           f"{source} [login_cache]"),
+        server=_model(ServerSettings, merged, "server", source, env),
+        request=_model(RequestSettings, merged, "request", source, env),
+        clients=_model(ClientSettings, merged, "clients", source, env),
+        errors=_model(ErrorSettings, merged, "errors", source, env),
+        logging=_model(LoggingSettings, merged, "logging", source, env),
+        auth=_model(AuthSettings, merged, "auth", source, env),
+        passwords=_model(PasswordSettings, merged, "passwords", source, env),
+        login_cache=_model(LoginCacheSettings, merged, "login_cache", source, env),
         document=document,
         send_defaults=send_defaults,
         defaults=defaults,
@@ -314,6 +375,7 @@ def settings_from_mapping(
         plugin_tables=plugins,
         base_dir=base_dir or Path.cwd(),
         source=source,
+        env_sources=env,
     )
 
 

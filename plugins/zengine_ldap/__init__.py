@@ -18,6 +18,7 @@ from zengine.models import (
     Credentials,
     Identity,
     PluginSettingsSpec,
+    Readiness,
 )
 from zengine.runtime import Runtime
 from zengine.settings import resolve_secret
@@ -81,3 +82,9 @@ def zengine_find_identity(username: str, runtime: Runtime) -> Identity | None:
 def zengine_load_accounts(identity: Identity, runtime: Runtime) -> list[Account] | None:
     backend = _backend(runtime)
     return backend.load_accounts(identity) if backend is not None else None
+
+
+@hookimpl
+def zengine_readiness(runtime: Runtime) -> list[Readiness] | None:
+    backend = _backend(runtime)
+    return [backend.readiness()] if backend is not None else None

@@ -16,8 +16,9 @@ import structlog
 from ldap3 import Connection
 from pydantic import SecretStr
 
+from zengine.errors import BackendUnavailable
 from zengine.logincache import LoginCache, LoginKey
-from zengine.models import Abstain, Account, AuthResult, Identity, Rejected
+from zengine.models import Abstain, Account, AuthResult, Identity, Readiness, Rejected
 from zengine.settings import Settings
 from zengine_ldap.directory import Reader, fill_dn, read_entry, user_bind
 from zengine_ldap.mapping import (
@@ -29,7 +30,7 @@ from zengine_ldap.mapping import (
     is_disabled,
     user_attributes,
 )
-from zengine_ldap.pool import ConnectionPool
+from zengine_ldap.pool import ConnectionPool, ServiceBindFailed
 from zengine_ldap.servers import ServerList
 from zengine_ldap.settings import LdapSettings
 
@@ -84,6 +85,16 @@ class LdapBackend:
         self.bind_pool = ConnectionPool("bind", self.servers, config)
         self.reader = Reader(config)
         self.handoff = Handoff()
+
+    def readiness(self) -> Readiness:
+        """The directory answers and the service account (or an anonymous search) binds."""
+        try:
+            self.search_pool.probe()
+        except ServiceBindFailed as exc:
+            return Readiness(NAME, False, "service bind refused", str(exc))
+        except BackendUnavailable as exc:
+            return Readiness(NAME, False, "directory unreachable", exc.detail)
+        return Readiness(NAME, True)
 
     def close(self) -> None:
         self.search_pool.close()

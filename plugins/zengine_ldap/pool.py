@@ -188,6 +188,22 @@ class ConnectionPool:
 
     def _open(self) -> Pooled:
         """Open, secure and bind a connection on the first server that answers."""
+        try:
+            pooled = self._connect()
+        except ServiceBindFailed as exc:
+            raise BackendUnavailable(f"ldap {self.name}: {exc}") from None
+        self.opened += 1
+        return pooled
+
+    def probe(self) -> None:
+        """Open, secure and bind one fresh connection outside the pool, then close it.
+
+        Raises :class:`ServiceBindFailed` when a server answers but refuses the service
+        account, :class:`BackendUnavailable` when no server answers.
+        """
+        _close(self._connect().conn)
+
+    def _connect(self) -> Pooled:
         errors: list[str] = []
         for endpoint in self.servers.candidates():
             conn = Connection(endpoint.server, client_strategy=SYNC, read_only=True,
@@ -209,11 +225,10 @@ class ConnectionPool:
                             error=describe(exc))
                 errors.append(f"{endpoint.url}: {describe(exc)}")
                 continue
-            except ServiceBindFailed as exc:
+            except ServiceBindFailed:
                 _close(conn)
-                raise BackendUnavailable(f"ldap {self.name}: {exc}") from None
+                raise
             self.servers.mark_up(endpoint)
-            self.opened += 1
             return Pooled(conn, endpoint)
         raise BackendUnavailable(f"ldap {self.name}: no server answered: " + "; ".join(errors))
 

@@ -26,6 +26,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from zengine.settings import SecretFile
+
 T = TypeVar("T")
 
 
@@ -160,7 +162,7 @@ class LdapSettings(_Model):
     #: Account that searches (search mode) and reads; none means anonymous.
     service_dn: str | None = None
     service_password: SecretStr | None = None
-    service_password_file: Path | None = None
+    service_password_file: SecretFile | None = None
 
     attributes: AttributeMap = AttributeMap()
     accounts_from: Literal["attribute", "subsearch", "none"] = "attribute"

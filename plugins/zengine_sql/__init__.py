@@ -17,6 +17,7 @@ from zengine.models import (
     Credentials,
     Identity,
     PluginSettingsSpec,
+    Readiness,
     Rejected,
 )
 from zengine_sql import engine as sql_engine
@@ -100,6 +101,16 @@ def zengine_load_accounts(identity: Identity, runtime: Runtime) -> Iterable[Acco
     if state.mapping is not None:
         return mapping.load_accounts(state, identity)
     return own.load_accounts(state, identity)
+
+
+@hookimpl
+def zengine_readiness(runtime: Runtime) -> list[Readiness] | None:
+    state = get_state(runtime)
+    if state is None:
+        return None
+    from zengine_sql.ready import probe
+
+    return [probe(state)]
 
 
 @hookimpl

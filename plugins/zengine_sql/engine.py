@@ -79,7 +79,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _describe(exc: BaseException, url: URL) -> str:
+def describe_error(exc: BaseException, url: URL) -> str:
+    """The driver's first line, with the URL's password masked."""
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
     if url.password:
@@ -93,11 +94,11 @@ def unavailable_on_error(url: URL) -> Iterator[None]:
     try:
         yield
     except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
-        raise BackendUnavailable(f"sql: {_describe(exc, url)}") from None
+        raise BackendUnavailable(f"sql: {describe_error(exc, url)}") from None
     except sa_exc.ProgrammingError as exc:
-        raise BackendUnavailable(f"sql: {_describe(exc, url)} (schema missing? "
+        raise BackendUnavailable(f"sql: {describe_error(exc, url)} (schema missing? "
                                  "run `zengine db upgrade`)") from None
     except sa_exc.DBAPIError as exc:
         if exc.connection_invalidated:
-            raise BackendUnavailable(f"sql: {_describe(exc, url)}") from None
+            raise BackendUnavailable(f"sql: {describe_error(exc, url)}") from None
         raise

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from zengine.settings import SecretFile
 
 PLUGIN_NAME = "sql"
 
@@ -108,7 +109,7 @@ class MappingSettings(_Model):
 class SqlSettings(_Model):
     #: SQLAlchemy URL, e.g. ``postgresql+psycopg://zengine@db/zengine``; may carry a password.
     url: SecretStr | None = None
-    url_file: Path | None = None
+    url_file: SecretFile | None = None
     mode: Literal["own", "mapping"] = "own"
     mapping: MappingSettings | None = None
     #: Shortcut for ``[plugins.sql.mapping] preset``.
@@ -129,7 +130,7 @@ class SqlSettings(_Model):
     #: ``key id -> base64url 32-byte key``; ``zengine db generate-key`` makes one.
     encryption_keys: dict[str, SecretStr] = Field(default_factory=dict)
     #: A TOML file of ``key_id = "key"`` lines, instead of (or besides) ``encryption_keys``.
-    encryption_keys_file: Path | None = None
+    encryption_keys_file: SecretFile | None = None
 
     #: Create the own schema at startup; ``zengine db upgrade`` is the normal way.
     create_schema_on_start: bool = False

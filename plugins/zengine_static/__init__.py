@@ -6,8 +6,6 @@ load_accounts, all through the public hooks.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import BaseModel, ConfigDict
 
 from zengine import hookimpl
@@ -21,6 +19,7 @@ from zengine.models import (
     Rejected,
 )
 from zengine.runtime import Runtime
+from zengine.settings import SecretFile
 from zengine_static.users import StaticUser, accounts_of, identity_of, load_users
 
 NAME = "static"
@@ -30,7 +29,7 @@ class StaticSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: TOML file with ``[users.<name>]`` tables; relative to the config file.
-    users_file: Path | None = None
+    users_file: SecretFile | None = None
 
 
 def _users(runtime: Runtime) -> dict[str, StaticUser]:

@@ -1,0 +1,150 @@
+"""/livez, /readyz, /healthz and the zengine_readiness hook, through the real app."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+import zengine_sql
+from tests.conftest import BUILTINS, EXAMPLE_CONFIG
+from zengine import cli, hookimpl
+from zengine.app import create_app
+from zengine.errors import ConfigError
+from zengine.models import Readiness
+from zengine.runtime import build_runtime
+from zengine.settings import load_settings, settings_from_mapping
+from zengine.testing import plugin_list
+from zengine_sql import migrate
+
+
+class Probe:
+    """A backend whose readiness the test sets, counting how often it is asked."""
+
+    def __init__(self, *results: Readiness) -> None:
+        self.results = list(results)
+        self.calls = 0
+
+    @hookimpl
+    def zengine_readiness(self) -> list[Readiness]:
+        self.calls += 1
+        return self.results
+
+
+class Broken:
+    @hookimpl
+    def zengine_readiness(self) -> list[Readiness]:
+        raise RuntimeError("postgresql://admin:hunter2@db/zengine refused")
+
+
+def client_with(*plugins: tuple[str, object], cache: float = 5.0,
+                tables: dict[str, object] | None = None) -> TestClient:
+    settings = load_settings(EXAMPLE_CONFIG, environ={
+        "ZENGINE_SERVER__READINESS_CACHE_SECONDS": str(cache)})
+    if tables:
+        data = tomllib.loads(EXAMPLE_CONFIG.read_text())
+        data["server"]["readiness_cache_seconds"] = cache
+        data["plugins"].update(tables)
+        settings = settings_from_mapping(data, environ={}, base_dir=EXAMPLE_CONFIG.parent)
+    app = create_app(settings, load_entrypoints=False,
+                     plugins=[*plugin_list(*BUILTINS), *plugins])
+    return TestClient(app)
+
+
+def test_livez_and_healthz_answer_without_asking_backends() -> None:
+    probe = Probe(Readiness("db", False, "database unreachable"))
+    with client_with(("probe", probe)) as client:
+        for path in ("/livez", "/healthz"):
+            response = client.get(path)
+            assert response.status_code == 200 and response.text == "ok\n"
+            assert response.headers["cache-control"] == "no-store"
+    assert probe.calls == 0
+
+
+def test_zengine_readiness_all_ready_is_200() -> None:
+    probe = Probe(Readiness("db", True), Readiness("directory", True))
+    with client_with(("probe", probe)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"ready": True, "backends": [
+        {"backend": "db", "ready": True}, {"backend": "directory", "ready": True}]}
+
+
+def test_zengine_readiness_one_failure_is_503_naming_the_backend_without_detail() -> None:
+    probe = Probe(Readiness("db", True),
+                  Readiness("directory", False, "service bind refused",
+                            "service account 'cn=svc' cannot bind on ldap://10.0.0.9"))
+    with client_with(("probe", probe)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["backends"][1] == {"backend": "directory", "ready": False,
+                                              "reason": "service bind refused"}
+    assert "10.0.0.9" not in response.text and "cn=svc" not in response.text
+
+
+def test_zengine_readiness_results_are_cached() -> None:
+    probe = Probe(Readiness("db", True))
+    with client_with(("probe", probe), cache=60) as client:
+        for _ in range(20):
+            assert client.get("/readyz").status_code == 200
+    assert probe.calls == 1
+    probe = Probe(Readiness("db", True))
+    with client_with(("probe", probe), cache=0) as client:
+        for _ in range(3):
+            client.get("/readyz")
+    assert probe.calls == 3
+
+
+def test_zengine_readiness_probe_that_raises_is_not_ready_and_leaks_nothing(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with client_with(("broken", Broken())) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["backends"] == [
+        {"backend": "broken", "ready": False, "reason": "probe failed"}]
+    assert "hunter2" not in response.text
+    assert "hunter2" not in capsys.readouterr().out
+
+
+def test_readyz_sql_never_migrated_then_at_head(tmp_path: Path) -> None:
+    db = tmp_path / "zengine.db"
+    sql = {"sql": {"url": f"sqlite:///{db}"}}
+    with client_with(("sql", zengine_sql), cache=0, tables=sql) as client:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["backends"] == [
+            {"backend": "sql", "ready": False, "reason": "schema not at head"}]
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        migrate.upgrade(zengine_sql.get_state(runtime).engine)  # type: ignore[union-attr]
+        response = client.get("/readyz")
+        assert response.status_code == 200, response.text
+
+
+def test_readyz_sql_unreachable_names_no_password() -> None:
+    sql = {"sql": {"url": "postgresql+psycopg://zengine:pw-8c1d@127.0.0.1:1/zengine",
+                   "connect_timeout": 1}}
+    with client_with(("sql", zengine_sql), cache=0, tables=sql) as client:
+        response = client.get("/readyz")
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        results = runtime.hooks.readiness(runtime)
+    assert response.status_code == 503
+    assert response.json()["backends"][0]["reason"] == "database unreachable"
+    assert "pw-8c1d" not in response.text
+    assert results[0].detail and "pw-8c1d" not in results[0].detail
+
+
+def test_unknown_plugin_name_in_disabled_is_refused() -> None:
+    settings = settings_from_mapping({"plugins": {"disabled": ["zopier"]}}, environ={})
+    with pytest.raises(ConfigError, match=r"disabled names \['zopier'\].*installed plugins"):
+        build_runtime(settings)
+
+
+def test_serve_refuses_a_config_that_disables_every_document_builder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "zengine.toml"
+    config.write_text('[plugins]\ndisabled = ["zoiper"]\n')
+    assert cli.main(["serve", "--config", str(config)]) == 2
+    assert "no loaded plugin builds documents ([plugins] disabled: zoiper)" in \
+        capsys.readouterr().err
