@@ -8,6 +8,7 @@ chooses.
 
 from __future__ import annotations
 
+import json
 import ssl
 from pathlib import Path
 
@@ -75,9 +76,13 @@ def test_nginx_recipe_serves_every_path_and_logs_no_password(tmp_path: Path) -> 
     trust = ssl.create_default_context(cafile=str(ca_file))
     front = f"https://127.0.0.1:{nginx_port}"
 
-    with zengine_server(EXAMPLE_CONFIG, tmp_path / "zengine.log", port=zengine_port) as (
+    # The client connects from 127.0.0.2; nginx (127.0.0.1) is zengine's trusted proxy.
+    transport = httpx.HTTPTransport(verify=trust, http2=True, local_address="127.0.0.2")
+    zengine_log = tmp_path / "zengine.log"
+    with zengine_server(EXAMPLE_CONFIG, zengine_log, port=zengine_port,
+                        env={"ZENGINE_SERVER__TRUSTED_PROXIES": '["127.0.0.1"]'}) as (
             server, _), nginx(prefix, site, f"{front}/healthz", trust), \
-            httpx.Client(verify=trust, http2=True, timeout=10) as client:
+            httpx.Client(transport=transport, timeout=10) as client:
         ok = [*logins(client, front, "wonderland")[:1],
               client.get(f"{front}/provision?u=bob&p=builder&v=1.14"),
               *logins(client, front, "wonderland")[2:]]
@@ -97,6 +102,13 @@ def test_nginx_recipe_serves_every_path_and_logs_no_password(tmp_path: Path) -> 
                           headers={"Content-Type": "application/x-www-form-urlencoded"})
         assert big.status_code == 413
 
+    # zengine saw the client's address, forwarded by nginx, not nginx's own.
+    audit = [json.loads(line) for line in zengine_log.read_text().splitlines()
+             if line.startswith("{") and '"audit.login' in line]
+    assert audit and {event["client_addr"] for event in audit} == {"127.0.0.2"}
+    client_lines = [line for line in (prefix / "zengine.access.log").read_text().splitlines()
+                    if "HTTP/2.0" in line]
+    assert client_lines and all(line.startswith("127.0.0.2 ") for line in client_lines)
     written = {path.name: path.read_bytes() for path in prefix.iterdir() if path.is_file()}
     control = written.pop("control.error.log")
     # The control proves the leak is real at nginx's default level...
