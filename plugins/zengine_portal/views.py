@@ -28,9 +28,10 @@ from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from zengine.addresses import ClientAddresses
-from zengine.errors import LoginFailed, NoAccounts, ZengineError
+from zengine.errors import BadRequest, LoginFailed, NoAccounts, ZengineError
 from zengine.models import AuditEvent, Credentials, Identity, ProvisionRequest
 from zengine.pipeline import Outcome, authenticate
+from zengine.request import refuse_unstorable
 from zengine.runtime import Runtime
 from zengine_portal.assets import Assets
 from zengine_portal.sessions import Sessions
@@ -187,7 +188,7 @@ class Portal:
             retry = exc.retry_after
             return self._signin_page(
                 request, STATUS.get(exc.kind, max(exc.default_status, 400)),
-                exc.public_message, username,
+                exc.public_message, "" if isinstance(exc, BadRequest) else username,
                 {"Retry-After": str(retry)} if retry else None)
         # A fresh session (new id and CSRF token) for the signed-in user.
         self.sessions.start(request.session, signed_in.identity.username, TENANT)
@@ -196,11 +197,13 @@ class Portal:
 
     def _sign_in(self, username: str, password: str, addr: str, path: str) -> SignedIn:
         """The same authentication (and guard) a phone's provisioning login goes through."""
-        request = ProvisionRequest(
-            path=path, params={}, headers={}, client_addr=addr, version_raw=None,
-            credentials=Credentials(username, SecretStr(password), source="portal"))
-        outcome = Outcome()
+        credentials = Credentials(username, SecretStr(password), source="portal")
+        request = ProvisionRequest(path=path, params={}, headers={}, client_addr=addr,
+                                   version_raw=None, credentials=credentials)
+        outcome = Outcome(username=username or None)
         try:
+            # What a phone's request is checked for before any backend sees it.
+            refuse_unstorable(credentials)
             identity = authenticate(request, self.runtime, outcome)
             accounts = len(self.runtime.hooks.load_accounts(identity, self.runtime))
             if not accounts:

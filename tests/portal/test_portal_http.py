@@ -384,3 +384,12 @@ def test_a_session_fails_closed_when_the_shared_store_is_down(tmp_path: Path,
         again = client.post("/portal/token", data={"csrf": _csrf(signed_in.text)})
     assert again.status_code == 403
     assert len(sink.of("token.issued")) == 1
+
+
+def test_control_characters_are_refused_before_any_backend(client: TestClient,
+                                                           sink: AuditSink) -> None:
+    response = _sign_in(client, username="al\x00ice")
+    assert response.status_code == 400
+    assert "contains a character that is not allowed" in response.text
+    assert "\x00" not in response.text
+    assert [e.outcome for e in sink.of("portal.signin")] == ["bad_request"]
