@@ -98,6 +98,14 @@ class TooManyAttempts(ZengineError):
     retry_after = 60
 
 
+class AccessDenied(ZengineError):
+    """The client's address may not log in on this path (an allow or deny list)."""
+
+    kind = "access_denied"
+    default_status = 403
+    public_message = "Logins from your network are not allowed here. Please contact your provider."
+
+
 class Overloaded(ZengineError):
     """The password-verification pool and its queue are full: answer at once, do not queue.
 
@@ -140,5 +148,6 @@ ERROR_KINDS: tuple[type[ZengineError], ...] = (
     BackendUnavailable,
     AccountDataError,
     TooManyAttempts,
+    AccessDenied,
     Overloaded,
 )

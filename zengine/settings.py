@@ -169,6 +169,8 @@ class ErrorStatusSettings(_Model):
     internal: int = Field(500, ge=200, le=599)
     #: Locked out or rate-limited before any password check (sent with ``Retry-After``).
     too_many_attempts: int = Field(429, ge=200, le=599)
+    #: The address may not log in on this path (allow/deny lists).
+    access_denied: int = Field(403, ge=200, le=599)
     #: Password verification pool and queue full (sent with ``Retry-After``).
     overloaded: int = Field(503, ge=200, le=599)
 

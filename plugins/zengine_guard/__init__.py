@@ -1,0 +1,123 @@
+"""Login guard: smart lockout per (tenant, username), per-address and per-tenant limits,
+allow/deny lists, a security log line per refused login, shared across workers through Redis.
+
+Everything goes through the core's contract (``zengine_login_check`` /
+``zengine_login_result`` / ``zengine_shared_store``); see docs/security.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from zengine import hookimpl
+from zengine.models import Command, LoginAttempt, LoginResult, PluginSettingsSpec
+from zengine.runtime import Runtime
+from zengine.store import SharedStore
+from zengine_guard.guard import NAME, Guard
+from zengine_guard.settings import GuardSettings
+
+
+def _guard(runtime: Runtime) -> Guard | None:
+    """The runtime's guard, built on first use (the store hook runs before startup)."""
+    config = runtime.config(NAME, GuardSettings)
+    if not config.enabled:
+        return None
+    guard = runtime.state.get(NAME)
+    if guard is None:
+        guard = runtime.state[NAME] = Guard(config, runtime)
+    assert isinstance(guard, Guard)  # noqa: S101 - only this module writes the slot
+    return guard
+
+
+@hookimpl
+def zengine_plugin_settings() -> PluginSettingsSpec:
+    return PluginSettingsSpec(NAME, GuardSettings)
+
+
+@hookimpl
+def zengine_shared_store(runtime: Runtime) -> SharedStore | None:
+    guard = _guard(runtime)
+    if guard is None or guard.redis_client is None:
+        return None
+    from zengine_guard.store import RedisStore
+
+    return RedisStore(guard.redis_client, guard.config.key_prefix)  # type: ignore[arg-type]
+
+
+@hookimpl
+def zengine_startup(runtime: Runtime) -> None:
+    _guard(runtime)
+
+
+@hookimpl
+def zengine_shutdown(runtime: Runtime) -> None:
+    guard = runtime.state.pop(NAME, None)
+    if isinstance(guard, Guard):
+        guard.close()
+
+
+@hookimpl
+def zengine_login_check(attempt: LoginAttempt, runtime: Runtime) -> None:
+    guard = _guard(runtime)
+    if guard is not None:
+        guard.check(attempt)
+
+
+@hookimpl
+def zengine_login_result(attempt: LoginAttempt, result: LoginResult, runtime: Runtime) -> None:
+    guard = _guard(runtime)
+    if guard is not None:
+        guard.record(attempt, result)
+
+
+# -- zengine lockouts ---------------------------------------------------------------------
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = sub.add_parser(
+        "list", help="accounts and addresses with failures or a lockout",
+        description="List accounts and addresses with failed logins in the window, and how "
+                    "long each account stays locked.")
+    clear = sub.add_parser(
+        "clear", help="forget failures and lockouts (of one USER or ADDRESS, or all)",
+        description="Forget the failures and lockouts of USER or ADDRESS (an address also "
+                    "loses its failures inside every account); without one, of everybody.")
+    clear.add_argument("name", nargs="?", metavar="USER|ADDRESS")
+    for child in (listing, clear):
+        child.add_argument("--tenant", default=None,
+                           help="only this tenant (default: every tenant)")
+
+
+def _run(args: argparse.Namespace, runtime: Runtime) -> int:
+    guard = _guard(runtime)
+    if guard is None:
+        print("zengine: the guard is disabled ([plugins.guard] enabled = false)",
+              file=sys.stderr)
+        return 1
+    if guard.redis_client is None:
+        # Without Redis the counters live inside the running server process only.
+        print("zengine: lockouts are kept in the server's memory; set [plugins.guard] "
+              "redis_url to list or clear them from the command line (restarting the server "
+              "clears them)", file=sys.stderr)
+        return 1
+    if args.action == "list":
+        entries = [e for e in guard.state.entries(time.time())
+                   if args.tenant is None or e.tenant == args.tenant]
+        if not entries:
+            print("no failures or lockouts")
+        for e in entries:
+            locked = f"locked {int(e.locked_for)}s" if e.locked_for else "not locked"
+            tenant = f"[{e.tenant}] " if e.tenant else ""
+            print(f"{e.kind:8} {tenant}{e.name}: {e.failures} distinct failures, {locked}")
+        return 0
+    removed = guard.state.clear(args.name, args.tenant)
+    print(f"cleared {removed} entries" + (f" for {args.name}" if args.name else ""))
+    return 0
+
+
+@hookimpl
+def zengine_cli_commands() -> list[Command]:
+    return [Command(name="lockouts", help="list or clear login lockouts (guard plugin)",
+                    configure=_configure, run=_run)]

@@ -1,0 +1,206 @@
+"""The guard itself: address lists, the verdict before the chain, the record after it, the
+security log line and audit events, and what happens when Redis cannot be reached."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+import structlog
+
+from zengine.errors import AccessDenied, BackendUnavailable, ConfigError, TooManyAttempts
+from zengine.models import AuditEvent, LoginAttempt, LoginResult
+from zengine.runtime import Runtime
+from zengine.settings import resolve_secret
+from zengine_guard.settings import GuardSettings
+from zengine_guard.state import OK, GuardState, MemoryState, RedisState, Verdict, Who
+
+NAME = "guard"
+# fail2ban reads this logger's lines (contrib/fail2ban/); keep the event name stable.
+security_log = structlog.get_logger("zengine.security")
+log = structlog.get_logger("zengine.guard")
+T = TypeVar("T")
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def _lists(table: Mapping[str, tuple[str, ...]]) -> dict[str, Networks]:
+    return {path: tuple(ipaddress.ip_network(e, strict=False) for e in entries)
+            for path, entries in table.items()}
+
+
+def minutes_message(seconds: float) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    unit = "minute" if minutes == 1 else "minutes"
+    return f"Too many login attempts. Please try again in {minutes} {unit}."
+
+
+class Guard:
+    """Built once per runtime (``runtime.state["guard"]``)."""
+
+    def __init__(self, config: GuardSettings, runtime: Runtime) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.allow = _lists(config.allow)
+        self.deny = _lists(config.deny)
+        self.local: GuardState = MemoryState(config)
+        self.redis_client: object | None = None
+        self.state: GuardState = self.local
+        self.redis_errors = 0
+        self._last_alarm = 0.0
+        self._alarm_lock = threading.Lock()
+        url = resolve_secret(config.redis_url, config.redis_url_file, runtime.settings,
+                             "[plugins.guard] redis_url")
+        if url is not None:
+            import redis
+
+            try:
+                self.redis_client = redis.Redis.from_url(
+                    url.get_secret_value(), socket_timeout=config.redis_timeout,
+                    socket_connect_timeout=config.redis_timeout)
+            except ValueError:
+                # redis-py names the URL in its message: say what is wrong, not the URL.
+                raise ConfigError("[plugins.guard] redis_url is not a redis:// or rediss:// "
+                                  "URL") from None
+            self.state = RedisState(config, self.redis_client)
+        self.key = self._digest_key()
+
+    def _digest_key(self) -> bytes:
+        secret = resolve_secret(self.config.digest_key, self.config.digest_key_file,
+                                self.runtime.settings, "[plugins.guard] digest_key")
+        if secret is not None:
+            return secret.get_secret_value().encode()
+        if isinstance(self.state, RedisState):
+            # Every worker and instance must compute the same digest of one password: the
+            # first to start leaves a random key in Redis for the others.
+            name = f"{self.config.key_prefix}guard:digest-key"
+            try:
+                self.state.client.set(name, os.urandom(32), nx=True)
+                key = self.state.client.get(name)
+                if isinstance(key, bytes):
+                    return key
+            except Exception as exc:
+                self._alarm(exc)
+        return os.urandom(32)
+
+    def close(self) -> None:
+        if self.redis_client is not None:
+            self.redis_client.close()  # type: ignore[attr-defined]
+
+    # -- the hooks' work ------------------------------------------------------------------
+
+    def digest(self, attempt: LoginAttempt) -> str:
+        """A keyed digest of the attempted secret (never the secret): tells distinct
+        passwords apart, 64 bits so a leaked store gives little to test guesses against."""
+        message = "\0".join((attempt.kind, attempt.tenant, attempt.username,
+                             attempt.secret.get_secret_value())).encode("utf-8", "replace")
+        return hmac.new(self.key, message, hashlib.sha256).hexdigest()[:16]
+
+    @staticmethod
+    def who(attempt: LoginAttempt) -> Who:
+        # Token and portal logins get counters of their own kind.
+        user = attempt.username if attempt.kind == "password" else \
+            f"{attempt.kind}:{attempt.username}"
+        return Who(attempt.tenant, user, attempt.client_addr)
+
+    def listed(self, attempt: LoginAttempt) -> bool:
+        """False when the address is refused on this path by the allow/deny lists."""
+        try:
+            address = ipaddress.ip_address(attempt.client_addr)
+        except ValueError:
+            address = None
+
+        def hits(table: dict[str, Networks]) -> bool:
+            nets = (*table.get("*", ()), *table.get(attempt.path, ()))
+            return address is not None and any(address in net for net in nets)
+
+        if hits(self.deny):
+            return False
+        applies = "*" in self.allow or attempt.path in self.allow
+        return not applies or hits(self.allow)
+
+    def check(self, attempt: LoginAttempt) -> None:
+        if not self.listed(attempt):
+            self._refused(attempt, "denied", 0)
+            raise AccessDenied(f"address {attempt.client_addr} refused on {attempt.path}")
+        who = self.who(attempt)
+        verdict: Verdict = self._call(lambda state: state.check(who, time.time()), OK)
+        if verdict.action == "ok":
+            return
+        retry = max(1, math.ceil(verdict.retry_after))
+        self._refused(attempt, verdict.action, retry, verdict)
+        raise TooManyAttempts(f"{verdict.action}: {verdict.reason}", retry_after=retry,
+                              public_message=minutes_message(retry))
+
+    def record(self, attempt: LoginAttempt, result: LoginResult) -> None:
+        who = self.who(attempt)
+        if result.accepted:
+            self._call(lambda state: state.succeed(who, time.time()), None)
+            return
+        digest = self.digest(attempt)
+        locked: float = self._call(lambda state: state.fail(who, digest, time.time()), 0.0)
+        # Unknown user and wrong password: one reason, so the log cannot tell them apart.
+        self._refused(attempt, "wrong_login", 0, locked_now=locked or None)
+
+    def _call(self, step: Callable[[GuardState], T], unguarded: T) -> T:
+        """Run one state step; when Redis fails, apply ``on_redis_error`` (``open`` answers
+        ``unguarded``)."""
+        try:
+            return step(self.state)
+        except Exception as exc:
+            if self.state is self.local or not _is_redis_error(exc):
+                raise
+            self._alarm(exc)
+            mode = self.config.on_redis_error
+            if mode == "closed":
+                raise BackendUnavailable("guard: Redis unreachable (on_redis_error = closed)") \
+                    from None
+            if mode == "open":
+                return unguarded
+            return step(self.local)
+
+    def _alarm(self, exc: BaseException) -> None:
+        with self._alarm_lock:
+            self.redis_errors += 1
+            now = time.monotonic()
+            if now - self._last_alarm < 10 and self.redis_errors > 1:
+                return
+            self._last_alarm = now
+        # Loud, but once per 10 s: an outage must not flood the log it is reported in.
+        log.error("guard.redis_unavailable", error=type(exc).__name__,
+                  on_redis_error=self.config.on_redis_error, errors_total=self.redis_errors)
+
+    def _refused(self, attempt: LoginAttempt, reason: str, retry_after: int,
+                 verdict: Verdict | None = None, locked_now: float | None = None) -> None:
+        """The one security line per refused login (fail2ban reads it) and the audit event."""
+        fields: dict[str, object] = {"reason": reason}
+        if verdict is not None:
+            fields["limit"] = verdict.reason
+            fields["retry_after"] = retry_after
+        if locked_now:
+            fields["locks_for"] = int(locked_now)
+        # client_addr first: fail2ban's console pattern anchors on it, before any value an
+        # attacker chooses (the username).
+        security_log.warning("security.login_refused", client_addr=attempt.client_addr,
+                             kind=attempt.kind, tenant=attempt.tenant,
+                             username=attempt.username, **fields)
+        if reason in ("locked", "limited"):
+            self.runtime.hooks.audit(AuditEvent(
+                event=f"login.{reason}", outcome=reason, username=attempt.username,
+                client_addr=attempt.client_addr,
+                detail=f"{verdict.reason if verdict else ''}; retry after {retry_after}s"),
+                self.runtime)
+
+
+def _is_redis_error(exc: BaseException) -> bool:
+    try:
+        import redis
+    except ImportError:  # pragma: no cover - redis is a dependency
+        return False
+    return isinstance(exc, redis.RedisError | OSError)

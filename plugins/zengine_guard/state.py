@@ -1,0 +1,415 @@
+"""The guard's counters: one algorithm, in this process's memory or atomically in Redis.
+
+Per (tenant, username) ``acct`` holds the *distinct* failures of the window as members
+``<address>|<digest>`` (a phone re-sending one stale password counts once). From it:
+
+* ``n`` distinct failures >= ``lockout_threshold`` lock the account for
+  ``min(lockout_base * 2**(n - threshold), lockout_max)`` seconds, for every address that never
+  logged in successfully (addresses that did are "familiar" and are not locked out by
+  someone else's guessing);
+* the failures of one address (the members with its prefix) lock that (account, address)
+  pair the same way, familiar or not;
+* ``n >= hard_cap`` refuses every address until the oldest failure leaves the window.
+
+Per (tenant, address) ``addr`` holds distinct ``<username>|<digest>`` failures (credential
+stuffing); per tenant ``flood`` counts logins that reach a password check per flood window.
+A success removes that address's failures for that user and makes the address familiar.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+from urllib.parse import quote, unquote
+
+from zengine_guard.settings import GuardSettings
+
+Action = Literal["ok", "locked", "limited"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Action
+    #: ``account``, ``user_address``, ``hard_cap``, ``address`` or ``flood``.
+    reason: str = ""
+    retry_after: float = 0.0
+
+
+OK = Verdict("ok")
+
+
+@dataclass(frozen=True)
+class Who:
+    tenant: str
+    user: str
+    addr: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of ``zengine lockouts list``."""
+
+    tenant: str
+    kind: str  # "user" or "address"
+    name: str
+    failures: int
+    locked_for: float
+
+
+class GuardState(Protocol):
+    kind: str
+
+    def check(self, who: Who, now: float) -> Verdict: ...
+
+    def fail(self, who: Who, digest: str, now: float) -> float: ...
+
+    def succeed(self, who: Who, now: float) -> None: ...
+
+    def entries(self, now: float) -> list[Entry]: ...
+
+    def clear(self, name: str | None, tenant: str | None) -> int: ...
+
+
+def backoff(count: int, config: GuardSettings) -> float:
+    """Seconds of lockout after ``count`` distinct failures (0 below the threshold)."""
+    if count < config.lockout_threshold:
+        return 0.0
+    steps = min(count - config.lockout_threshold, 32)
+    return float(min(config.lockout_base * 2 ** steps, config.lockout_max))
+
+
+class MemoryState:
+    """The algorithm on dictionaries, under one lock: right for one worker process."""
+
+    kind = "memory"
+
+    def __init__(self, config: GuardSettings, clock: Callable[[], float] | None = None) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._acct: dict[tuple[str, str], dict[str, float]] = {}
+        self._addr: dict[tuple[str, str], dict[str, float]] = {}
+        self._locks: dict[tuple[str, str, str], float] = {}  # (t, user, addr or "") -> until
+        self._familiar: dict[tuple[str, str], dict[str, float]] = {}
+        self._flood: dict[str, tuple[float, int]] = {}
+        self._writes = 0
+
+    def _fresh(self, table: dict[str, float], now: float) -> dict[str, float]:
+        horizon = now - self.config.window
+        for member in [m for m, ts in table.items() if ts <= horizon]:
+            del table[member]
+        return table
+
+    def check(self, who: Who, now: float) -> Verdict:
+        c = self.config
+        with self._lock:
+            acct = self._fresh(self._acct.get((who.tenant, who.user), {}), now)
+            if len(acct) >= c.hard_cap:
+                return Verdict("locked", "hard_cap", min(acct.values()) + c.window - now)
+            until = self._locks.get((who.tenant, who.user, who.addr), 0.0)
+            if until > now:
+                return Verdict("locked", "user_address", until - now)
+            seen = self._familiar.get((who.tenant, who.user), {}).get(who.addr)
+            familiar = seen is not None and seen > now - c.familiar_days * 86400
+            until = self._locks.get((who.tenant, who.user, ""), 0.0)
+            if until > now and not familiar:
+                return Verdict("locked", "account", until - now)
+            addr = self._fresh(self._addr.get((who.tenant, who.addr), {}), now)
+            if len(addr) >= c.address_max_failures:
+                return Verdict("limited", "address", min(addr.values()) + c.window - now)
+            start, count = self._flood.get(who.tenant, (now, 0))
+            if now - start >= c.flood_window:
+                start, count = now, 0
+            self._flood[who.tenant] = (start, count + 1)
+            if count + 1 > c.tenant_max_verifications:
+                return Verdict("limited", "flood", start + c.flood_window - now)
+            return OK
+
+    def fail(self, who: Who, digest: str, now: float) -> float:
+        c = self.config
+        with self._lock:
+            self._sweep(now)
+            self._addr.setdefault((who.tenant, who.addr), {}).setdefault(
+                f"{who.user}|{digest}", now)
+            acct = self._fresh(self._acct.setdefault((who.tenant, who.user), {}), now)
+            member = f"{who.addr}|{digest}"
+            if member in acct:
+                return 0.0  # the same wrong password again: counted once
+            acct[member] = now
+            locked = 0.0
+            account_lock = backoff(len(acct), c)
+            if account_lock:
+                key = (who.tenant, who.user, "")
+                self._locks[key] = max(self._locks.get(key, 0.0), now + account_lock)
+                locked = account_lock
+            mine = sum(1 for m in acct if m.startswith(f"{who.addr}|"))
+            pair_lock = backoff(mine, c)
+            if pair_lock:
+                key = (who.tenant, who.user, who.addr)
+                self._locks[key] = max(self._locks.get(key, 0.0), now + pair_lock)
+                locked = max(locked, pair_lock)
+            return locked
+
+    def succeed(self, who: Who, now: float) -> None:
+        with self._lock:
+            acct = self._acct.get((who.tenant, who.user), {})
+            for member in [m for m in acct if m.startswith(f"{who.addr}|")]:
+                del acct[member]
+            self._locks.pop((who.tenant, who.user, who.addr), None)
+            if self.config.familiar_days:
+                self._familiar.setdefault((who.tenant, who.user), {})[who.addr] = now
+
+    def _sweep(self, now: float) -> None:
+        """Every 1024 failures drop what has expired, so memory follows the live state."""
+        self._writes += 1
+        if self._writes % 1024:
+            return
+        for tables in (self._acct, self._addr):
+            for key in [k for k, t in tables.items() if not self._fresh(t, now)]:
+                del tables[key]
+        for lock in [k for k, until in self._locks.items() if until <= now]:
+            del self._locks[lock]
+
+    def entries(self, now: float) -> list[Entry]:
+        with self._lock:
+            out = []
+            for (tenant, user), acct in self._acct.items():
+                failures = len(self._fresh(acct, now))
+                until = self._locks.get((tenant, user, ""), 0.0)
+                if failures or until > now:
+                    out.append(Entry(tenant, "user", user, failures, max(0.0, until - now)))
+            for (tenant, addr), table in self._addr.items():
+                failures = len(self._fresh(table, now))
+                if failures:
+                    out.append(Entry(tenant, "address", addr, failures, 0.0))
+            return out
+
+    def clear(self, name: str | None, tenant: str | None) -> int:
+        def ours(t: str) -> bool:
+            return tenant is None or t == tenant
+
+        with self._lock:
+            removed = 0
+            for key in [k for k in self._acct if ours(k[0]) and name in (None, k[1])]:
+                del self._acct[key]
+                removed += 1
+            for key in [k for k in self._addr if ours(k[0]) and name in (None, k[1])]:
+                del self._addr[key]
+                removed += 1
+            for lock in [k for k in self._locks if ours(k[0]) and name in (None, k[1], k[2])]:
+                del self._locks[lock]
+                removed += 1
+            if name is not None:
+                # An address: its failures inside every account too.
+                for (t, _), acct in self._acct.items():
+                    if ours(t):
+                        for member in [m for m in acct if m.startswith(f"{name}|")]:
+                            del acct[member]
+                            removed += 1
+            return removed
+
+
+# -- Redis --------------------------------------------------------------------------------
+
+_BACKOFF = """
+local function backoff(count, threshold, base, max)
+  if count < threshold then return 0 end
+  local steps = math.min(count - threshold, 32)
+  return math.min(base * 2 ^ steps, max)
+end
+"""
+
+# Locks hold the time they end (ms); their TTL only collects them. KEYS: acct, ulock, lock,
+# fam, addr, flood (a prefix: one counter per flood window). ARGV: now_ms, addr, window_ms,
+# hard_cap, familiar_ms, address_max, flood_max, flood_ms
+CHECK = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[3])
+local function until_of(key)
+  local v = redis.call('GET', key)
+  if v then return tonumber(v) end
+  return 0
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {'locked', 'hard_cap', tonumber(oldest[2]) + window - now}
+end
+local u = until_of(KEYS[2])
+if u > now then return {'locked', 'user_address', u - now} end
+local seen = redis.call('ZSCORE', KEYS[4], ARGV[2])
+local familiar = seen and tonumber(seen) > now - tonumber(ARGV[5])
+u = until_of(KEYS[3])
+if u > now and not familiar then return {'locked', 'account', u - now} end
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - window)
+if redis.call('ZCARD', KEYS[5]) >= tonumber(ARGV[6]) then
+  local oldest = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+  return {'limited', 'address', tonumber(oldest[2]) + window - now}
+end
+local flood_ms = tonumber(ARGV[8])
+local bucket = math.floor(now / flood_ms)
+local flood = KEYS[6] .. ':' .. bucket
+local c = redis.call('INCR', flood)
+if c == 1 then redis.call('PEXPIRE', flood, 2 * flood_ms) end
+if c > tonumber(ARGV[7]) then return {'limited', 'flood', (bucket + 1) * flood_ms - now} end
+return {'ok', '', 0}
+"""
+
+# KEYS: acct, addr, lock, ulock.  ARGV: now_ms, addr, user, digest, window_ms, threshold,
+# base_ms, max_ms
+FAIL = _BACKOFF + """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[5])
+redis.call('ZADD', KEYS[2], 'NX', now, ARGV[3] .. '|' .. ARGV[4])
+redis.call('PEXPIRE', KEYS[2], window)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local added = redis.call('ZADD', KEYS[1], 'NX', now, ARGV[2] .. '|' .. ARGV[4])
+redis.call('PEXPIRE', KEYS[1], window)
+if added == 0 then return 0 end
+local threshold, base, max = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local function lock(key, ms)
+  local current = tonumber(redis.call('GET', key) or '0')
+  if now + ms > current then redis.call('SET', key, now + ms, 'PX', ms + 60000) end
+end
+local locked = 0
+local n = redis.call('ZCARD', KEYS[1])
+local ms = backoff(n, threshold, base, max)
+if ms > 0 then
+  lock(KEYS[3], ms)
+  locked = ms
+end
+local prefix = ARGV[2] .. '|'
+local mine = 0
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if string.sub(member, 1, #prefix) == prefix then mine = mine + 1 end
+end
+ms = backoff(mine, threshold, base, max)
+if ms > 0 then
+  lock(KEYS[4], ms)
+  locked = math.max(locked, ms)
+end
+return locked
+"""
+
+# KEYS: acct, ulock, fam.  ARGV: now_ms, addr, familiar_ms
+SUCCEED = """
+local prefix = ARGV[2] .. '|'
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if string.sub(member, 1, #prefix) == prefix then redis.call('ZREM', KEYS[1], member) end
+end
+redis.call('DEL', KEYS[2])
+if tonumber(ARGV[3]) > 0 then
+  redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[3]))
+  redis.call('PEXPIRE', KEYS[3], ARGV[3])
+end
+return 1
+"""
+
+
+def q(part: str) -> str:
+    """One key component, with ``:`` and ``|`` escaped so that components never run together."""
+    return quote(part, safe="")
+
+
+class RedisState:
+    """The same algorithm as :class:`MemoryState`, each step one server-side Lua script, so
+    every worker and instance sharing the Redis sees one lockout."""
+
+    kind = "redis"
+
+    def __init__(self, config: GuardSettings, client: object) -> None:
+        import redis
+
+        self.config = config
+        assert isinstance(client, redis.Redis)  # noqa: S101 - built by the guard
+        self.client = client
+        self.prefix = f"{config.key_prefix}guard:"
+        self._check = self.client.register_script(CHECK)
+        self._fail = self.client.register_script(FAIL)
+        self._succeed = self.client.register_script(SUCCEED)
+
+    def _k(self, tenant: str, *parts: str) -> str:
+        return self.prefix + q(tenant) + ":" + ":".join(parts)
+
+    def check(self, who: Who, now: float) -> Verdict:
+        c = self.config
+        t, u, a = who.tenant, q(who.user), q(who.addr)
+        action, reason, ms = self._check(
+            keys=[self._k(t, "acct", u), self._k(t, "ulock", u, a), self._k(t, "lock", u),
+                  self._k(t, "fam", u), self._k(t, "addr", a), self._k(t, "flood")],
+            args=[int(now * 1000), who.addr, c.window * 1000, c.hard_cap,
+                  c.familiar_days * 86400 * 1000, c.address_max_failures,
+                  c.tenant_max_verifications, c.flood_window * 1000])
+        action = action.decode() if isinstance(action, bytes) else action
+        reason = reason.decode() if isinstance(reason, bytes) else reason
+        if action not in ("locked", "limited"):
+            return OK
+        return Verdict("locked" if action == "locked" else "limited", reason, int(ms) / 1000)
+
+    def fail(self, who: Who, digest: str, now: float) -> float:
+        c = self.config
+        t, u, a = who.tenant, q(who.user), q(who.addr)
+        ms = self._fail(
+            keys=[self._k(t, "acct", u), self._k(t, "addr", a), self._k(t, "lock", u),
+                  self._k(t, "ulock", u, a)],
+            args=[int(now * 1000), who.addr, who.user, digest, c.window * 1000,
+                  c.lockout_threshold, c.lockout_base * 1000, c.lockout_max * 1000])
+        return int(ms) / 1000
+
+    def succeed(self, who: Who, now: float) -> None:
+        t, u, a = who.tenant, q(who.user), q(who.addr)
+        self._succeed(keys=[self._k(t, "acct", u), self._k(t, "ulock", u, a),
+                            self._k(t, "fam", u)],
+                      args=[int(now * 1000), who.addr, self.config.familiar_days * 86400 * 1000])
+
+    def _scan(self, pattern: str) -> list[str]:
+        return [k.decode() if isinstance(k, bytes) else k
+                for k in self.client.scan_iter(match=pattern, count=500)]
+
+    def _split(self, key: str) -> tuple[str, str, list[str]]:
+        tenant, kind, *rest = key[len(self.prefix):].split(":")
+        return unquote(tenant), kind, [unquote(part) for part in rest]
+
+    def entries(self, now: float) -> list[Entry]:
+        out = []
+        horizon = int((now - self.config.window) * 1000)
+        glob = _glob(self.prefix)
+        for key in sorted(self._scan(glob + "*:acct:*")):
+            tenant, _, (user,) = self._split(key)
+            failures = int(self.client.zcount(key, horizon, "+inf"))
+            until = self.client.get(self._k(tenant, "lock", q(user)))
+            left = max(0.0, float(until or 0) / 1000 - now)
+            if failures or left > 0:
+                out.append(Entry(tenant, "user", user, failures, left))
+        for key in sorted(self._scan(glob + "*:addr:*")):
+            tenant, _, (addr,) = self._split(key)
+            failures = int(self.client.zcount(key, horizon, "+inf"))
+            if failures:
+                out.append(Entry(tenant, "address", addr, failures, 0.0))
+        return out
+
+    def clear(self, name: str | None, tenant: str | None) -> int:
+        glob = _glob(self.prefix) + (_glob(q(tenant)) if tenant is not None else "*") + ":"
+        if name is None:
+            keys = [k for k in self._scan(glob + "*")
+                    if self._split(k)[1] in ("acct", "addr", "lock", "ulock", "flood")]
+            return int(self.client.delete(*keys)) if keys else 0
+        n = _glob(q(name))
+        keys = [*self._scan(glob + f"acct:{n}"), *self._scan(glob + f"lock:{n}"),
+                *self._scan(glob + f"addr:{n}"), *self._scan(glob + f"ulock:{n}:*"),
+                *self._scan(glob + f"ulock:*:{n}")]
+        removed = int(self.client.delete(*keys)) if keys else 0
+        # An address: its failures inside every account too.
+        for key in self._scan(glob + "acct:*"):
+            raw: list[bytes] = list(self.client.zrange(key, 0, -1))  # type: ignore[arg-type]
+            members = [m for m in raw if m.decode().startswith(f"{name}|")]
+            if members:
+                removed += int(self.client.zrem(key, *members))
+        return removed
+
+
+def _glob(text: str) -> str:
+    """Escape Redis glob characters in a literal key part."""
+    return "".join(f"\\{ch}" if ch in "*?[]\\" else ch for ch in text)

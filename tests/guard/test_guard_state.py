@@ -1,0 +1,157 @@
+"""Every lockout and limit rule, on the in-process store and on the real Redis (``make_state``
+is parametrised over both). Time is passed in, so back-off and windows are tested exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from zengine_guard.settings import GuardSettings
+from zengine_guard.state import GuardState, Who, backoff
+
+T0 = 1_800_000_000.0
+ALICE = Who("", "alice", "198.51.100.1")
+Make = Callable[..., GuardState]
+
+
+def fail_n(state: GuardState, who: Who, n: int, now: float = T0, start: int = 0) -> float:
+    locked = 0.0
+    for i in range(start, start + n):
+        locked = state.fail(who, f"digest{i:04d}", now)
+    return locked
+
+
+def test_backoff_doubles_from_base_to_max() -> None:
+    config = GuardSettings()
+    assert [backoff(n, config) for n in (9, 10, 11, 12, 15, 16, 40)] == [
+        0, 60, 120, 240, 1920, 3600, 3600]
+
+
+def test_distinct_wrong_passwords_lock_after_threshold(make_state: Make) -> None:
+    state = make_state()
+    assert fail_n(state, ALICE, 9) == 0
+    assert state.check(ALICE, T0).action == "ok"
+    assert fail_n(state, ALICE, 1, start=9) == 60
+    verdict = state.check(ALICE, T0 + 1)
+    assert verdict.action == "locked"
+    assert 58 <= verdict.retry_after <= 60
+    # Another unfamiliar address is locked out too: it is the account that is locked.
+    other = Who("", "alice", "203.0.113.50")
+    assert state.check(other, T0 + 1).action == "locked"
+    assert state.check(other, T0 + 1).reason == "account"
+    # After the lock, the next distinct failure doubles it.
+    assert state.check(ALICE, T0 + 61).action == "ok"
+    assert state.fail(ALICE, "digest-new", T0 + 61) == 120
+    assert state.check(ALICE, T0 + 61 + 100).action == "locked"
+
+
+def test_one_stale_password_counts_once(make_state: Make) -> None:
+    state = make_state()
+    for _ in range(50):
+        assert state.fail(ALICE, "stale-phone-password", T0) == 0
+    assert state.check(ALICE, T0).action == "ok"
+
+
+def test_unknown_usernames_are_counted_and_locked_alike(make_state: Make) -> None:
+    state = make_state()
+    ghost = Who("", "no-such-user", ALICE.addr)
+    fail_n(state, ghost, 10)
+    assert state.check(ghost, T0).action == "locked"
+
+
+def test_failures_leave_the_window(make_state: Make) -> None:
+    state = make_state(window=600)
+    fail_n(state, ALICE, 9)
+    # Ten minutes later the nine are forgotten: one more does not lock.
+    assert state.fail(ALICE, "late", T0 + 601) == 0
+    assert state.check(ALICE, T0 + 601).action == "ok"
+
+
+def test_familiar_address_is_not_locked_out_by_someone_elses_guessing(make_state: Make) -> None:
+    state = make_state()
+    home = Who("", "alice", "192.0.2.10")
+    state.succeed(home, T0 - 100)  # the real user logged in from here before
+    attacker = Who("", "alice", "203.0.113.66")
+    fail_n(state, attacker, 12)
+    assert state.check(attacker, T0).action == "locked"
+    assert state.check(home, T0).action == "ok"
+    # Her own failures from home still lock her home address (per account and address).
+    fail_n(state, home, 10, start=100)
+    assert state.check(home, T0).reason == "user_address"
+
+
+def test_success_clears_that_addresss_failures_only(make_state: Make) -> None:
+    state = make_state()
+    home = Who("", "alice", "192.0.2.10")
+    attacker = Who("", "alice", "203.0.113.66")
+    fail_n(state, home, 5)
+    fail_n(state, attacker, 4, start=50)
+    state.succeed(home, T0)
+    # Home's five are gone: five more from anywhere stay below ten for the account ...
+    fail_n(state, attacker, 5, start=60)
+    assert state.check(attacker, T0).action == "ok"
+    # ... while the attacker's own continue to count.
+    assert state.fail(attacker, "one-more", T0) == 60
+
+
+def test_hard_cap_refuses_even_familiar_addresses(make_state: Make) -> None:
+    state = make_state(hard_cap=20, lockout_max=1)
+    home = Who("", "alice", "192.0.2.10")
+    state.succeed(home, T0 - 100)
+    for i in range(20):
+        state.fail(Who("", "alice", f"203.0.113.{i}"), f"d{i}", T0 + i)
+    verdict = state.check(home, T0 + 30)
+    assert (verdict.action, verdict.reason) == ("locked", "hard_cap")
+    # Until the oldest failure leaves the hour.
+    assert 3560 <= verdict.retry_after <= 3570
+
+
+def test_address_limit_stops_credential_stuffing(make_state: Make) -> None:
+    state = make_state(address_max_failures=30)
+    for i in range(30):
+        state.fail(Who("", f"user{i}", "198.51.100.200"), "Summer2026!", T0)
+    verdict = state.check(Who("", "user99", "198.51.100.200"), T0)
+    assert (verdict.action, verdict.reason) == ("limited", "address")
+    # Another address is not affected; nor is each account (one failure each).
+    assert state.check(Who("", "user99", "198.51.100.201"), T0).action == "ok"
+
+
+def test_flood_limit_per_tenant(make_state: Make) -> None:
+    state = make_state(tenant_max_verifications=5, flood_window=10)
+    verdicts = [state.check(Who("acme", f"u{i}", f"10.0.0.{i}"), T0).action for i in range(7)]
+    assert verdicts == ["ok"] * 5 + ["limited"] * 2
+    # Another tenant has its own budget.
+    assert state.check(Who("other", "u", "10.0.0.1"), T0).action == "ok"
+
+
+def test_tenants_never_share_counters(make_state: Make) -> None:
+    state = make_state()
+    fail_n(state, Who("acme", "alice", ALICE.addr), 10)
+    assert state.check(Who("acme", "alice", ALICE.addr), T0).action == "locked"
+    assert state.check(Who("globex", "alice", ALICE.addr), T0).action == "ok"
+
+
+def test_entries_and_clear_by_user_and_address(make_state: Make) -> None:
+    state = make_state()
+    fail_n(state, ALICE, 10)
+    fail_n(state, Who("", "bob", "203.0.113.7"), 3)
+    entries = {(e.kind, e.name): e for e in state.entries(T0)}
+    assert entries[("user", "alice")].failures == 10
+    assert entries[("user", "alice")].locked_for > 50
+    assert entries[("address", "203.0.113.7")].failures == 3
+    assert state.clear("alice", None) > 0
+    assert state.check(ALICE, T0).action == "ok"
+    # Clearing an address removes its failures inside accounts too.
+    assert state.clear("203.0.113.7", None) > 0
+    assert not [e for e in state.entries(T0) if e.name in ("bob", "203.0.113.7")]
+    fail_n(state, ALICE, 10)
+    assert state.clear(None, None) > 0
+    assert state.entries(T0) == []
+
+
+def test_usernames_with_key_separators_stay_apart(make_state: Make) -> None:
+    state = make_state()
+    tricky = Who("", "a:b|c*", "2001:db8::1")
+    fail_n(state, tricky, 10)
+    assert state.check(tricky, T0).action == "locked"
+    assert state.check(Who("", "a", "2001:db8::1"), T0).action == "ok"
+    assert [e.name for e in state.entries(T0) if e.kind == "user"] == ["a:b|c*"]
