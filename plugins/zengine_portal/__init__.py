@@ -58,3 +58,13 @@ def zengine_register_routes(runtime: Runtime) -> list[BaseRoute] | None:
     runtime.state[NAME] = portal
     return portal.routes()
 
+
+
+@hookimpl
+def zengine_startup(runtime: Runtime) -> None:
+    config = runtime.config(NAME, PortalSettings)
+    if config.enabled and NAME not in runtime.state:
+        # Started without the app (``zengine check-config``): check all that building the
+        # page checks (tokens plugin, logo, session key), so a bad setup is found before
+        # ``serve``.
+        Portal(runtime, config, session_key(config, runtime))

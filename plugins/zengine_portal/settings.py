@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from zengine.settings import SecretFile
 from zengine_tokens.settings import Duration
 
 # Validated here so that a colour can be written into the theme stylesheet as it is: nothing
@@ -39,7 +40,7 @@ class PortalSettings(BaseModel):
     #: random key is made at startup: sessions then end with a restart.
     session_key: SecretStr | None = None
     #: File holding the session key (first line); relative to the config file.
-    session_key_file: Path | None = None
+    session_key_file: SecretFile | None = None
     #: Seconds a sign-in lasts.
     session_ttl: int = Field(900, ge=60, le=86400)
     #: Lifetime of a portal-issued token, e.g. ``"30m"``; unset means ``[plugins.tokens] ttl``.

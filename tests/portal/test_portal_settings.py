@@ -134,3 +134,24 @@ def test_every_portal_setting_is_documented() -> None:
     section = doc.split("### `[plugins.portal]`", 1)[1].split("\n## ", 1)[0]
     for key in PortalSettings.model_fields:
         assert f"| `{key}` |" in section, f"[plugins.portal] {key} is not documented"
+
+
+def test_check_config_finds_portal_mistakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from zengine.cli import main
+
+    monkeypatch.setenv("ZENGINE_PLUGINS__TOKENS__SQLITE_PATH", str(tmp_path / "tokens.db"))
+    monkeypatch.setenv("ZENGINE_PLUGINS__PORTAL__ENABLED", "true")
+    monkeypatch.setenv("ZENGINE_PLUGINS__PORTAL__LOGO", str(tmp_path / "missing.png"))
+    assert main(["check-config", "--config", str(EXAMPLE_CONFIG)]) == 2
+    assert "[plugins.portal] logo: cannot read" in capsys.readouterr().err
+    monkeypatch.delenv("ZENGINE_PLUGINS__PORTAL__LOGO")
+    key = tmp_path / "portal.key"
+    key.write_text("k" * 40 + "\n", encoding="utf-8")
+    key.chmod(0o644)
+    monkeypatch.setenv("ZENGINE_PLUGINS__PORTAL__SESSION_KEY_FILE", str(key))
+    assert main(["check-config", "--config", str(EXAMPLE_CONFIG)]) == 0
+    out = capsys.readouterr()
+    assert "OK" in out.out and "portal" in out.out
+    assert "session_key_file" in out.out and "readable" in out.out
+    assert "k" * 40 not in out.out + out.err
