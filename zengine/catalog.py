@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
 
+from zengine.contacts import coerce_contact_services
 from zengine.errors import ConfigError
 from zengine.media import (  # re-exported: the catalogue is where plugins look for them
     CODECS,
@@ -31,7 +32,7 @@ from zengine.values import as_uint as _as_uint
 from zengine.values import invalid as _err
 from zengine.values import url_safe, xml_invalid_char
 
-FieldType = Literal["string", "bool", "uint", "enum", "codecs", "zrtp"]
+FieldType = Literal["string", "bool", "uint", "enum", "codecs", "zrtp", "contacts"]
 
 # XML 1.0 ``Char`` production: anything else cannot be carried by a well-formed document.
 def V(text: str) -> Version:
@@ -207,6 +208,9 @@ DESKTOP_ONLY_FIELDS: tuple[Field, ...] = (
     _f("HTTP_PHONE_CONTROL_outgoing_uri", "string"),
     _f("HTTP_PHONE_CONTROL_answer", "string"),
     _f("HTTP_PHONE_CONTROL_hangup", "string"),
+    # Options-level in the document (``options/contact_services``), configured per profile:
+    # a desktop document carries the services of its accounts' profiles (``zengine.contacts``).
+    _f("contact_services", "contacts", secret=True),
 )
 
 #: Fields an :class:`~zengine.models.Account` sets itself; a profile may not override them.
@@ -285,6 +289,8 @@ def coerce(field: Field, value: Any, where: str) -> Any:
         return text
     if field.type == "codecs":
         return coerce_codecs(value, where)
+    if field.type == "contacts":
+        return coerce_contact_services(value, where)
     return coerce_zrtp(value, where)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from lxml import etree
 
-from zengine import catalog
+from zengine import catalog, contacts
 from zengine.models import Version
 from zengine.testing import check_value
 from zengine_zoiper import desktop, desktop_fields, legacy
@@ -111,6 +111,66 @@ def _desktop_zrtp(node: etree._Element, where: str) -> list[str]:
     return problems
 
 
+def _desktop_contacts(node: etree._Element) -> list[str]:
+    """``contact_services``: documented options of the ldap and xml types, in order."""
+    problems = []
+    idents = []
+    for service in node:
+        where = f"contact_services/{service.tag}"
+        if service.tag != "contact_service":
+            problems.append(f"contact_services: unexpected <{service.tag}>")
+            continue
+        kind = service.findtext("type") or ""
+        if kind not in contacts.BY_TYPE:
+            problems.append(f"{where}: type {kind!r} not in {tuple(contacts.BY_TYPE)}")
+            continue
+        fields = {f.name: f for f in contacts.fields_for(kind)}
+        order = list(fields)
+        order.insert(order.index("root") + 1 if "root" in order else len(order),
+                     "attribute_mappings")
+        tags = [child.tag for child in service]
+        if [t for t in order if t in tags] != [t for t in tags if t in order]:
+            problems.append(f"{where}: options out of documented order: {tags}")
+        for child in service:
+            if child.tag == "attribute_mappings" and kind == "ldap":
+                problems.extend(_attribute_mappings(child, f"{where}/attribute_mappings"))
+                continue
+            field = fields.get(child.tag)
+            if field is None or len(child):
+                problems.append(f"{where}/{child.tag}: not a {kind} contact service option")
+                continue
+            text = child.text or ""
+            if field.kind == "bool" and text not in ("true", "false"):
+                problems.append(f"{where}/{child.tag}: {text!r} is not true/false")
+            elif field.kind == "uint" and not (text.isascii() and text.isdigit()):
+                problems.append(f"{where}/{child.tag}: {text!r} is not a number")
+            elif field.kind == "enum" and text not in field.values:
+                problems.append(f"{where}/{child.tag}: {text!r} not in {field.values}")
+        for name, field in fields.items():
+            if field.required and not service.findtext(name):
+                problems.append(f"{where}: required <{name}> missing")
+        ident = service.findtext("ident")
+        if ident in idents or ident == contacts.LOCAL_IDENT:
+            problems.append(f"{where}: ident {ident!r} repeated or reserved")
+        idents.append(ident)
+    return problems
+
+
+def _attribute_mappings(node: etree._Element, where: str) -> list[str]:
+    problems = []
+    for mapping in node:
+        tags = [child.tag for child in mapping]
+        if mapping.tag != "attribute_mapping" or tags != ["property_type", "attribute_name",
+                                                          "enabled"]:
+            problems.append(f"{where}: <{mapping.tag}> with {tags}")
+            continue
+        if mapping.findtext("property_type") not in contacts.PROPERTY_TYPES:
+            problems.append(f"{where}: unknown property {mapping.findtext('property_type')!r}")
+        if mapping.findtext("enabled") not in ("true", "false"):
+            problems.append(f"{where}: enabled {mapping.findtext('enabled')!r}")
+    return problems
+
+
 def _by_element(fields: Iterable[catalog.Field]) -> dict[str, catalog.Field]:
     return {f.path: f for f in fields}
 
@@ -158,6 +218,8 @@ def check_desktop(root: etree._Element, version: Version) -> list[str]:
                     problems.append(f"accounts: unexpected <{account.tag}>")
                     continue
                 problems.extend(_check_children(account, accounts_fields, "account", special))
+        elif node.tag == "contact_services":
+            problems.extend(_desktop_contacts(node))
         else:
             wrapper = etree.Element("options")
             wrapper.append(etree.fromstring(etree.tostring(node)))

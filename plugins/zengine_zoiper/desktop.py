@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 
+from zengine import contacts
 from zengine.catalog import Field
 from zengine.errors import NoAccounts
 from zengine.models import ClientInfo, Document, Element, ResolvedAccount, Version
@@ -70,4 +71,8 @@ def build(accounts: list[ResolvedAccount], client: ClientInfo, runtime: Runtime)
         Element("accounts", children=[element for element, _ in pairs])])
     root.children.extend(fields_to_elements(desktop_fields.options_fields(),
                                             runtime.settings.document, _text))
-    return Document(root=root, client=client, accounts=pairs)
+    document = Document(root=root, client=client, accounts=pairs)
+    # The contact services of every account's profile; one profile's appear once.
+    contacts.add_services(document, [service for _, account in pairs
+                                     for service in account.values.get("contact_services", ())])
+    return document

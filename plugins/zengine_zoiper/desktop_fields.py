@@ -119,10 +119,14 @@ DESKTOP_ONLY_AFTER: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Desktop-only fields configured with the account but sent at the options level.
+DOCUMENT_LEVEL = frozenset({"contact_services"})
+
+
 @cache
 def account_fields() -> tuple[catalog.Field, ...]:
     """Shared fields in mobile catalogue order, desktop-only ones after their anchors."""
-    only = {f.path: f for f in catalog.DESKTOP_ONLY_FIELDS}
+    only = {f.path: f for f in catalog.DESKTOP_ONLY_FIELDS if f.path not in DOCUMENT_LEVEL}
     fields: list[catalog.Field] = []
     for field in catalog.ACCOUNT_FIELDS:
         if field.path in SHARED:

@@ -117,9 +117,21 @@ def config(users_file: Path, **extra: Any) -> dict[str, Any]:
                          "cipher_algorithms": ["AES1"], "auth_tags": ["HS80", "HS32"],
                          "key_agreement_methods": ["EC25", "DH3K"],
                          "sas_encodings": ["B32"]},
+                "contact_services": [{
+                    "ident": "company-book", "name": "Company phone book", "type": "xml",
+                    "uri": "https://book.example.com/contacts.xml?tenant=x&fmt=zoiper",
+                    "auth_type": "basic", "username": "book", "password": "book-secret",
+                    "account_mapping_type": "default", "hide_contacts_without_phone": False}],
             },
             "office": {"SIP_transport_type": "UDP", "stun": {"use_stun": "disabled"},
-                       "SIP_use_rport_media": True},
+                       "SIP_use_rport_media": True,
+                       "contact_services": [{
+                           "ident": "office-ldap", "name": "Office directory", "type": "ldap",
+                           "host": "ldap.example.com:389", "root": "ou=people,dc=example,dc=com",
+                           "username": "cn=phonebook,dc=example,dc=com",
+                           "password": "ro&<bind>", "use_start_tls": True, "limit": 200,
+                           "attribute_mappings": {"display_name": "cn",
+                                                  "work_phone": "telephoneNumber"}}]},
         },
     }
     data.update(extra)

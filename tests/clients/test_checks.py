@@ -67,6 +67,14 @@ def test_legacy_checker_wants_version_1_0() -> None:
     ("//key_agreement_method[1]", "tag", "key_agreement", "should be <key_agreement_method>"),
     ("//key_agreement_method[1]/id", "text", "1", "not in"),
     ("//account[1]/stun", "add", "stun_server", "not a desktop field"),
+    ("//contact_service[1]/type", "text", "google", "type 'google'"),
+    ("//contact_service[1]/auth_type", "text", "digest", "not in ('none', 'basic', 'url')"),
+    ("//contact_service[1]", "add", "root", "not a xml contact service option"),
+    ("//contact_service[2]/use_start_tls", "text", "yes", "not true/false"),
+    ("//contact_service[2]/limit", "text", "-1", "not a number"),
+    ("//contact_service[2]/ident", "text", "ContactServiceLocal", "reserved"),
+    ("//attribute_mapping[1]/property_type", "text", "nickname", "unknown property"),
+    ("//contact_service[2]/host", "tag", "hostname", "required <host> missing"),
 ])
 def test_desktop_checker_finds(xpath: str, change: str, value: str, problem: str) -> None:
     assert check_structure((GOLDEN / "desktop/query.xml").read_bytes(), "desktop",
@@ -86,7 +94,7 @@ def test_every_mobile_field_has_a_desktop_decision() -> None:
 
 def test_desktop_fields_are_the_mobile_ones_in_desktop_spelling() -> None:
     fields = {f.path: f for f in desktop_fields.account_fields()}
-    desktop_only = {f.path for f in catalog.DESKTOP_ONLY_FIELDS}
+    desktop_only = {f.path for f in catalog.DESKTOP_ONLY_FIELDS} - desktop_fields.DOCUMENT_LEVEL
     assert set(fields) == desktop_fields.SHARED | desktop_only
     placed = {p for paths in desktop_fields.DESKTOP_ONLY_AFTER.values() for p in paths}
     assert placed == desktop_only
