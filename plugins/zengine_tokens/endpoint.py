@@ -18,12 +18,14 @@ from urllib.parse import parse_qsl
 
 import anyio
 import structlog
+from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from zengine.errors import BackendUnavailable, BadRequest, ZengineError
-from zengine.models import Account, AuditEvent, Element, Identity
+from zengine.addresses import ClientAddresses
+from zengine.errors import BackendUnavailable, BadRequest, TooManyAttempts, ZengineError
+from zengine.models import Account, AuditEvent, Element, Identity, LoginAttempt, LoginResult
 from zengine.pipeline import detect_client, status_for
 from zengine.profiles import resolve_accounts
 from zengine.request import build_request
@@ -130,6 +132,14 @@ class Redemption:
         self.headers = headers
         self.client_addr = client_addr
 
+    def attempt(self, token: str) -> LoginAttempt:
+        """The fetch as the login guard sees it. A token names no user, so the "username" the
+        guard counts failures under is the address itself: its smart lockout then locks an
+        address that guesses tokens, and never every user's token fetches at once (which
+        one shared name for all token attempts would)."""
+        return LoginAttempt(username=self.client_addr, secret=SecretStr(token),
+                            client_addr=self.client_addr, path=self.path, kind="token")
+
     def audit(self, event: str, outcome: str, row: TokenRow | None, detail: str) -> None:
         self.runtime.hooks.audit(AuditEvent(
             event=event, outcome=outcome, username=row.username if row else None,
@@ -152,8 +162,9 @@ class Redemption:
             except ZengineError as exc:
                 log_method = log.warning if exc.default_status >= 500 else log.info
                 log_method("token.error", kind=exc.kind, detail=exc.detail)
+                headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
                 return TokenReply(status_for(exc, self.runtime),
-                                  error_document(exc.public_message))
+                                  error_document(exc.public_message), headers=headers)
             except Exception:
                 log.exception("token.crash")
                 error = ZengineError("unexpected error")
@@ -165,8 +176,17 @@ class Redemption:
 
     def _run(self, service: TokenService) -> TokenReply:
         token = token_param(self.query, self.config.param, 4096)
+        attempt = self.attempt(token)
+        try:
+            # The login guard's limits apply before the store is asked.
+            self.runtime.hooks.login_check(attempt, self.runtime)
+        except TooManyAttempts as exc:
+            self.audit("token.refused", "refused", None, f"reason=guard ({exc.detail})")
+            raise
         consumed: Consumed = service.redeem(token, self.client_addr)
         del token  # never kept, logged or passed on
+        self.runtime.hooks.login_result(attempt, LoginResult(
+            accepted=consumed.outcome != "refused", backend=PLUGIN_NAME), self.runtime)
         row = consumed.row
         if consumed.outcome == "refused" or row is None:
             return self.refuse(row, consumed.reason or "unknown")
@@ -201,6 +221,7 @@ class Redemption:
 def routes(runtime: Runtime) -> list[BaseRoute]:
     config = runtime.config(PLUGIN_NAME, TokensSettings)
     settings = runtime.settings
+    addresses = ClientAddresses(settings.server.trusted_proxies)
 
     async def endpoint(request: Request) -> Response:
         if request.method == "HEAD":
@@ -212,7 +233,10 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
         work = Redemption(runtime, config, path=request.url.path,
                           query=request.scope.get("query_string", b""),
                           headers=request.headers,
-                          client_addr=request.client.host if request.client else "")
+                          # The real client (trusted proxies' headers applied): for the
+                          # replay window, the audit log and the guard's limits.
+                          client_addr=addresses.resolve(
+                              request.client.host if request.client else "", request.headers))
         reply: TokenReply | None = None
         with anyio.move_on_after(settings.server.backend_timeout):
             reply = await anyio.to_thread.run_sync(work.run, abandon_on_cancel=True)

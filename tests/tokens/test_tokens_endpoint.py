@@ -10,8 +10,8 @@ from starlette.testclient import TestClient
 from tests.tokens.conftest import AuditSink, config_for, plugins
 from zengine import hookimpl
 from zengine.app import create_app
-from zengine.errors import BackendUnavailable
-from zengine.models import Identity
+from zengine.errors import BackendUnavailable, TooManyAttempts
+from zengine.models import Identity, LoginAttempt, LoginResult
 from zengine.settings import settings_from_mapping
 from zengine_tokens.api import token_service
 
@@ -27,9 +27,11 @@ class Flaky:
             raise BackendUnavailable("flaky: connection refused")
 
 
-def _client(tmp_path: Path, sink: AuditSink, flaky: Flaky) -> TestClient:
+def _client(tmp_path: Path, sink: AuditSink, flaky: Flaky,
+            *extra: tuple[str, object]) -> TestClient:
     settings = settings_from_mapping(config_for(tmp_path), environ={}, base_dir=tmp_path)
-    app = create_app(settings, load_entrypoints=False, plugins=plugins(sink, ("flaky", flaky)))
+    app = create_app(settings, load_entrypoints=False,
+                     plugins=plugins(sink, ("flaky", flaky), *extra))
     return TestClient(app)
 
 
@@ -68,3 +70,40 @@ def test_zengine_register_routes_mounts_the_configured_path(tmp_path: Path,
         issued = service.issue("bob")
         assert client.get(f"/token?id={issued.token}").status_code == 404
         assert b"<options>" in client.get(f"/t/fetch?k={issued.token}").content
+
+
+class CountingGuard:
+    """A guard on the core contract: three failed token fetches lock the address."""
+
+    def __init__(self) -> None:
+        self.attempts: list[LoginAttempt] = []
+        self.failures: dict[str, int] = {}
+
+    @hookimpl
+    def zengine_login_check(self, attempt: LoginAttempt) -> None:
+        self.attempts.append(attempt)
+        if self.failures.get(attempt.username, 0) >= 3:
+            raise TooManyAttempts("locked", retry_after=30,
+                                  public_message="Too many attempts: wait 30 seconds.")
+
+    @hookimpl
+    def zengine_login_result(self, attempt: LoginAttempt, result: LoginResult) -> None:
+        if not result.accepted:
+            self.failures[attempt.username] = self.failures.get(attempt.username, 0) + 1
+
+
+def test_zengine_login_check_limits_token_guessing(tmp_path: Path, sink: AuditSink) -> None:
+    guard = CountingGuard()
+    with _client(tmp_path, sink, Flaky(), ("guard", guard)) as client:
+        service = token_service(client.app.state.runtime)  # type: ignore[attr-defined]
+        issued = service.issue("bob")
+        for n in range(3):
+            assert b'<error code="1">' in client.get(f"/token?id=guess{n}").content
+        locked = client.get(f"/token?id={issued.token}")
+        assert locked.status_code == 429 and locked.headers["retry-after"] == "30"
+        assert b"wait 30 seconds" in locked.content
+        assert service.list("bob")[0].uses == 0  # the store was never asked
+        assert sink.named("token.refused")[-1].detail == "reason=guard (locked)"
+    attempt = guard.attempts[0]
+    assert attempt.kind == "token" and attempt.username == attempt.client_addr == "testclient"
+    assert attempt.secret.get_secret_value() == "guess0" and "guess0" not in repr(attempt)
