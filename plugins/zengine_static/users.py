@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +16,7 @@ from zengine.models import Account, Identity
 from zengine.settings import format_validation_error
 
 _ARGON2_PREFIX = "$argon2id$"
+_URL_SAFE = re.compile(r"[A-Za-z0-9_-]{1,128}", re.ASCII)
 
 
 def _xml_safe(value: str | None) -> str | None:
@@ -52,6 +54,15 @@ class StaticAccount(BaseModel):
     def _xml_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             _xml_safe(value.get_secret_value())
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _url_safe(cls, value: SecretStr | None) -> SecretStr | None:
+        # Zoiper appends the token to token_url verbatim, unencoded.
+        if value is not None and not _URL_SAFE.fullmatch(value.get_secret_value()):
+            raise ValueError("a token may only hold A-Z a-z 0-9 - _ (Zoiper appends it to "
+                             "token_url unencoded), 1 to 128 of them")
         return value
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from zengine import hookimpl
-from zengine.models import Command, PluginSettingsSpec
+from zengine.models import Command, Document, Identity, PluginSettingsSpec
 from zengine.runtime import Runtime
 from zengine_tokens.api import TokenService
 from zengine_tokens.settings import PLUGIN_NAME, TokensSettings
@@ -51,3 +51,12 @@ def zengine_cli_commands() -> list[Command]:
     from zengine_tokens.cli import commands
 
     return commands()
+
+
+# Last, so a token_url template from a profile is already expanded by the urls plugin.
+@hookimpl(trylast=True)
+def zengine_postprocess_document(document: Document, identity: Identity,
+                                 runtime: Runtime) -> None:
+    from zengine_tokens.documents import add_tokens
+
+    add_tokens(document, identity, runtime)

@@ -1,0 +1,120 @@
+"""Tokens in provisioning documents: the default token_url, issued tokens that the endpoint
+redeems, static tokens kept (and validated), other servers' token URLs left alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+from starlette.testclient import TestClient
+
+from tests.tokens.conftest import AuditSink, config_for, plugins
+from zengine.app import create_app
+from zengine.errors import ConfigError
+from zengine.runtime import build_runtime
+from zengine.settings import settings_from_mapping
+from zengine_tokens.api import token_service
+
+LOGIN = {"username": "alice", "password": "wonderland", "version": "1.14"}
+
+
+@pytest.fixture
+def client_for(tmp_path: Path, sink: AuditSink) -> Iterator[Callable[..., TestClient]]:
+    opened: list[TestClient] = []
+
+    def make(tokens: dict[str, Any] | None = None, **top: Any) -> TestClient:
+        settings = settings_from_mapping(config_for(tmp_path, tokens, **top), environ={},
+                                         base_dir=tmp_path)
+        client = TestClient(create_app(settings, load_entrypoints=False, plugins=plugins(sink)))
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+def _accounts(body: bytes) -> dict[str, etree._Element]:
+    root = etree.fromstring(body)
+    return {a.findtext("ident") or "": a for a in root.iterfind("accounts/account")}
+
+
+def test_documents_get_this_servers_token_url_and_a_token_it_redeems(
+        client_for: Callable[..., TestClient], sink: AuditSink) -> None:
+    client = client_for()
+    accounts = _accounts(client.get("/id.php", params=LOGIN).content)
+    office = accounts["alice-office"]
+    tags = [child.tag for child in office]
+    assert office.findtext("token_url") == "https://prov.example.com/token?id="
+    assert tags.index("token") + 1 == tags.index("token_url")  # catalogue order
+    token = office.findtext("token") or ""
+    assert len(token) == 43 and accounts["alice-home"].findtext("token") != token
+    # What Zoiper does with it: append the token to token_url and fetch.
+    reply = client.get("/token?id=" + token)
+    assert etree.fromstring(reply.content).findtext("accounts/account/password") == \
+        "Tea&Cakes<3"
+    issued = [e for e in sink.named("token.issued") if "actor=document" in (e.detail or "")]
+    assert len(issued) == 2 and "purpose=document" in (issued[0].detail or "")
+
+
+def test_a_new_document_revokes_the_last_document_token_not_a_link(
+        client_for: Callable[..., TestClient]) -> None:
+    client = client_for()
+    service = token_service(client.app.state.runtime)  # type: ignore[attr-defined]
+    link = service.issue("alice", account="alice-office")
+    first = _accounts(client.get("/id.php", params=LOGIN).content)["alice-office"]
+    second = _accounts(client.get("/id.php", params=LOGIN).content)["alice-office"]
+    assert b'<error code="1">' in client.get(f"/token?id={first.findtext('token')}").content
+    assert b"<options>" in client.get(f"/token?id={second.findtext('token')}").content
+    assert b"<options>" in client.get(f"/token?id={link.token}").content
+
+
+def test_a_token_fetch_for_the_full_document_issues_no_new_token(
+        client_for: Callable[..., TestClient], sink: AuditSink) -> None:
+    client = client_for({"reply": "full"})
+    service = token_service(client.app.state.runtime)  # type: ignore[attr-defined]
+    issued = service.issue("bob")
+    root = etree.fromstring(client.get(f"/token?id={issued.token}").content)
+    assert root.findtext("accounts/account/token_url") == "https://prov.example.com/token?id="
+    assert root.find("accounts/account/token") is None
+    assert len(sink.named("token.issued")) == 1
+
+
+def test_other_token_urls_static_tokens_and_issuing_off(
+        client_for: Callable[..., TestClient], tmp_path: Path) -> None:
+    other = client_for(profiles={"p": {"token_url": "https://else.example.net/t?id="}},
+                       default_profile="p")
+    office = _accounts(other.get("/id.php", params=LOGIN).content)["alice-office"]
+    assert office.findtext("token_url") == "https://else.example.net/t?id="
+    assert office.find("token") is None
+    off = client_for({"issue_in_documents": False})
+    office = _accounts(off.get("/id.php", params=LOGIN).content)["alice-office"]
+    assert office.findtext("token_url") == "https://prov.example.com/token?id="
+    assert office.find("token") is None
+
+
+def test_desktop_documents_get_no_token_fields(client_for: Callable[..., TestClient]) -> None:
+    client = client_for()
+    body = client.get("/desktop", params={"username": "alice", "password": "wonderland"})
+    assert b"token" not in body.content and b"<error" not in body.content
+
+
+def test_static_token_is_kept_and_must_be_url_safe(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    users = Path(config["plugins"]["static"]["users_file"])
+    text = users.read_text().replace('auth_username = "alice-auth"',
+                                     'auth_username = "alice-auth"\ntoken = "t-alice-6789"')
+    users.write_text(text)
+    settings = settings_from_mapping(config, environ={}, base_dir=tmp_path)
+    with TestClient(create_app(settings, load_entrypoints=False, plugins=plugins())) as client:
+        office = _accounts(client.get("/id.php", params=LOGIN).content)["alice-office"]
+        assert office.findtext("token") == "t-alice-6789"
+    users.write_text(text.replace("t-alice-6789", "t alice/6789"))
+    runtime = build_runtime(settings, load_entrypoints=False, plugins=plugins())
+    with pytest.raises(ConfigError, match="A-Z a-z 0-9 - _"):
+        runtime.start()
+    runtime.stop()
