@@ -139,3 +139,8 @@ def test_open_file_limit_is_raised_to_the_hard_limit(tmp_path: Path) -> None:
         finally:
             for sock in held:
                 sock.close()
+
+
+def test_incomplete_request_gets_an_answer_not_silence(server: Server) -> None:
+    # The client stops half-way through its headers (here: closes its side).
+    _assert_error_document(server.raw(b"GET /id.php?u=alice HTTP/1.1\r\nHost: a\r\nX-Y"), 408)

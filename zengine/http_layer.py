@@ -35,7 +35,7 @@ from zengine.xmlio import error_document
 _MESSAGES = {
     400: "Bad request: malformed HTTP request.",
     404: "Not found: this is not a provisioning URL.",
-    408: "Bad request: the request took too long to arrive.",
+    408: "Bad request: the request was incomplete when the client stopped sending.",
     413: "Bad request: request too large.",
     414: "Bad request: request line too long.",
     431: "Bad request: request headers too large.",
@@ -79,6 +79,19 @@ class ZengineHTTPStream(HTTPStream):
 class ZengineH11Protocol(H11Protocol):
     """HTTP/1.1 only: no h2c upgrade, no prior-knowledge HTTP/2, no WebSocket; errors as
     documents."""
+
+    async def handle(self, event: Any) -> None:
+        if isinstance(event, Closed) and self.stream is None and self._half_received():
+            # Silent past read_timeout, or gone, in the middle of a request line or headers:
+            # answer rather than close without a word (the client may still be reading).
+            await self._send_error_response(408)
+        await super().handle(event)
+
+    def _half_received(self) -> bool:
+        connection = self.connection
+        if not isinstance(connection, h11.Connection) or connection.our_state is not h11.IDLE:
+            return False
+        return connection.their_state is not h11.IDLE or bool(connection.trailing_data[0])
 
     async def _send_error_response(self, status_code: int) -> None:
         # Only h11's parse errors reach here: the client's mistake, whatever h11's hint.
