@@ -192,26 +192,34 @@ def test_sign_out(phone: BrowserContext, portal_server: Server) -> None:
 def test_forms_without_the_csrf_token_are_refused(phone: BrowserContext,
                                                   portal_server: Server) -> None:
     page = phone.new_page()
-    sign_in(page, portal_server)
-    token = token_of(page.get_attribute("#open", "href") or "")
     base = portal_server.base
-    # The browser's own cookie, but no (or a wrong) CSRF token.
+    # The browser's own cookie, but no (or a wrong) CSRF token: refused, and nothing done.
     for form in ({}, {"csrf": "guessed"}):
         for action in ("token", "revoke", "signout"):
+            sign_in(page, portal_server)
+            token = token_of(page.get_attribute("#open", "href") or "")
             reply = page.request.post(f"{base}/portal/{action}", form=form)
             assert reply.status == 403, (action, form)
             assert "did not come from this page" in reply.text()
-            sign_in(page, portal_server)
+            assert "<svg" not in reply.text()
+            assert fetch_token(portal_server, token).find("accounts/account") is not None
     # Signing in needs it too (no login CSRF).
     reply = page.request.post(f"{base}/portal/signin",
-                              form={"username": "alice", "password": "wonderland"})
-    assert reply.status == 403
-    # Another site's form, submitted in the same browser: SameSite=Strict keeps the cookie
-    # away and the token check refuses it; the user's codes are untouched.
+                              form={"username": "alice", "password": ALICE_PASSWORD})
+    assert reply.status == 403 and "Signed in as" not in reply.text()
+    # Another site's page posting to the portal in the same browser, even with the right
+    # CSRF token: SameSite=Strict keeps the session cookie away, so it is refused, and the
+    # user stays signed in with their code untouched.
     sign_in(page, portal_server)
     token = token_of(page.get_attribute("#open", "href") or "")
-    page.set_content(f'<form method="post" action="{base}/portal/revoke">'
-                     '<input name="csrf" value="x"><button id="go">go</button></form>')
+    csrf = page.get_attribute("input[name=csrf]", "value")
+    attacker = (f'<form method="post" action="{base}/portal/revoke">'
+                f'<input name="csrf" value="{csrf}"><button id="go">go</button></form>')
+    page.route("http://attacker.test/", lambda route: route.fulfill(
+        body=attacker, content_type="text/html"))
+    page.goto("http://attacker.test/")
     refused = _submit(page, "#go")
     assert refused.status == 403
+    page.goto(f"{base}/portal")
+    assert page.text_content("#user") == "alice"
     assert fetch_token(portal_server, token).find("accounts/account") is not None
