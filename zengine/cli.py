@@ -7,6 +7,7 @@ import getpass
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from zengine import __version__, catalog
@@ -126,21 +127,49 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_password(prompt: str = "Password: ") -> str | None:
+    """Twice from the terminal, else one line of stdin; ``None`` (and a message) when the
+    reader gave none: Ctrl-D, empty, or the two entries differ."""
+    try:
+        if sys.stdin.isatty():
+            password = getpass.getpass(prompt)
+            if getpass.getpass("Repeat: ") != password:
+                print("zengine: passwords do not match", file=sys.stderr)
+                return None
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+    except EOFError:
+        print("\nzengine: no password given (end of input)", file=sys.stderr)
+        return None
+    if not password:
+        print("zengine: empty password refused", file=sys.stderr)
+        return None
+    return password
+
+
 def cmd_hash_password(args: argparse.Namespace) -> int:
     from zengine.passwords import Passwords
 
     passwords = Passwords(load_settings(args.config).passwords)
-    if sys.stdin.isatty():
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Repeat: ") != password:
-            print("zengine: passwords do not match", file=sys.stderr)
-            return 1
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
-    if not password:
-        print("zengine: empty password refused", file=sys.stderr)
+    password = read_password()
+    if password is None:
         return 1
     print(passwords.hash(password))
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from zengine.passwords import Passwords
+    from zengine.starter import Starter, init
+
+    directory = Path(args.directory).expanduser().absolute()
+    password = read_password(f"Password for {args.username}: ")
+    if password is None:
+        return 1
+    starter = Starter(directory, args.username, password, args.sip_domain, args.port)
+    for path in init(starter, Passwords()):
+        print(f"wrote {path} (mode 600)")
+    print(f"next: zengine serve --config {starter.config}")
     return 0
 
 
@@ -199,6 +228,20 @@ def build_parser(runtime_commands: Sequence[Any] = ()) -> argparse.ArgumentParse
                              description="List loaded plugins, versions and hooks.")
     _add_config(plugins)
     plugins.set_defaults(func=cmd_plugins)
+
+    starter = sub.add_parser(
+        "init", help="write a starter config, users file and secrets into DIR",
+        description="Write DIR/zengine.toml (absolute paths), DIR/users.toml with one user "
+                    "whose password is read from the prompt (or one line of stdin), and a "
+                    "generated portal session key; every file 0600. Nothing is overwritten.")
+    starter.add_argument("directory", metavar="DIR", help="where to write (created 0700)")
+    starter.add_argument("--username", "-u", default="alice",
+                         help="the first user's login name (default: alice)")
+    starter.add_argument("--sip-domain", default="sip.example.com",
+                         help="SIP domain of the user's account (default: sip.example.com)")
+    starter.add_argument("--port", type=int, default=8080,
+                         help="[server] port to write (default: 8080)")
+    starter.set_defaults(func=cmd_init)
 
     hashpw = sub.add_parser(
         "hash-password", help="make an argon2id hash for a users file",

@@ -1,0 +1,95 @@
+"""``zengine init`` and the password prompt it shares with ``hash-password``."""
+
+from __future__ import annotations
+
+import io
+import os
+import select
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from zengine import cli
+from zengine.passwords import verify_password
+
+
+def test_init_writes_private_files_with_absolute_paths(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("first pass\n"))
+    assert cli.main(["init", "etc", "--username", "carol", "--sip-domain", "pbx.test"]) == 0
+    etc = tmp_path / "etc"
+    config = tomllib.loads((etc / "zengine.toml").read_text())
+    users_file = Path(config["plugins"]["static"]["users_file"])
+    assert users_file == etc / "users.toml" and users_file.is_absolute()
+    assert Path(config["plugins"]["portal"]["session_key_file"]).is_absolute()
+    users = tomllib.loads(users_file.read_text())["users"]
+    assert verify_password(users["carol"]["password_hash"], "first pass")
+    [account] = users["carol"]["accounts"]
+    assert account["domain"] == "pbx.test" and len(account["sip_password"]) >= 20
+    assert len((etc / "portal-session.key").read_text().strip()) >= 32
+    for path in etc.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert f"next: zengine serve --config {etc / 'zengine.toml'}" in capsys.readouterr().out
+    # The config serves as written, from any working directory.
+    monkeypatch.chdir("/")
+    assert cli.main(["check-config", "--config", str(etc / "zengine.toml")]) == 0
+    assert "warning" not in capsys.readouterr().out
+
+
+def test_init_never_overwrites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "users.toml").write_text("# mine\n")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("pw\n"))
+    assert cli.main(["init", str(tmp_path)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (tmp_path / "users.toml").read_text() == "# mine\n"
+    assert not (tmp_path / "zengine.toml").exists()
+
+
+@pytest.mark.parametrize("username", ["", " bob", "bob "])
+def test_init_refuses_blank_or_padded_usernames(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, username: str) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("pw\n"))
+    assert cli.main(["init", str(tmp_path / "x"), "--username", username]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("command", [["hash-password"], ["init", "DIR"]])
+def test_ctrl_d_at_the_password_prompt_exits_cleanly(tmp_path: Path,
+                                                     command: list[str]) -> None:
+    """A real terminal (a pty): getpass sees end of input, zengine says so, no traceback."""
+    master, slave = os.openpty()
+    args = [arg.replace("DIR", str(tmp_path / "etc")) for arg in command]
+    proc = subprocess.Popen([sys.executable, "-m", "zengine.cli", *args], stdin=slave,
+                            stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    output = b""
+    deadline = time.monotonic() + 30
+    sent = False
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        if not sent and b"Password" in output:
+            os.write(master, b"\x04")
+            sent = True
+        if proc.poll() is not None and not ready:
+            break
+    os.close(master)
+    assert proc.wait(timeout=10) == 1
+    text = output.decode(errors="replace")
+    assert sent, text
+    assert "Traceback" not in text and "no password given" in text
+    assert not (tmp_path / "etc").exists()

@@ -1,0 +1,96 @@
+"""``zengine init DIR``: a starter deployment an operator can serve at once.
+
+Writes ``zengine.toml`` (absolute paths only, so it works wherever it is copied from), a users
+file with one user, and a generated portal session key; every file 0600, the directory 0700.
+Values go through tomli-w, never through string formatting, so no name or path can break the
+TOML.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomli_w
+
+from zengine.errors import ConfigError
+from zengine.passwords import Passwords
+
+CONFIG_NAME = "zengine.toml"
+USERS_NAME = "users.toml"
+SESSION_KEY_NAME = "portal-session.key"
+
+
+@dataclass(frozen=True)
+class Starter:
+    directory: Path
+    username: str
+    password: str
+    sip_domain: str
+    port: int = 8080
+
+    @property
+    def config(self) -> Path:
+        return self.directory / CONFIG_NAME
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` 0600 from the start (never briefly world-readable); never overwrite."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
+def config_text(starter: Starter) -> str:
+    directory = starter.directory
+    parts = [
+        "# Written by `zengine init`. Every key is explained in docs/configuration.md.\n"
+        "# Serve it with: zengine serve --config " + str(starter.config) + "\n",
+        tomli_w.dumps({"default_profile": "default"}),
+        "\n# Behind the nginx recipe (contrib/nginx/zengine.conf) set trusted_proxies =\n"
+        '# ["127.0.0.1"] so that logs and the login guard see the real client address.\n',
+        tomli_w.dumps({"server": {"host": "127.0.0.1", "port": starter.port,
+                                  "paths": ["/id.php", "/provision"]}}),
+        "\n", tomli_w.dumps({"auth": {"chain": ["static"]}}),
+        "\n# Account fields every account gets; see docs/configuration.md for the catalogue.\n",
+        tomli_w.dumps({"profiles": {"default": {"SIP_transport_type": "UDP"}}}),
+        "\n# Users, their password hashes and SIP accounts (add more with "
+        "`zengine hash-password`).\n",
+        tomli_w.dumps({"plugins": {"static": {"users_file": str(directory / USERS_NAME)}}}),
+        "\n# The self-service page is off; its session key is ready for when you turn it on.\n",
+        tomli_w.dumps({"plugins": {"portal": {
+            "enabled": False, "session_key_file": str(directory / SESSION_KEY_NAME)}}}),
+    ]
+    return "".join(parts)
+
+
+def users_text(starter: Starter, passwords: Passwords) -> str:
+    account = {"ident": starter.username, "sip_username": starter.username,
+               # Generated: the phone receives it in the document, nobody has to type it.
+               "sip_password": secrets.token_urlsafe(18), "domain": starter.sip_domain}
+    user = {"password_hash": passwords.hash(starter.password), "accounts": [account]}
+    return ("# Written by `zengine init`: keep it 0600, it holds SIP passwords.\n"
+            + tomli_w.dumps({"users": {starter.username: user}}))
+
+
+def init(starter: Starter, passwords: Passwords) -> list[Path]:
+    """Write the starter files; refuses to touch a directory that already holds one."""
+    directory = starter.directory
+    if not directory.is_absolute():
+        raise ConfigError(f"init: {directory} must be an absolute path")
+    names = (CONFIG_NAME, USERS_NAME, SESSION_KEY_NAME)
+    existing = [directory / name for name in names if (directory / name).exists()]
+    if existing:
+        raise ConfigError(f"init: {', '.join(map(str, existing))} already exists; "
+                          "choose an empty directory (nothing was written)")
+    if not starter.username or starter.username != starter.username.strip():
+        raise ConfigError("init: the username must not be empty or start/end with spaces")
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    users = users_text(starter, passwords)
+    written = [directory / USERS_NAME, directory / SESSION_KEY_NAME, directory / CONFIG_NAME]
+    _write_private(written[0], users)
+    _write_private(written[1], secrets.token_urlsafe(48) + "\n")
+    _write_private(written[2], config_text(starter))
+    return written
