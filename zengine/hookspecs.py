@@ -179,11 +179,12 @@ def zengine_shared_store(runtime: Runtime) -> SharedStore | None:
 
 @hookspec
 def zengine_find_identity(username: str, runtime: Runtime) -> Identity | None:
-    """Look a user up *without* a password, for operator tools (``zengine render``).
+    """Look a user up *without* a password, for operator tools (``zengine render``, ``zengine
+    tokens issue``) and for the token endpoint once a token has proved who the user is.
 
     Return the same :class:`~zengine.models.Identity` a successful
     :func:`zengine_authenticate` would, or ``None`` when the user is not this backend's.
-    Never called on the HTTP request path.
+    Never called with a username a client chose: only with one a token or an operator names.
 
     Ordering: asked in ``[auth] chain`` order, like authentication; first answer wins.
 
