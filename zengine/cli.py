@@ -305,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"zengine: configuration error:\n{exc}", file=sys.stderr)
         return 2
     except ZengineError as exc:
-        print(f"zengine: {exc.public_message} ({exc.detail})", file=sys.stderr)
+        # An operator needs the cause, not the text written for a phone's user.
+        print(f"zengine: {exc.detail or exc.public_message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -27,6 +27,6 @@ def render_document(runtime: Runtime, username: str, *, version: str | None = No
         client = ClientInfo(family, client.version, version)
     identity = runtime.hooks.find_identity(username, runtime, settings.auth.chain)
     if identity is None:
-        raise LoginFailed(f"no backend knows user {username!r}",
+        raise LoginFailed(f"No backend knows user {username!r}",
                           public_message=f"No backend knows user {username!r}.")
     return render_for(identity, client, runtime, Outcome())

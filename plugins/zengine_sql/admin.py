@@ -127,6 +127,9 @@ def user_id(conn: Connection, username: str) -> int:
 def insert_user(conn: Connection, box: SecretBox | None, spec: UserSpec,
                 passwords: Passwords) -> int:
     """Insert one user and their accounts; hashing was done by the caller if it mattered."""
+    if not spec.username or spec.username != spec.username.strip():
+        # Nobody can type a login name that is empty or padded into a phone.
+        raise AdminError(f"username {spec.username!r} is empty or starts/ends with spaces")
     exists = conn.execute(sa.select(USERS.c.id).where(USERS.c.username == spec.username)).first()
     if exists is not None:
         raise AdminError(f"user {spec.username!r} already exists")

@@ -123,7 +123,8 @@ def _users_configure(parser: argparse.ArgumentParser) -> None:
     imp.add_argument("--format", choices=("csv", "json"), help="default: from the file suffix")
     imp.add_argument("--replace", action="store_true", help="replace users that exist")
     exp = _action(sub, "export", "export users as JSON or CSV")
-    exp.add_argument("--format", choices=("json", "csv"), default="json")
+    exp.add_argument("--format", choices=("json", "csv"),
+                     help="default: from the --output suffix (.csv), else json")
     exp.add_argument("--output", "-o", type=Path, help="file (default: stdout)")
     exp.add_argument("--with-sip-passwords", action="store_true",
                      help="include decrypted SIP passwords (keep the file safe)")
@@ -203,14 +204,20 @@ def _import(state: SqlState, args: argparse.Namespace, profiles: Collection[str]
                                       progress=lambda n: progress.advance(task, n),
                                       profiles=profiles)
     accounts = sum(len(spec.accounts) for spec in specs)
-    print(f"imported {count} users, {accounts} accounts")
+    print(f"imported {_count(count, 'user')}, {_count(accounts, 'account')}")
     return 0
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _export(state: SqlState, args: argparse.Namespace) -> int:
     from zengine_sql import transfer
 
     docs = transfer.iter_export(state, with_secrets=args.with_sip_passwords)
+    fmt = args.format or ("csv" if args.output and args.output.suffix.lower() == ".csv"
+                          else "json")
     out: TextIO
     if args.output:
         # Hashes (and maybe SIP passwords) inside: readable by the owner only, from the start.
@@ -220,7 +227,7 @@ def _export(state: SqlState, args: argparse.Namespace) -> int:
     else:
         out = sys.stdout
     try:
-        if args.format == "csv":
+        if fmt == "csv":
             transfer.export_csv(docs, out)
         else:
             json.dump({"users": list(docs)}, out, indent=2, default=str)

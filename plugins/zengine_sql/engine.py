@@ -85,6 +85,9 @@ def describe_error(exc: BaseException, url: URL) -> str:
     text = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
     if url.password:
         text = text.replace(str(url.password), "***")
+    if url.get_backend_name() == "sqlite" and url.database:
+        # SQLite's "unable to open database file" names no file; the path is no secret.
+        text = f"{text} ({url.database})"
     return f"{type(orig).__name__}: {text}"[:300]
 
 

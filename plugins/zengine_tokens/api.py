@@ -191,7 +191,7 @@ class TokenService:
         settings = self.runtime.settings
         identity = self.runtime.hooks.find_identity(username, self.runtime, settings.auth.chain)
         if identity is None:
-            raise LoginFailed(f"no backend knows user {username!r}",
+            raise LoginFailed(f"No backend knows user {username!r}",
                               public_message=f"No backend knows user {username!r}.")
         if account is not None:
             idents = [a.ident for a in self.runtime.hooks.load_accounts(identity, self.runtime)]

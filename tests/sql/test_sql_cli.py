@@ -277,3 +277,26 @@ def test_export_file_is_private(run: Run, tmp_path: Path) -> None:
     assert run("users", "export", "-o", str(out))[0] == 0
     assert out.stat().st_mode & 0o777 == 0o600
     assert json.loads(out.read_text())["users"][0]["username"] == "hal"
+
+
+def test_operator_defects_usernames_export_suffix_plurals_and_causes(
+        run: Run, tmp_path: Path) -> None:
+    """Issue 12 item 9: what a new operator hit in the users and db commands."""
+    for bad in ("", " padded", "padded "):
+        code, _, err = run("users", "add", bad, "--no-password")
+        assert code == 1 and "empty or starts/ends with spaces" in err, (bad, err)
+    assert run("users", "add", "ivy", "--no-password")[0] == 0
+    out = tmp_path / "out.csv"
+    assert run("users", "export", "-o", str(out))[0] == 0
+    assert out.read_text().splitlines()[0].startswith("username")  # CSV, not JSON
+    one = tmp_path / "one.csv"
+    one.write_text("username,password\njoy,pw-for-joy\n")
+    code, printed, _ = run("users", "import", str(one))
+    assert code == 0 and "imported 1 user, 0 accounts" in printed
+    # The real cause, not the phone user's "temporarily unavailable".
+    broken = write_config(tmp_path / "broken.toml",
+                          make_url("sqlite:///" + str(tmp_path / "no" / "such" / "dir.db")),
+                          {"k1": KEY_1})
+    code, _, err = run("db", "upgrade", cfg=broken)
+    assert code == 1 and "temporarily unavailable" not in err and "sql:" in err, err
+    assert str(tmp_path / "no" / "such" / "dir.db") in err  # the file SQLite could not open

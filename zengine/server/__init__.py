@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import socket
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,10 +63,29 @@ def serve(settings: Settings, *, config_path: str | None, host: str | None = Non
                 port=settings.server.port if port is None else port,
                 workers=workers or settings.server.workers)
     engine = load_engine(settings.server.engine)
+    check_bindable(bind)
     if config_path:
         # Worker processes build their own app from the same config file.
         os.environ["ZENGINE_CONFIG"] = os.path.abspath(config_path)
     return engine.run(settings, bind)
+
+
+def check_bindable(bind: Bind) -> None:
+    """Fail with one line, before any app starts or logs ``zengine.started``, when the address
+    cannot be listened on (a second server on a busy port, a typo in ``host``)."""
+    try:
+        infos = socket.getaddrinfo(bind.host, bind.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {bind.address}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As the servers do: a port left in TIME_WAIT by the previous run is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {bind.address}: {exc.strerror} (is another "
+                              "server running there? choose --port or stop it)") from None
 
 
 def configure_worker(settings: Settings) -> None:
