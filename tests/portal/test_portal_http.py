@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+import zengine_guard
 import zengine_portal
 import zengine_tokens
 from tests.conftest import EXAMPLE_CONFIG
@@ -56,9 +57,11 @@ class Outage:
 def _app(tmp: Path, sink: AuditSink, *, portal: dict[str, Any] | None = None,
          extra: tuple[tuple[str, object], ...] = (), floor_ms: int = 0,
          public_url: str | None = "https://prov.example.com",
-         server: dict[str, Any] | None = None, chain: bool = True) -> Any:
+         server: dict[str, Any] | None = None, chain: bool = True,
+         tables: dict[str, Any] | None = None) -> Any:
     data = tomllib.loads(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
     data["server"].update(server or {})
+    data["plugins"].update(tables or {})
     data["auth"]["failure_floor_ms"] = floor_ms
     # Cheap dummy verifications (the users file's own hashes keep their cost).
     data["passwords"] = {"time_cost": 1, "memory_kib": 8192, "parallelism": 1}
@@ -393,3 +396,22 @@ def test_control_characters_are_refused_before_any_backend(client: TestClient,
     assert "contains a character that is not allowed" in response.text
     assert "\x00" not in response.text
     assert [e.outcome for e in sink.of("portal.signin")] == ["bad_request"]
+
+
+def test_portal_and_phone_logins_share_the_guards_lockout(tmp_path: Path,
+                                                          sink: AuditSink) -> None:
+    """With the real guard plugin: wrong passwords typed into the portal lock the account for
+    the phone too, and the portal refuses a locked account like the phone does."""
+    app = _app(tmp_path, sink, extra=(("guard", zengine_guard),), chain=False,
+               tables={"guard": {"lockout_threshold": 2, "familiar_days": 0}})
+    with TestClient(app, base_url="https://testserver", client=("198.51.100.7", 4000)) as client:
+        for password in ("guess-1", "guess-2"):
+            assert _sign_in(client, password=password).status_code == 403
+        locked = _sign_in(client)
+        phone = client.get("/id.php", params={"u": "alice", "p": ALICE_PASSWORD, "v": "1.14"})
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+    assert "<svg" not in locked.text
+    assert phone.status_code == 429 and b"<error" in phone.content
+    assert [e.outcome for e in sink.of("portal.signin")] == [
+        "refused", "refused", "too_many_attempts"]
+    assert sink.of("token.issued") == []
