@@ -134,6 +134,37 @@ def test_http_backend_output_holds_no_secret(tmp_path: Path) -> None:
         assert secret not in output, f"{secret!r} leaked into the server output"
 
 
+@pytest.mark.subprocess
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_guard_output_holds_no_secret(tmp_path: Path, log_format: str) -> None:
+    """Lockouts, limits and a Redis that cannot be reached: the security lines, the outage
+    alarm and the audit events name addresses and reasons, never a password tried, the Redis
+    password or the digest key."""
+    tried = [f"guess-pw-{i}-Xyzzy" for i in range(4)]
+    env = {"ZENGINE_LOGGING__LEVEL": "debug", "ZENGINE_LOGGING__FORMAT": log_format,
+           # Nothing listens there: the guard raises its alarm and falls back to memory.
+           "ZENGINE_PLUGINS__GUARD__REDIS_URL": "redis://:redis-Secret-9@127.0.0.1:1/0",
+           "ZENGINE_PLUGINS__GUARD__DIGEST_KEY": "guard-digest-Key-123",
+           "ZENGINE_PLUGINS__GUARD__LOCKOUT_THRESHOLD": "3",
+           "ZENGINE_PLUGINS__GUARD__ADDRESS_MAX_FAILURES": "4"}
+    with running_server(EXAMPLE_CONFIG, tmp_path, env=env) as server:
+        for password in tried:
+            httpx.get(f"{server.base}/id.php", params={"u": "alice", "p": password})
+        locked = httpx.get(f"{server.base}/id.php", params={"u": "alice", "p": "wonderland"})
+        assert locked.status_code == 429
+        limited = httpx.get(f"{server.base}/id.php", params={"u": "bob", "p": "builder-no"})
+        limited = httpx.get(f"{server.base}/id.php", params={"u": "carol", "p": "wonderland"})
+        assert limited.status_code == 429
+        time.sleep(0.2)
+    output = server.output()
+    for said in ("security.login_refused", "guard.redis_unavailable", "audit.login.locked",
+                 "audit.login.limited"):
+        assert said in output, said
+    for secret in (*tried, "wonderland", "builder-no", "redis-Secret-9",
+                   "guard-digest-Key-123", *SECRETS):
+        assert secret not in output, f"{secret!r} leaked into the guard's output"
+
+
 def _toml(data: dict[str, object], prefix: str = "") -> str:
     """Just enough TOML for a test config: tables of strings, numbers, lists and tables."""
     import json as _json
