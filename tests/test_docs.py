@@ -12,7 +12,13 @@ MODELS = [s.ServerSettings, s.RequestSettings, s.ClientSettings, s.ErrorStatusSe
           s.LoggingSettings, s.AuthSettings, s.PasswordSettings, s.LoginCacheSettings]
 
 
-@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
+def _plugin_models() -> list[type]:
+    from zengine_guard.settings import GuardSettings
+
+    return [GuardSettings]
+
+
+@pytest.mark.parametrize("model", MODELS + _plugin_models(), ids=lambda m: m.__name__)
 def test_every_settings_key_documented(model: type) -> None:
     for key in model.model_fields:  # type: ignore[attr-defined]
         assert f"| `{key}` |" in DOC, f"{model.__name__}.{key} missing from docs/configuration.md"
