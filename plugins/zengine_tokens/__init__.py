@@ -12,7 +12,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from zengine import hookimpl
-from zengine.models import Command, Document, Identity, PluginSettingsSpec
+from zengine.models import Command, Document, Identity, PluginSettingsSpec, Readiness
 from zengine.runtime import Runtime
 from zengine_tokens.api import TokenService
 from zengine_tokens.settings import PLUGIN_NAME, TokensSettings
@@ -60,3 +60,9 @@ def zengine_postprocess_document(document: Document, identity: Identity,
     from zengine_tokens.documents import add_tokens
 
     add_tokens(document, identity, runtime)
+
+
+@hookimpl
+def zengine_readiness(runtime: Runtime) -> list[Readiness] | None:
+    service = runtime.state.get(PLUGIN_NAME)
+    return [service.readiness()] if isinstance(service, TokenService) else None

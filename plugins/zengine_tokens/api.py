@@ -23,9 +23,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine
 
 from zengine.errors import BackendUnavailable, ConfigError, LoginFailed, NoAccounts
-from zengine.models import AuditEvent
+from zengine.models import AuditEvent, Readiness
 from zengine_tokens import links, migrate
 from zengine_tokens.qr import qr_png, qr_svg, qr_text
+from zengine_tokens.schema import TOKENS
 from zengine_tokens.settings import PLUGIN_NAME, TokensSettings
 from zengine_tokens.store import (
     MAX_TOKEN_LENGTH,
@@ -170,6 +171,38 @@ class TokenService:
                 self._own_engine.dispose()
             self._own_engine = None
             self._store = None
+
+    def readiness(self) -> Readiness:
+        """Whether the store can answer, without creating or migrating anything."""
+        try:
+            if self._store is not None:
+                with self._store.engine.connect() as conn:
+                    conn.execute(sa.select(sa.func.count()).select_from(TOKENS))
+                return Readiness(PLUGIN_NAME, True)
+            engine = self._sql_engine() if self.backend == "sql" else None
+            if engine is not None:
+                migrate.current(engine)  # reachable; the schema is brought up at first use
+                return Readiness(PLUGIN_NAME, True)
+        except sa_exc.SQLAlchemyError as exc:
+            orig = getattr(exc, "orig", None) or exc
+            return Readiness(PLUGIN_NAME, False, "token store unreachable",
+                             f"{type(orig).__name__}: {(str(orig).splitlines() or [''])[0]}"
+                             [:200])
+        # Not opened yet: the file, or the nearest directory it would be created in, must be
+        # writable by this user.
+        path = self.runtime.settings.resolve_path(self.config.sqlite_path)
+        target = path
+        while not target.exists() and target != target.parent:
+            target = target.parent
+        if target == path:
+            usable = path.is_file() and os.access(path, os.R_OK | os.W_OK)
+        else:
+            usable = target.is_dir() and os.access(target, os.W_OK | os.X_OK)
+        if not usable:
+            return Readiness(PLUGIN_NAME, False, "token store not writable",
+                             f"{path}: {target} is not a writable "
+                             f"{'file' if target == path else 'directory'}")
+        return Readiness(PLUGIN_NAME, True)
 
     # -- urls --------------------------------------------------------------------------
     @property

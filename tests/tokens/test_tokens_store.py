@@ -180,3 +180,18 @@ def test_store_is_not_opened_until_used(runtime_for: Callable[..., Runtime],
                                         tmp_path: Path) -> None:
     runtime_for()
     assert not (tmp_path / "tokens.db").exists()
+
+
+def test_zengine_readiness_of_the_token_store(runtime_for: Callable[..., Runtime],
+                                              tmp_path: Path) -> None:
+    runtime = runtime_for()
+    [ready] = runtime.hooks.readiness(runtime)
+    assert (ready.backend, ready.ready) == ("tokens", True)
+    assert not (tmp_path / "tokens.db").exists()  # probing creates nothing
+    _service(runtime).list()
+    assert token_service(runtime).readiness().ready
+    (tmp_path / "plain-file").write_text("x")
+    blocked = runtime_for({"sqlite_path": str(tmp_path / "plain-file" / "sub" / "t.db")})
+    probe = token_service(blocked).readiness()
+    assert not probe.ready and probe.reason == "token store not writable"
+    assert "plain-file is not a writable directory" in probe.detail
