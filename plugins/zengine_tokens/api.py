@@ -230,7 +230,7 @@ class TokenService:
             idents = [a.ident for a in self.runtime.hooks.load_accounts(identity, self.runtime)]
             if account not in idents:
                 raise NoAccounts(
-                    f"user {username!r} has accounts {idents}",
+                    f"user {username!r} has no account {account!r} (accounts: {idents})",
                     public_message=f"User {username!r} has no account {account!r}.")
 
     def issue(self, username: str, *, tenant: str = "", account: str | None = None,
