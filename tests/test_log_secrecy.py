@@ -29,6 +29,7 @@ SECRETS = [
     "t-alice-6789",          # account token
     "s3cr3t-in-wrong-login",
     "builder",
+    "Phonebook-Secret-4u",   # contact service password (desktop documents)
 ]
 
 
@@ -74,10 +75,14 @@ def test_real_server_output_holds_no_secret(tmp_path: Path, engine: str, workers
         assert dup.status_code == 400
         bad_basic = httpx.get(f"{base}/id.php", headers={"Authorization": "Basic wonderland"})
         assert bad_basic.status_code == 400
+        # Zoiper5: the Basic challenge, then the document with the contact service password.
+        assert httpx.get(f"{base}/desktop").status_code == 401
+        desktop = httpx.get(f"{base}/desktop", headers={"Authorization": f"Basic {basic}"})
+        assert b"Phonebook-Secret-4u" in desktop.content
     time.sleep(0.2)  # worker processes flush their last lines on the way out
     output = server.output()
     # The log really was captured: access log lines and one request event per request.
-    assert output.count("provision.request") == 6, output
+    assert output.count("provision.request") == 8, output
     assert re.search(r'GET /id\.php (HTTP/)?1\.1\\?" 200', output), output
     assert basic not in output
     assert output.count("audit.token.used") == 3 and "audit.token.refused" in output, output

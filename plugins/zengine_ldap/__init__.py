@@ -16,17 +16,22 @@ from zengine.models import (
     Account,
     AuthResult,
     Credentials,
+    Document,
     Identity,
     PluginSettingsSpec,
     Readiness,
 )
 from zengine.runtime import Runtime
 from zengine.settings import resolve_secret
+from zengine_ldap import contacts
 from zengine_ldap.auth import LdapBackend
 from zengine_ldap.mapping import NAME
 from zengine_ldap.settings import LdapSettings
 
 __all__ = ["NAME", "LdapBackend", "LdapSettings"]
+
+#: ``runtime.state`` key of the offered contact service and its profiles.
+CONTACTS = f"{NAME}.contact_service"
 
 
 def _backend(runtime: Runtime) -> LdapBackend | None:
@@ -54,6 +59,19 @@ def zengine_startup(runtime: Runtime) -> None:
                               runtime.settings, "[plugins.ldap] service_password")
     # No connection is opened here: a directory that is down must not stop the server.
     runtime.state[NAME] = LdapBackend(config, runtime.settings, password, runtime.logins)
+    if config.contact_service is not None:
+        runtime.state[CONTACTS] = (contacts.build_service(
+            config.contact_service, servers=config.servers, start_tls=config.start_tls,
+            search_base=config.search_base, service_dn=config.service_dn,
+            settings=runtime.settings), config.contact_service.profiles)
+
+
+@hookimpl
+def zengine_postprocess_document(document: Document, identity: Identity,
+                                 runtime: Runtime) -> None:
+    offered = runtime.state.get(CONTACTS)
+    if offered is not None:
+        contacts.offer(document, *offered)
 
 
 @hookimpl

@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from zengine.settings import SecretFile
+from zengine_ldap.contacts import LdapContactService
 
 T = TypeVar("T")
 
@@ -179,6 +180,8 @@ class LdapSettings(_Model):
     group_name_attribute: str = "cn"
     #: First match wins, in this order.
     group_profiles: tuple[GroupProfile, ...] = ()
+    #: Offer the directory to Zoiper5 clients as a contact service (``contacts.py``).
+    contact_service: LdapContactService | None = None
 
     @model_validator(mode="before")
     @classmethod

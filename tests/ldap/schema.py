@@ -61,6 +61,9 @@ BASE = "dc=example,dc=com"
 AD_BASE = "DC=corp,DC=example"
 SERVICE_DN = f"cn=zengine,{BASE}"
 SERVICE_PASSWORD = "service-secret-Zq7"
+#: A read-only account for phones (the directory as a Zoiper5 contact service).
+PHONEBOOK_DN = f"cn=phonebook,{BASE}"
+PHONEBOOK_PASSWORD = "phonebook-ro-Wq2&<"
 AD_SERVICE_DN = f"CN=svc-zengine,CN=Users,{AD_BASE}"
 AD_SERVICE_PASSWORD = "ad-service-secret-Kp3"
 
@@ -116,6 +119,9 @@ def example_ldif() -> str:
         _entry(SERVICE_DN, [("objectClass", "organizationalRole"),
                             ("objectClass", "simpleSecurityObject"), ("cn", "zengine"),
                             ("userPassword", ssha(SERVICE_PASSWORD))]),
+        _entry(PHONEBOOK_DN, [("objectClass", "organizationalRole"),
+                              ("objectClass", "simpleSecurityObject"), ("cn", "phonebook"),
+                              ("userPassword", ssha(PHONEBOOK_PASSWORD))]),
         *(_entry(f"ou={ou},{BASE}", [("objectClass", "organizationalUnit"), ("ou", ou)])
           for ou in ("people", "contractors", "groups", "sip")),
         _person("alice", "alice", "Alice Example", ["1001"], "alice-sip-secret"),

@@ -29,6 +29,16 @@ def test_every_option_is_in_the_reference_tables() -> None:
         assert f"{key} = " in options
 
 
+def test_every_contact_service_option_is_documented() -> None:
+    from zengine_ldap.contacts import LdapContactService
+
+    text = DOC.read_text(encoding="utf-8")
+    section = text[text.index("## The directory as a Zoiper5 contact service"):]
+    section = section[:section.index("\n## ", 1)]
+    documented = set(re.findall(r"^\| `([a-z_]+)`", section, re.MULTILINE))
+    assert set(LdapContactService.model_fields) == documented
+
+
 def test_there_are_worked_openldap_and_ad_examples() -> None:
     presets = [tomllib.loads(block)["plugins"]["ldap"].get("preset", "openldap")
                for block in TOML_BLOCKS]
