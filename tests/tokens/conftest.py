@@ -125,7 +125,8 @@ def _toml_value(value: Any) -> str:
 
 
 def write_config(directory: Path, tokens: dict[str, Any] | None = None,
-                 server: dict[str, Any] | None = None) -> Path:
+                 server: dict[str, Any] | None = None,
+                 guard: dict[str, Any] | None = None) -> Path:
     """A config file for the real server: static users, the token store in ``directory``."""
     users = write_users(directory)
     tables: dict[str, dict[str, Any]] = {
@@ -136,6 +137,8 @@ def write_config(directory: Path, tokens: dict[str, Any] | None = None,
         "plugins.tokens": {"sqlite_path": str(directory / "tokens.db"),
                            "provider_id": "0123456789abcdef0123456789abcdef", **(tokens or {})},
     }
+    if guard is not None:
+        tables["plugins.guard"] = guard
     lines = []
     for table, values in tables.items():
         lines.append(f"[{table}]")

@@ -13,6 +13,7 @@ import httpx2 as httpx
 import pytest
 from lxml import etree
 
+import zengine_guard
 from tests.serverproc import Server, running_server
 from tests.tokens.conftest import runtime_from, write_config
 from zengine.runtime import Runtime
@@ -179,3 +180,29 @@ def test_full_reply_is_the_accounts_document(tmp_path: Path) -> None:
     assert root.tag == "options" and root.find("accounts/account/SIP_domain") is not None
     assert root.findtext("accounts/account/password") == "Tea&Cakes<3"
     assert [a.findtext("ident") for a in root.iterfind("accounts/account")] == ["alice-office"]
+
+
+def test_an_address_guessing_tokens_is_locked_out_by_the_guard(tmp_path: Path) -> None:
+    config = write_config(tmp_path, guard={"lockout_threshold": 3, "lockout_base": 120})
+    runtime = runtime_from(config, ("guard", zengine_guard))
+    try:
+        service = token_service(runtime)
+        mine = service.issue("alice", account="alice-office")
+        theirs = service.issue("bob")
+        with running_server(config, tmp_path) as server:
+            guesses = [fetch(server, f"guess-{n:040d}", source="127.0.0.5") for n in range(3)]
+            assert all(b'<error code="1">' in r.content for r in guesses)
+            locked = fetch(server, theirs.token, source="127.0.0.5")
+            # Locked out before the store is asked, even with a valid token.
+            assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 60
+            assert b"<error" in locked.content
+            assert service.list("bob")[0].uses == 0
+            # Another address is not affected.
+            assert b"<options>" in fetch(server, mine.token, source="127.0.0.6").content
+            assert b"<options>" in fetch(server, theirs.token, source="127.0.0.7").content
+            output = server.output()
+    finally:
+        runtime.stop()
+    assert "security.login_refused" in output and '"kind": "token"' in output
+    assert mine.token not in output and theirs.token not in output
+    assert "guess-0000" not in output
