@@ -282,6 +282,19 @@ def _plugin_commands(argv: Sequence[str]) -> list[Any]:
     return Hooks(create_plugin_manager(disabled=disabled)).cli_commands()
 
 
+def operator_message(exc: ZengineError) -> str:
+    """The cause, said once: an operator needs the real reason, not only the text written for
+    a phone's user ("temporarily unavailable"), and not the same sentence twice."""
+    public, detail = exc.public_message, exc.detail
+    if not detail or exc.kind in ("backend_unavailable", "account_data", "internal"):
+        return detail or public
+    if public.lower().rstrip(".") in detail.lower():
+        return detail
+    if detail.lower() in public.lower():
+        return public
+    return f"{public} ({detail})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_plugin_commands(args_list))
@@ -305,8 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"zengine: configuration error:\n{exc}", file=sys.stderr)
         return 2
     except ZengineError as exc:
-        # An operator needs the cause, not the text written for a phone's user.
-        print(f"zengine: {exc.detail or exc.public_message}", file=sys.stderr)
+        print(f"zengine: {operator_message(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
