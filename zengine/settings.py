@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from zengine import catalog
 from zengine.errors import ConfigError
@@ -110,6 +118,22 @@ class ServerSettings(_Model):
 
     #: Seconds ``/readyz`` reuses its last probe of the backends before probing again.
     readiness_cache_seconds: float = Field(5.0, ge=0, le=300)
+    #: TLS in ``zengine serve`` (hypercorn only): PEM certificate chain and its private key,
+    #: relative to the config file. Unset: plain HTTP (put TLS in a reverse proxy).
+    tls_certificate: Path | None = None
+    tls_key: SecretFile | None = None
+    #: PEM CA bundle: when set, every client must present a certificate it signed.
+    tls_client_ca: Path | None = None
+    #: Offer HTTP/2 (ALPN ``h2``) on the TLS port; HTTP/1.1 only when false.
+    tls_http2: bool = False
+
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> ServerSettings:
+        if (self.tls_certificate is None) != (self.tls_key is None):
+            raise ValueError("tls_certificate and tls_key go together: set both or neither")
+        if self.tls_client_ca is not None and self.tls_certificate is None:
+            raise ValueError("tls_client_ca needs tls_certificate and tls_key")
+        return self
 
     @field_validator("paths")
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import socket
+import ssl
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,12 +63,38 @@ def serve(settings: Settings, *, config_path: str | None, host: str | None = Non
     bind = Bind(host=host or settings.server.host,
                 port=settings.server.port if port is None else port,
                 workers=workers or settings.server.workers)
+    if settings.server.tls_certificate is not None and settings.server.engine != "hypercorn":
+        raise ConfigError(f"[server] tls_certificate: TLS in zengine serve needs engine = "
+                          f"'hypercorn', not {settings.server.engine!r} (or terminate TLS in a "
+                          "reverse proxy)")
+    check_tls(settings)
     engine = load_engine(settings.server.engine)
     check_bindable(bind)
     if config_path:
         # Worker processes build their own app from the same config file.
         os.environ["ZENGINE_CONFIG"] = os.path.abspath(config_path)
     return engine.run(settings, bind)
+
+
+def check_tls(settings: Settings) -> None:
+    """Load the certificate, key and client CA once here, so a wrong path or a key that does
+    not match is one line naming the file, not a traceback from inside the engine."""
+    server = settings.server
+    if server.tls_certificate is None or server.tls_key is None:
+        return
+    cert = settings.resolve_path(server.tls_certificate)
+    key = settings.resolve_path(server.tls_key)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+        if server.tls_client_ca is not None:
+            context.load_verify_locations(settings.resolve_path(server.tls_client_ca))
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ConfigError(f"[server] TLS: cannot load certificate {cert}, key {key}"
+                          + (f" or client CA {settings.resolve_path(server.tls_client_ca)}"
+                             if server.tls_client_ca is not None else "")
+                          + f": {reason}") from None
 
 
 def check_bindable(bind: Bind) -> None:

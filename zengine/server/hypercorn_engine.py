@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 from typing import Any
 
 from hypercorn.config import Config
@@ -32,6 +33,15 @@ def hypercorn_config(settings: Settings, bind: Bind) -> Config:
     # A client that stops sending is dropped instead of holding a connection for ever.
     config.read_timeout = settings.server.read_timeout
     harden_hypercorn(config)
+    server = settings.server
+    if server.tls_certificate is not None and server.tls_key is not None:
+        config.certfile = str(settings.resolve_path(server.tls_certificate))
+        config.keyfile = str(settings.resolve_path(server.tls_key))
+        if server.tls_client_ca is not None:
+            config.ca_certs = str(settings.resolve_path(server.tls_client_ca))
+            config.verify_mode = ssl.CERT_REQUIRED
+        # After harden_hypercorn, which keeps cleartext (and by default TLS) at HTTP/1.1.
+        config.alpn_protocols = ["h2", "http/1.1"] if server.tls_http2 else ["http/1.1"]
     return config
 
 
