@@ -450,3 +450,10 @@ def test_zengine_register_routes_refuses_a_core_path() -> None:
 
     with pytest.raises(ConfigError, match=r"/id\.php"):
         _routes_app(("clash", Clash()))
+
+
+def test_zengine_register_routes_keep_405_for_core_paths() -> None:
+    with TestClient(_routes_app(("routes", WithRoutes()))) as client:
+        response = client.delete("/id.php")
+        assert response.status_code == 405
+        assert response.headers["allow"] == "GET, POST"

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 import zengine_static
 from tests.redis_store import REDIS_URL, RedisTestStore, StorePlugin, new_prefix, require_redis
-from zengine import hookimpl
+from zengine import hookimpl, logincache
 from zengine.errors import ConfigError, TooManyAttempts
 from zengine.logincache import LocalEntries, LoginCache, LoginCacheSettings, LoginKey, load_key
 from zengine.models import (
@@ -313,6 +313,8 @@ def test_redis_down_means_the_full_check(tmp_path: Path, monkeypatch: pytest.Mon
     try:
         counted = Counted(runtime, monkeypatch)
         with structlog.testing.capture_logs() as logs:
+            # A logger cached by an earlier test's configure_logging would bypass the capture.
+            monkeypatch.setattr(logincache, "log", structlog.get_logger("zengine.logincache"))
             for _ in range(2):
                 assert isinstance(login(runtime, "wonderland"), Identity)
             assert isinstance(login(runtime, "guess"), Rejected)

@@ -25,7 +25,7 @@ from zengine.pipeline import Reply, handle
 from zengine.request import build_request
 from zengine.runtime import Runtime, build_runtime
 from zengine.settings import Settings
-from zengine.web import plugin_mount
+from zengine.web import plugin_routes
 from zengine.xmlio import error_document
 
 XML_MEDIA_TYPE = "application/xml; charset=utf-8"
@@ -143,9 +143,8 @@ def create_app(
     routes: list[BaseRoute] = [Route(path, provision_endpoint, methods=["GET", "POST"])
                                for path in _paths(settings)]
     routes.extend(health.routes(rt))
-    mount = plugin_mount(rt.hooks.register_routes(rt), [*_paths(settings), *health.HEALTH_PATHS])
-    if mount is not None:
-        routes.append(mount)
+    routes.extend(plugin_routes(rt.hooks.register_routes(rt),
+                                [*_paths(settings), *health.HEALTH_PATHS]))
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: _http_error, 405: _http_error})
     # No slash redirect: it would echo the query (the password) in a Location built from the

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from starlette.middleware import Middleware
-from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zengine.errors import ConfigError
@@ -50,14 +49,15 @@ def _paths(route: BaseRoute) -> Iterable[str]:
         yield route.path
 
 
-def plugin_mount(routes: Sequence[BaseRoute], reserved: Iterable[str]) -> Mount | None:
-    """One catch-all mount, placed after the core's routes, holding every plugin route.
+def plugin_routes(routes: Sequence[BaseRoute], reserved: Iterable[str]) -> list[BaseRoute]:
+    """Plugin routes, each wrapped in :class:`SecurityHeaders`, checked against the core's paths.
 
-    Its router never redirects a trailing slash: Starlette's redirect repeats the query string
-    (a token, a password) in a ``Location`` header built from the client's ``Host``.
+    Each route is wrapped on its own rather than gathered under one catch-all ``Mount``: a
+    catch-all would match every path, so a provisioning path asked with a wrong method would
+    answer 404 instead of 405. The app's router never redirects a trailing slash: Starlette's
+    redirect repeats the query string (a token, a password) in a ``Location`` built from the
+    client's ``Host``.
     """
-    if not routes:
-        return None
     taken = set(reserved)
     for route in routes:
         for path in _paths(route):
@@ -65,5 +65,7 @@ def plugin_mount(routes: Sequence[BaseRoute], reserved: Iterable[str]) -> Mount 
                 raise ConfigError(f"a plugin route uses the path {path!r}, which zengine "
                                   "itself serves; give the plugin another path")
             taken.add(path)
-    router = Router(routes=list(routes), redirect_slashes=False)
-    return Mount("", app=router, middleware=[Middleware(SecurityHeaders)])
+        if isinstance(route, Route | Mount):
+            # Route.handle and Mount.handle both call ``self.app``.
+            route.app = SecurityHeaders(route.app)
+    return list(routes)
