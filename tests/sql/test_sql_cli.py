@@ -300,3 +300,17 @@ def test_operator_defects_usernames_export_suffix_plurals_and_causes(
     code, _, err = run("db", "upgrade", cfg=broken)
     assert code == 1 and "temporarily unavailable" not in err and "sql:" in err, err
     assert str(tmp_path / "no" / "such" / "dir.db") in err  # the file SQLite could not open
+
+
+def test_import_refuses_a_token_zoiper_could_not_append(run: Run, tmp_path: Path,
+                                                        own_db: URL) -> None:
+    # Zoiper appends the token to token_url verbatim: only URL-safe characters are accepted.
+    data = {"users": [{"username": "amy", "accounts": [{
+        "ident": "a", "sip_username": "a", "sip_password": "p", "domain": "d.example",
+        "overrides": {"token": "tok en&x=1"}}]}]}
+    path = tmp_path / "users.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    code, _, err = run("users", "import", str(path))
+    assert code == 1 and "'token'" in err and "A-Z a-z 0-9 - . _ ~" in err, err
+    assert "tok en" not in err
+    assert run("users", "list")[1] == ""
