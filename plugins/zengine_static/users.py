@@ -115,11 +115,6 @@ def load_users(path: Path, profiles: Mapping[str, Any]) -> dict[str, StaticUser]
         for account in user.accounts:
             catalog.validate_fields(account.overrides, f"{where} account {account.ident!r}",
                                     forbid=catalog.ACCOUNT_OWNED)
-            if account.token is not None:
-                # Zoiper appends the token to token_url verbatim: URL-safe or refused now.
-                catalog.coerce(catalog.account_fields()["token"],
-                               account.token.get_secret_value(),
-                               f"{where} account {account.ident!r}")
             if account.transport is not None:
                 catalog.coerce(catalog.account_fields()["SIP_transport_type"], account.transport,
                                f"{where} account {account.ident!r}")
