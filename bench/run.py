@@ -136,6 +136,10 @@ def replace_section(name: str, body: str) -> None:
 
 
 def main() -> int:
+    if sys.argv[1:] == ["returning"]:
+        # Only the returning-phones run against the PHP peer (bench/returning.py).
+        return subprocess.run([sys.executable, str(ROOT / "bench" / "returning.py")],
+                              check=False).returncode
     seconds = int(os.environ.get("BENCH_SECONDS", "10"))
     rows = []
     for workers in (1, 2):
@@ -156,7 +160,7 @@ def main() -> int:
     ]
     replace_section("http", "\n".join(lines))
     print("\n".join(lines))
-    for extra in sorted((ROOT / "bench").glob("*_logins.py")):
+    for extra in [*sorted((ROOT / "bench").glob("*_logins.py")), ROOT / "bench" / "returning.py"]:
         print(f"\n== {extra.name}")
         subprocess.run([sys.executable, str(extra)], check=False)
     return 0

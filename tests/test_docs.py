@@ -9,7 +9,8 @@ from zengine import settings as s
 
 DOC = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
 MODELS = [s.ServerSettings, s.RequestSettings, s.ClientSettings, s.ErrorStatusSettings,
-          s.LoggingSettings, s.AuthSettings, s.PasswordSettings, s.LoginCacheSettings]
+          s.LoggingSettings, s.AuthSettings, s.PasswordSettings, s.LoginCacheSettings,
+          s.DocumentCacheSettings]
 
 
 def _plugin_models() -> list[type]:

@@ -209,6 +209,26 @@ def zengine_load_accounts(identity: Identity, runtime: Runtime) -> Iterable[Acco
     """
 
 
+@hookspec
+def zengine_data_generation(identity: Identity, runtime: Runtime) -> str | None:
+    """Report a cheap token that changes whenever this plugin's part of ``identity``'s
+    document changes, for the rendered-document cache (``[document_cache]``).
+
+    Every plugin that contributes to a document (implements
+    :func:`zengine_load_accounts`, :func:`zengine_build_document` or
+    :func:`zengine_postprocess_document`) must implement this hook for documents to be cached
+    at all: a pure function of its inputs returns a constant; a backend returns what changes
+    with its data (the static backend: which load of the users file is in use). Return
+    ``None`` when you cannot tell cheaply: that document is built on every request. Entries
+    also expire after ``[document_cache] ttl`` seconds, which bounds how long data changed
+    outside zengine can stay unseen. Called on the request path: no I/O.
+
+    Ordering: every implementation is asked; one ``None`` makes the document uncacheable.
+
+    .. versionadded:: 0.2
+    """
+
+
 @hookspec(firstresult=True)
 def zengine_build_document(
     accounts: list[ResolvedAccount], client: ClientInfo, identity: Identity, runtime: Runtime

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import structlog
 
 from zengine.challenge import error_answer
+from zengine.doccache import Rendered
 from zengine.errors import (
     BackendUnavailable,
     LoginFailed,
@@ -103,6 +104,23 @@ def check_login(attempt: LoginAttempt, credentials: Credentials, request: Provis
 def render_for(identity: Identity, client: ClientInfo, runtime: Runtime,
                outcome: Outcome) -> bytes:
     """Everything after authentication; the CLI ``render`` command uses this directly."""
+    documents = runtime.documents
+    key: tuple[str, ...] | None = None
+    if documents.settings.enabled:
+        generations = runtime.hooks.data_generations(identity, runtime)
+        if generations is not None:
+            key = documents.key(identity, client, generations)
+            cached = documents.get(key)
+            if cached is not None:
+                outcome.account_count = cached.account_count
+                return cached.body
+    body = _render(identity, client, runtime, outcome)
+    if key is not None:
+        documents.put(key, Rendered(body, outcome.account_count))
+    return body
+
+
+def _render(identity: Identity, client: ClientInfo, runtime: Runtime, outcome: Outcome) -> bytes:
     accounts = runtime.hooks.load_accounts(identity, runtime)
     outcome.account_count = len(accounts)
     if not accounts:

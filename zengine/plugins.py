@@ -223,6 +223,34 @@ class Hooks:
                 merged[account.ident] = account
         return list(merged.values())
 
+    def data_generations(self, identity: Identity, runtime: Runtime) -> list[str] | None:
+        """Every plugin's :func:`~zengine.hookspecs.zengine_data_generation` token, or ``None``
+        when the document cannot be cached (a contributor without the hook, or one that said
+        ``None``)."""
+        impls = self._generation_impls()
+        if impls is None:
+            return None
+        tokens = []
+        for impl in impls:
+            token = impl.function(**_kwargs(impl, identity=identity, runtime=runtime))
+            if token is None:
+                return None
+            tokens.append(f"{impl.plugin_name}={token}")
+        return tokens
+
+    def _generation_impls(self) -> list[pluggy.HookImpl] | None:
+        # Plugins are fixed once the runtime exists: decide who must answer only once.
+        if not hasattr(self, "_generations"):
+            from zengine.doccache import CONTRIBUTING_HOOKS
+
+            impls = self._h.zengine_data_generation.get_hookimpls()
+            answering = {impl.plugin_name for impl in impls}
+            contributors = {impl.plugin_name for hook in CONTRIBUTING_HOOKS
+                            for impl in getattr(self._h, hook).get_hookimpls()}
+            self._generations = None if contributors - answering else list(impls)
+        found: list[pluggy.HookImpl] | None = self._generations
+        return found
+
     def build_document(self, accounts: list[ResolvedAccount], client: ClientInfo,
                        identity: Identity, runtime: Runtime) -> Document | None:
         result: Document | None = self._h.zengine_build_document(

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from zengine import logincache
+from zengine.doccache import DocumentCache
 from zengine.errors import ConfigError
 from zengine.models import Transform
 from zengine.passwords import Passwords
@@ -45,6 +46,11 @@ class Runtime:
         # better than the cache's own bounded LRU.
         shared = self.store if self.store.kind != "memory" else None
         return logincache.build(self.settings.login_cache, self.settings.resolve_path, shared)
+
+    @cached_property
+    def documents(self) -> DocumentCache:
+        """The rendered-document cache (``[document_cache]``), in this process only."""
+        return DocumentCache(self.settings.document_cache)
 
     def config(self, name: str, model: type[M]) -> M:
         """The validated settings of plugin ``name`` (defaults when its table is absent)."""

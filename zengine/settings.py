@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from zengine import catalog
+from zengine.doccache import DocumentCacheSettings
 from zengine.errors import ConfigError
 from zengine.logincache import LoginCacheSettings
 from zengine.passwords import PasswordSettings
@@ -232,6 +233,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     passwords: PasswordSettings = field(default_factory=PasswordSettings)
     login_cache: LoginCacheSettings = field(default_factory=LoginCacheSettings)
+    document_cache: DocumentCacheSettings = field(default_factory=DocumentCacheSettings)
     #: Options-level catalogue fields (``customer_sid``, ``diagnostics``, ``breakpad`` …).
     document: Mapping[str, Any] = field(default_factory=dict)
     #: ``[document] send_defaults``: also send catalogue defaults nobody configured.
@@ -345,7 +347,7 @@ def _no_userinfo(text: str) -> str:
 
 
 _TOP_LEVEL = {"server", "request", "clients", "errors", "logging", "auth", "passwords",
-              "login_cache",
+              "login_cache", "document_cache",
               "document", "defaults", "profiles", "default_profile", "plugins"}
 
 
@@ -392,6 +394,7 @@ def settings_from_mapping(
         auth=_model(AuthSettings, merged, "auth", source, env),
         passwords=_model(PasswordSettings, merged, "passwords", source, env),
         login_cache=_model(LoginCacheSettings, merged, "login_cache", source, env),
+        document_cache=_model(DocumentCacheSettings, merged, "document_cache", source, env),
         document=document,
         send_defaults=send_defaults,
         defaults=defaults,

@@ -136,3 +136,9 @@ def zengine_load_accounts(identity: Identity, runtime: Runtime) -> list[Account]
         # A login from another backend that lacks an attribute the URL needs: not ours.
         log.info("http.accounts_skipped", missing=str(exc), backend=identity.backend)
         return None
+
+
+@hookimpl
+def zengine_data_generation(runtime: Runtime) -> str | None:
+    # The remote service's data changes without telling us: never cached while configured.
+    return None if _service(runtime) is not None else "inert"

@@ -106,3 +106,9 @@ def zengine_load_accounts(identity: Identity, runtime: Runtime) -> list[Account]
 def zengine_readiness(runtime: Runtime) -> list[Readiness] | None:
     backend = _backend(runtime)
     return [backend.readiness()] if backend is not None else None
+
+
+@hookimpl
+def zengine_data_generation(runtime: Runtime) -> str | None:
+    # The directory changes without telling us: an active LDAP backend is never cached.
+    return None if _backend(runtime) is not None else "inert"

@@ -118,3 +118,10 @@ def zengine_cli_commands() -> Iterable[Command]:
     from zengine_sql.cli import commands
 
     return commands()
+
+
+@hookimpl
+def zengine_data_generation(runtime: Runtime) -> str | None:
+    # Rows change under other processes (the CLI, the PBX): no cheap generation yet, so a
+    # configured SQL backend's documents are built on every request.
+    return None if get_state(runtime) is not None else "inert"

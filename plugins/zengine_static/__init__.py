@@ -81,3 +81,9 @@ def zengine_load_accounts(identity: Identity, runtime: Runtime) -> list[Account]
     if user is None or not user.enabled:
         return None
     return accounts_of(user)
+
+
+@hookimpl
+def zengine_data_generation(runtime: Runtime) -> str:
+    # Which load of the users file is in use: a reload is a new mapping, and a new generation.
+    return str(id(_users(runtime)))

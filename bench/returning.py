@@ -1,0 +1,462 @@
+"""Returning phones, side by side with the PHP peer, in one run: `nox -s bench -- returning`.
+
+Starts the PHP peer (../shared/peers/php-zoiper: nginx + php-fpm, plain compare, DOM build),
+bare hypercorn / granian / uvicorn serving a prebuilt body, and zengine on each engine, all on
+127.0.0.1, and loads each for a fixed time with wrk. Reports requests/s, server CPU per request
+(user + system time of the server's whole process tree over the run, divided by the requests)
+and the ratios that the targets in docs/benchmarks.md are about. Every load is bounded in time
+or count and stops by itself. Rewrites the ``returning`` section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from argon2 import PasswordHasher
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from run import free_port, machine, replace_section  # noqa: E402
+
+#: ../shared/peers/php-zoiper beside the checkout (a worktree one level deeper finds it too).
+PEER = Path(os.environ.get("ZENGINE_PEER_DIR") or next(
+    (base / "shared" / "peers" / "php-zoiper" for base in (ROOT.parent, ROOT.parent.parent)
+     if (base / "shared" / "peers" / "php-zoiper").is_dir()),
+    ROOT.parent / "shared" / "peers" / "php-zoiper"))
+EXAMPLE = ROOT / "config" / "zengine.example.toml"
+EXAMPLE_USERS = ROOT / "config" / "users.example.toml"
+ALICE = "/id.php?username=alice&password=wonderland&version=1.14"
+BOB = "/id.php?username=bob&password=builder&version=1.14"
+STORM_USERS = int(os.environ.get("BENCH_STORM_USERS", "2000"))
+STORM_CONCURRENCY = 200
+STORM_PASSWORD = "returning-phone-password"
+#: The storm users' stored hashes: argon2id at t=1, m=16 MiB (~15 ms a verification here), so
+#: that the pass that makes them "returning" (verified once, as yesterday) stays short. What the
+#: storm measures is the cache hit; a miss costs what the stored hash's parameters say.
+STORM_HASHER = PasswordHasher(time_cost=1, memory_cost=16384, parallelism=1)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# -- processes -----------------------------------------------------------------------------
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            tree.setdefault(int(fields[1]), []).append(int(entry.name))
+    return tree
+
+
+def descendants(pid: int) -> list[int]:
+    tree, found, todo = _children(), [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(tree.get(current, []))
+    return found
+
+
+def tree_cpu(pid: int) -> float:
+    """Seconds of user + system CPU of ``pid`` and every live descendant."""
+    total = 0
+    for member in descendants(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLK_TCK
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The worker processes under a server's main process (not multiprocessing's helpers)."""
+    found = []
+    for member in descendants(pid)[1:]:
+        try:
+            cmdline = Path(f"/proc/{member}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" not in cmdline and b"semaphore_tracker" not in cmdline:
+            found.append(member)
+    return found
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def wait_ready(server: Server, path: str, timeout: float = 60) -> None:
+    import httpx2 as httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {server.proc.returncode}")
+        try:
+            if httpx.get(server.base + path, timeout=2).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{server.name} did not start")
+
+
+@contextlib.contextmanager
+def started(name: str, argv: list[str], *, env: dict[str, str], log: Path, ready: str,
+            cwd: Path = ROOT) -> Iterator[Server]:
+    port = free_port()
+    full_env = {**os.environ, **{k: v.replace("{port}", str(port)) for k, v in env.items()}}
+    argv = [a.replace("{port}", str(port)) for a in argv]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, env=full_env, stdout=out, stderr=subprocess.STDOUT,
+                                cwd=cwd, start_new_session=True)
+    server = Server(name, port, proc)
+    try:
+        wait_ready(server, ready)
+        yield server
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# -- load ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    rate: float
+    requests: int
+    cpu_us: float
+    p99: str
+    errors: int
+
+
+def wrk(server: Server, path: str, seconds: int, connections: int = 32) -> Load:
+    cpu0 = tree_cpu(server.proc.pid)
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
+                          server.base + path], capture_output=True, text=True,
+                         check=True, timeout=seconds + 60).stdout
+    cpu = tree_cpu(server.proc.pid) - cpu0
+
+    def grab(pattern: str, default: str = "0") -> str:
+        found = re.search(pattern, out)
+        return found.group(1) if found else default
+
+    requests = int(grab(r"(\d+) requests in"))
+    errors = int(grab(r"Non-2xx or 3xx responses: (\d+)"))
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                              r"timeout (\d+)", out)
+    if socket_errors:
+        errors += sum(int(n) for n in socket_errors.groups())
+    return Load(rate=float(grab(r"Requests/sec:\s+([\d.]+)")), requests=requests,
+                cpu_us=cpu / max(requests, 1) * 1e6, p99=grab(r"99%\s+(\S+)", "?"),
+                errors=errors)
+
+
+@dataclass
+class Storm:
+    seconds: float
+    served: int
+    errors: int
+    p99_ms: float
+
+
+async def _storm(port: int, paths: list[str], concurrency: int) -> Storm:
+    """Each user once, on its own connection (a phone that just started), ``concurrency`` at a
+    time; a reply counts as served when it is a 200 carrying an account."""
+    gate = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    served = errors = 0
+
+    async def one(path: str) -> None:
+        nonlocal served, errors
+        async with gate:
+            start = time.perf_counter()
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection("127.0.0.1", port), 30)
+                writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+                             .encode())
+                reply = await asyncio.wait_for(reader.read(-1), 60)
+                writer.close()
+            except (OSError, TimeoutError):
+                errors += 1
+                return
+            latencies.append(time.perf_counter() - start)
+            if reply.startswith(b"HTTP/1.1 200") and b"<account>" in reply:
+                served += 1
+            else:
+                errors += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(path) for path in paths))
+    took = time.perf_counter() - start
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else 0.0
+    return Storm(took, served, errors, p99)
+
+
+def storm(server: Server, paths: list[str], concurrency: int = STORM_CONCURRENCY) -> Storm:
+    return asyncio.run(_storm(server.port, paths, concurrency))
+
+
+def prime(server: Server, path: str, count: int = 12) -> None:
+    """One login at a time on new connections, so that every worker verifies the password once
+    (a burst of 32 first logins would all miss, and queue for the verification pool)."""
+    asyncio.run(_storm(server.port, [path] * count, 1))
+
+
+# -- fixtures ------------------------------------------------------------------------------
+
+
+def storm_paths() -> list[str]:
+    return [f"/id.php?username=u{n:05d}&password={STORM_PASSWORD}&version=1.14"
+            for n in range(STORM_USERS)]
+
+
+def write_fixtures(work: Path) -> dict[str, Path]:
+    """zengine's users file and config, the peer's fixtures from zengine's own documents."""
+    stored = STORM_HASHER.hash(STORM_PASSWORD)
+    lines = [EXAMPLE_USERS.read_text(encoding="utf-8")]
+    for n in range(STORM_USERS):
+        lines.append(f'\n[users.u{n:05d}]\npassword_hash = "{stored}"\n'
+                     f'[[users.u{n:05d}.accounts]]\nident = "u{n:05d}"\n'
+                     f'sip_username = "{7000 + n}"\nsip_password = "sip-{n:05d}-pw"\n'
+                     'domain = "sip.example.com"\n')
+    users = work / "users.toml"
+    users.write_text("".join(lines), encoding="utf-8")
+    config = work / "zengine.toml"
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        'users_file = "users.example.toml"', f'users_file = "{users}"')
+    config.write_text(text + f'\n[login_cache]\nsecret = "{secrets.token_urlsafe(32)}"\n',
+                      encoding="utf-8")
+    docs = {}
+    for name, user in (("alice", "alice"), ("bob", "bob"), ("storm", "u00000")):
+        body = subprocess.run([sys.executable, "-m", "zengine.cli", "render", "--config",
+                               str(config), "-u", user, "-V", "1.14"], capture_output=True,
+                              check=True).stdout
+        docs[name] = work / f"{name}.xml"
+        docs[name].write_bytes(body)
+    tsv = ["alice\twonderland\talice", "bob\tbuilder\tbob",
+           *(f"u{n:05d}\t{STORM_PASSWORD}\tstorm" for n in range(STORM_USERS))]
+    (work / "users.tsv").write_text("\n".join(tsv) + "\n", encoding="utf-8")
+    subprocess.run([sys.executable, str(PEER / "make_fixtures.py"), str(work / "peer"),
+                    str(work / "users.tsv"), *(f"{k}={v}" for k, v in docs.items())],
+                   check=True)
+    return {"config": config, "alice": docs["alice"]}
+
+
+def guard_redis() -> dict[str, str]:
+    """Environment that puts the shared store on the local Redis, when a plugin offers it."""
+    from zengine.runtime import build_runtime
+    from zengine.settings import settings_from_mapping
+
+    runtime = build_runtime(settings_from_mapping({}, environ={}))
+    for name, config in runtime.plugin_configs.items():
+        fields = type(config).model_fields
+        if "redis_url" in fields:
+            env = {f"ZENGINE_PLUGINS__{name.upper()}__REDIS_URL": "redis://127.0.0.1:6379/0"}
+            if "key_prefix" in fields:
+                env[f"ZENGINE_PLUGINS__{name.upper()}__KEY_PREFIX"] = (
+                    f"zengine-bench-{secrets.token_hex(4)}:")
+            return env
+    return {}
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+def zengine(work: Path, config: Path, engine: str, workers: int,
+            **env: str) -> contextlib.AbstractContextManager[Server]:
+    return started(f"zengine {engine} {workers}w",
+                   [sys.executable, "-m", "zengine.cli", "serve", "--config", str(config)],
+                   env={"ZENGINE_SERVER__PORT": "{port}", "ZENGINE_SERVER__ENGINE": engine,
+                        "ZENGINE_SERVER__WORKERS": str(workers), **env},
+                   log=work / f"zengine-{engine}-{workers}.log", ready="/healthz")
+
+
+def bare(work: Path, engine: str, workers: int, body: Path) -> contextlib.AbstractContextManager[
+        Server]:
+    log = work / f"bare-{engine}.log"
+    argv = {
+        "hypercorn": [sys.executable, "-m", "hypercorn", "-w", str(workers), "-b",
+                      "127.0.0.1:{port}", "--access-logfile", str(work / "bare-access.log"),
+                      "bare_app:app"],
+        "granian": [sys.executable, "-m", "granian", "--interface", "asgi", "--workers",
+                    str(workers), "--host", "127.0.0.1", "--port", "{port}", "--access-log",
+                    "bare_app:app"],
+        "uvicorn": [sys.executable, "-m", "uvicorn", "--workers", str(workers), "--host",
+                    "127.0.0.1", "--port", "{port}", "bare_app:app"],
+    }[engine]
+    return started(f"bare {engine} {workers}w", argv, env={"BARE_BODY": str(body)}, log=log,
+                   ready="/", cwd=ROOT / "bench")
+
+
+def peer(work: Path) -> contextlib.AbstractContextManager[Server]:
+    return started("PHP peer", ["bash", str(PEER / "start.sh"), "{port}", str(work / "peer")],
+                   env={}, log=work / "peer.log", ready="/id.php")
+
+
+def main() -> int:
+    if not shutil.which("wrk"):
+        print("wrk is needed (apt-get install wrk)", file=sys.stderr)
+        return 1
+    seconds = int(os.environ.get("BENCH_SECONDS", "8"))
+    work = Path(tempfile.mkdtemp(prefix="zengine-bench-"))
+    files = write_fixtures(work)
+    config = files["config"]
+    rows: dict[str, Load] = {}
+    notes: list[str] = []
+
+    with peer(work) as php:
+        wrk(php, ALICE, 2)  # warm opcache
+        rows["PHP peer, alice"] = wrk(php, ALICE, seconds)
+        rows["PHP peer, bob"] = wrk(php, BOB, seconds)
+        peer_storm = storm(php, storm_paths())
+    for engine in ("hypercorn", "granian", "uvicorn"):
+        for workers in ((1, 2) if engine == "hypercorn" else (2,)):
+            with bare(work, engine, workers, files["alice"]) as server:
+                wrk(server, "/", 2)
+                rows[f"bare {engine} {workers}w, prebuilt body"] = wrk(server, "/", seconds)
+    for engine, workers in (("hypercorn", 1), ("hypercorn", 2), ("granian", 2),
+                            ("uvicorn", 2)):
+        with zengine(work, config, engine, workers) as server:
+            prime(server, ALICE)
+            wrk(server, ALICE, 2)
+            rows[f"zengine {engine} {workers}w, alice warm (cache hit)"] = wrk(
+                server, ALICE, seconds)
+            if engine in ("hypercorn", "granian"):
+                prime(server, BOB)
+                rows[f"zengine {engine} {workers}w, bob warm"] = wrk(server, BOB, seconds)
+    with zengine(work, config, "hypercorn", 2, ZENGINE_LOGIN_CACHE__ENABLED="false") as server:
+        rows["zengine hypercorn 2w, alice cold (no cache: argon2id every login)"] = wrk(
+            server, ALICE, seconds, connections=8)
+
+    # Restart storm: the users logged in once (yesterday), zengine restarts, all come back.
+    redis_env = guard_redis()
+    store = "Redis (shared store)" if redis_env else "in-process (no shared store plugin)"
+    with zengine(work, config, "hypercorn", 2, **redis_env) as server:
+        # Yesterday's logins, a few at a time: each user's password verified once.
+        primed = storm(server, storm_paths(), concurrency=4)
+        # Without a shared store a restart empties the cache: measure on the same processes
+        # instead, and say so.
+        zen_storm = primed if redis_env else storm(server, storm_paths())
+    if redis_env:
+        with zengine(work, config, "hypercorn", 2, **redis_env) as server:
+            zen_storm = storm(server, storm_paths())
+    else:
+        notes.append("No plugin offered a shared store (Redis), so the storm ran on the same "
+                     "processes after the priming pass instead of after a restart; each worker "
+                     "only has the users it saw itself.")
+
+    # RSS per worker after 50k requests (bounded: at most 12 rounds of `seconds`).
+    with zengine(work, config, "hypercorn", 2) as server:
+        prime(server, ALICE)
+        rss_start = [rss_mb(pid) for pid in worker_pids(server.proc.pid)]
+        served = 0
+        for _ in range(12):
+            served += wrk(server, ALICE, seconds).requests
+            if served >= 50_000:
+                break
+        workers_rss = [rss_mb(pid) for pid in worker_pids(server.proc.pid)]
+    notes.append("RSS per worker right after start and one login each: "
+                 + ", ".join(f"{mb:.0f} MB" for mb in rss_start))
+    report(rows, peer_storm, primed, zen_storm, store, served, workers_rss, seconds, notes)
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def report(rows: dict[str, Load], peer_storm: Storm, primed: Storm, zen_storm: Storm,
+           store: str, served: int, workers_rss: list[float], seconds: int,
+           notes: list[str]) -> None:
+    peer_rate = rows["PHP peer, alice"].rate
+    bare_h2 = rows["bare hypercorn 2w, prebuilt body"].rate
+    zen_h2 = rows["zengine hypercorn 2w, alice warm (cache hit)"].rate
+    fastest_name, fastest = max(
+        ((name, load) for name, load in rows.items()
+         if name.startswith("zengine") and "alice warm" in name), key=lambda item: item[1].rate)
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}, "
+        "**shared with ~8 other engineers' builds and tests at the time**: absolute numbers are "
+        "noisy, the ratios (same run, minutes apart) are what to read.",
+        f"Command: `nox -s bench -- returning` (`bench/returning.py`; wrk -t2 -c32 for "
+        f"{seconds}s per row, loopback; zengine with the example config, access log and request "
+        "log on, JSON to a file; the PHP peer with its own settings, access log off).",
+        "",
+        "| what | requests/s | x PHP peer | server CPU µs/request | p99 | errors |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, load in rows.items():
+        lines.append(f"| {name} | {load.rate:,.0f} | {load.rate / peer_rate:.2f} | "
+                     f"{load.cpu_us:,.0f} | {load.p99} | {load.errors} |")
+    storm_rows = [("PHP peer", peer_storm),
+                  ("zengine hypercorn 2w, priming pass (4 at a time, every password verified)",
+                   primed),
+                  (f"zengine hypercorn 2w after restart, cache in {store}", zen_storm)]
+    lines += [
+        "",
+        f"Restart storm: {STORM_USERS:,} distinct returning users (same password, each its own "
+        "stored argon2id hash string at t=1, m=16 MiB), one new connection each, "
+        f"{STORM_CONCURRENCY} at a time:",
+        "",
+        "| server | time to serve all | served | errors | p99 |",
+        "|---|---|---|---|---|",
+        *[f"| {name} | {s.seconds:.2f} s | {s.served:,} | {s.errors} | {s.p99_ms:.0f} ms |"
+          for name, s in storm_rows],
+        "",
+        "Targets:",
+        "",
+        f"- warm login on hypercorn 2w vs bare hypercorn 2w: **{zen_h2 / bare_h2:.2f}x** "
+        "(target ≥ 0.8x)",
+        f"- fastest engine ({fastest_name}) vs the PHP peer: **{fastest.rate / peer_rate:.2f}x** "
+        "(target ≥ 2x)",
+        f"- restart storm, zengine vs peer time: **{zen_storm.seconds / peer_storm.seconds:.2f}x** "
+        f"(target ≤ 1x), {zen_storm.errors} errors, {zen_storm.served:,}/{STORM_USERS:,} served",
+        f"- RSS per worker after {served:,} requests (hypercorn 2w): "
+        + ", ".join(f"{mb:.0f} MB" for mb in workers_rss) + " (target ≤ 100 MB)",
+        *[f"- {note}" for note in notes],
+    ]
+    replace_section("returning", "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""The rendered-document cache: a returning phone gets the bytes built for it a moment ago.
+
+An entry is the serialised document for one identity (every field of it), client family and
+version, stored under the *data generation* that every plugin contributing to the document
+reported (:func:`~zengine.hookspecs.zengine_data_generation`). A plugin that cannot tell when
+its data changes answers ``None`` and the document is not cached; a plugin that contributes
+(accounts, the build, post-processing) but does not implement the hook makes every document
+uncacheable. Entries also expire after ``ttl`` seconds, which bounds how long a change that
+no generation saw (data edited outside zengine) can go unnoticed.
+
+Documents carry SIP passwords: they stay in this process's memory, never in a shared store.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from zengine.models import ClientInfo, Identity
+
+#: The hooks whose plugins shape a document: each must report a generation.
+CONTRIBUTING_HOOKS = ("zengine_load_accounts", "zengine_build_document",
+                      "zengine_postprocess_document")
+
+
+class DocumentCacheSettings(BaseModel):
+    """``[document_cache]``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: ``false``: every request builds its document.
+    enabled: bool = True
+    #: Seconds an entry lives at most, however unchanged the generations say the data is.
+    ttl: float = Field(30.0, ge=0.1, le=3600)
+    #: Documents kept (least recently used dropped first).
+    max_entries: int = Field(10_000, ge=16, le=1_000_000)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    body: bytes
+    account_count: int
+
+
+class DocumentCache:
+    def __init__(self, settings: DocumentCacheSettings,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._items: OrderedDict[tuple[str, ...], tuple[Rendered, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @staticmethod
+    def key(identity: Identity, client: ClientInfo, generations: list[str]) -> tuple[str, ...]:
+        # repr(identity) names every field (profile, tenant, groups, overrides, attributes),
+        # so two logins that would build different documents never share an entry.
+        return (repr(identity), client.family, str(client.version), client.requested or "",
+                *generations)
+
+    def get(self, key: tuple[str, ...]) -> Rendered | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            if item[1] <= self._clock():
+                del self._items[key]
+                return None
+            self._items.move_to_end(key)
+            return item[0]
+
+    def put(self, key: tuple[str, ...], rendered: Rendered) -> None:
+        with self._lock:
+            self._items[key] = (rendered, self._clock() + self.settings.ttl)
+            self._items.move_to_end(key)
+            while len(self._items) > self.settings.max_entries:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        """Drop everything (a plugin reloaded its data, an operator changed it)."""
+        with self._lock:
+            self._items.clear()
