@@ -66,3 +66,14 @@ def zengine_postprocess_document(document: Document, identity: Identity,
 def zengine_readiness(runtime: Runtime) -> list[Readiness] | None:
     service = runtime.state.get(PLUGIN_NAME)
     return [service.readiness()] if isinstance(service, TokenService) else None
+
+
+@hookimpl
+def zengine_data_generation(runtime: Runtime) -> str | None:
+    # A document that gets a freshly issued token is new every time: never cached. Without this
+    # server's token URL, or with issuing off, the post-processing is a pure function.
+    service = runtime.state.get(PLUGIN_NAME)
+    if (isinstance(service, TokenService) and service.token_url is not None
+            and service.config.issue_in_documents):
+        return None
+    return "no-issuing"
