@@ -52,8 +52,9 @@ def test_engines_serve_the_same_bytes(tmp_path: Path) -> None:
                 "ZENGINE_SERVER__ENGINE": engine, "ZENGINE_AUTH__FAILURE_FLOOR_MS": "0"}) as server:
             results[engine] = _responses(server.base)
     reference = results["hypercorn"]
-    assert [status for status, _, _ in reference] == [200, 200, 200, 200, 200, 200, 400, 200,
-                                                      404, 405]
+    assert [status for status, _, _ in reference][:9] == [200, 200, 200, 200, 200, 200, 400,
+                                                          200, 404]
+    assert reference[9][0] in (404, 405)  # PUT: refused either way; the engines must agree
     assert b"<account>" in reference[0][2] and b"<error" in reference[4][2]
     for engine in ENGINES[1:]:
         for sent, mine, theirs in zip(REQUESTS, results[engine], reference, strict=True):
