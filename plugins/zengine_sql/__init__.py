@@ -23,6 +23,7 @@ from zengine.models import (
 from zengine_sql import engine as sql_engine
 from zengine_sql import mapping, own
 from zengine_sql.crypto import load_keys
+from zengine_sql.deadline import Watchdog
 from zengine_sql.settings import PLUGIN_NAME, SqlSettings
 from zengine_sql.state import SqlState
 
@@ -42,9 +43,12 @@ def open_state(runtime: Runtime) -> SqlState | None:
     url = sql_engine.resolve_url(config, runtime.settings)
     box = load_keys(config, runtime.settings)
     engine = sql_engine.create(url, config)
+    # Bounded capacity and time for request-path queries (see zengine_sql.deadline).
+    watchdog = Watchdog(engine, capacity=config.pool_size + config.max_overflow,
+                        wait=config.pool_timeout, deadline=float(config.statement_timeout))
     return SqlState(config=config, url=url, engine=engine, box=box,
                     mapping=config.mapping if config.mode == "mapping" else None,
-                    passwords=runtime.passwords, logins=runtime.logins)
+                    passwords=runtime.passwords, logins=runtime.logins, watchdog=watchdog)
 
 
 @hookimpl
@@ -58,6 +62,8 @@ def zengine_startup(runtime: Runtime) -> None:
     if state is None:
         return
     runtime.state[PLUGIN_NAME] = state
+    if state.watchdog is not None:
+        state.watchdog.start()
     if state.config.create_schema_on_start and state.mapping is None:
         from zengine_sql import migrate
 
@@ -69,6 +75,8 @@ def zengine_startup(runtime: Runtime) -> None:
 def zengine_shutdown(runtime: Runtime) -> None:
     state = runtime.state.pop(PLUGIN_NAME, None)
     if isinstance(state, SqlState):
+        if state.watchdog is not None:
+            state.watchdog.stop()
         state.engine.dispose()
 
 

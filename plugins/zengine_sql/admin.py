@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from zengine import catalog
 from zengine.errors import ConfigError
 from zengine.passwords import Passwords
+from zengine.values import xml_invalid_char
 from zengine_sql.crypto import SecretBox
 from zengine_sql.engine import unavailable_on_error
 from zengine_sql.schema import ACCOUNTS, TENANTS, USERS, utcnow
@@ -124,12 +125,36 @@ def user_id(conn: Connection, username: str) -> int:
     return int(found)
 
 
+def check_text(where: str, field_name: str, value: Any) -> None:
+    """Refuse a stored value a provisioning document could not carry (XML 1.0 has no control
+    characters), naming the field: the user's next login would otherwise fail."""
+    if isinstance(value, str):
+        bad = xml_invalid_char(value)
+        if bad is not None:
+            raise AdminError(f"{where}field {field_name!r}: contains U+{ord(bad):04X}, a "
+                             "character XML cannot carry")
+
+
+def _check_texts(spec: UserSpec | AccountSpec) -> None:
+    if isinstance(spec, UserSpec):
+        values: dict[str, Any] = {"username": spec.username, "password": spec.password,
+                                  "display_name": spec.display_name, "profile": spec.profile,
+                                  "tenant": spec.tenant}
+    else:
+        values = {"ident": spec.ident, "sip_username": spec.sip_username,
+                  "sip_password": spec.sip_password, "domain": spec.domain, **spec.optional}
+    for name, value in values.items():
+        check_text(spec.where, spec.columns.get(name, name) if isinstance(spec, AccountSpec)
+                   else name, value)
+
+
 def insert_user(conn: Connection, box: SecretBox | None, spec: UserSpec,
                 passwords: Passwords) -> int:
     """Insert one user and their accounts; hashing was done by the caller if it mattered."""
     if not spec.username or spec.username != spec.username.strip():
         # Nobody can type a login name that is empty or padded into a phone.
         raise AdminError(f"username {spec.username!r} is empty or starts/ends with spaces")
+    _check_texts(spec)
     exists = conn.execute(sa.select(USERS.c.id).where(USERS.c.username == spec.username)).first()
     if exists is not None:
         raise AdminError(f"user {spec.username!r} already exists")
@@ -152,6 +177,7 @@ def insert_account(conn: Connection, box: SecretBox | None, owner: int, spec: Ac
     if box is None:
         raise AdminError("SIP passwords need an encryption key: set [plugins.sql] "
                          "encryption_keys (make one with `zengine db generate-key`)")
+    _check_texts(spec)
     if not spec.sip_password:
         raise AdminError(f"account {spec.ident!r}: empty SIP password")
     if position is None:
@@ -237,6 +263,7 @@ def forget_login(state: SqlState, username: str) -> None:
 
 
 def set_password(state: SqlState, username: str, password: str | None) -> None:
+    check_text("", "password", password)
     new_hash = state.passwords.hash(password) if password is not None else None
     with unavailable_on_error(state.url), state.engine.begin() as conn:
         conn.execute(sa.update(USERS).where(USERS.c.id == user_id(conn, username))
@@ -248,6 +275,7 @@ def set_sip_password(state: SqlState, username: str, ident: str, password: str) 
     box = state.box
     if box is None:
         raise AdminError("no encryption key configured")
+    check_text("", "sip_password", password)
     with unavailable_on_error(state.url), state.engine.begin() as conn:
         done = conn.execute(sa.update(ACCOUNTS).where(
             ACCOUNTS.c.user_id == user_id(conn, username), ACCOUNTS.c.ident == ident,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
 import sys
-from collections.abc import Collection
+import tempfile
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -216,26 +218,51 @@ def _export(state: SqlState, args: argparse.Namespace) -> int:
     from zengine_sql import transfer
 
     docs = transfer.iter_export(state, with_secrets=args.with_sip_passwords)
-    fmt = args.format or ("csv" if args.output and args.output.suffix.lower() == ".csv"
+    fmt: str = args.format or ("csv" if args.output and args.output.suffix.lower() == ".csv"
                           else "json")
-    out: TextIO
-    if args.output:
-        # Hashes (and maybe SIP passwords) inside: readable by the owner only, from the start.
-        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
-        out = os.fdopen(fd, "w", encoding="utf-8", newline="")
-    else:
-        out = sys.stdout
-    try:
-        if fmt == "csv":
-            transfer.export_csv(docs, out)
-        else:
-            json.dump({"users": list(docs)}, out, indent=2, default=str)
-            out.write("\n")
-    finally:
-        if args.output:
-            out.close()
+    if not args.output:
+        _write_export(docs, sys.stdout, fmt)
+        return 0
+    with private_file(Path(args.output)) as out:
+        _write_export(docs, out, fmt)
     return 0
+
+
+def _write_export(docs: Iterator[dict[str, Any]], out: TextIO, fmt: str) -> None:
+    from zengine_sql import transfer
+
+    if fmt == "csv":
+        transfer.export_csv(docs, out)
+    else:
+        json.dump({"users": list(docs)}, out, indent=2, default=str)
+        out.write("\n")
+
+
+@contextlib.contextmanager
+def private_file(target: Path) -> Iterator[TextIO]:
+    """Write ``target`` as a new file of the caller's, mode 0600, or not at all.
+
+    Hashes (and maybe SIP passwords) go in it. A symlink is refused (it could point at any
+    file the caller may write); the data goes to a fresh file created exclusively next to the
+    target and renamed over it when complete, so an existing file of someone else's is
+    replaced, never written into, and an interrupted export leaves no half-written file.
+    """
+    if target.is_symlink():
+        raise admin.AdminError(f"{target}: is a symbolic link; refusing to write through it")
+    if target.exists() and not target.is_file():
+        raise admin.AdminError(f"{target}: exists and is not a regular file")
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 # --- db --------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,10 +53,9 @@ def connect_args(url: URL, config: SqlSettings) -> dict[str, Any]:
 
 
 def create(url: URL, config: SqlSettings) -> Engine:
-    kwargs: dict[str, Any] = {"connect_args": connect_args(url, config),
-                              # A connection the database dropped while idle is replaced, so
-                              # the first request after an outage succeeds.
-                              "pool_pre_ping": True}
+    # No pool_pre_ping: it runs before anything could bound it; the request path pings
+    # under its deadline instead (zengine_sql.deadline), and retries once on a dead connection.
+    kwargs: dict[str, Any] = {"connect_args": connect_args(url, config)}
     if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
         kwargs["poolclass"] = StaticPool
     else:
@@ -68,8 +68,18 @@ def create(url: URL, config: SqlSettings) -> Engine:
         raise ConfigError(f"[plugins.sql] url: cannot use database driver {url.drivername!r} "
                           f"({type(exc).__name__}); install its package or fix the URL") from None
     if url.get_backend_name() == "sqlite":
+        if url.database not in (None, "", ":memory:"):
+            _private_sqlite_file(str(url.database))
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _private_sqlite_file(path: str) -> None:
+    """Create the database file 0600 before SQLite does (it would use the umask, commonly
+    0644): it holds password hashes and encrypted SIP passwords. SQLite gives its journal and
+    WAL files the database file's mode. An existing file is left as the operator made it."""
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

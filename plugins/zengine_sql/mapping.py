@@ -20,7 +20,6 @@ from zengine.errors import AccountDataError
 from zengine.models import Abstain, Account, Credentials, Identity, Rejected
 from zengine.passwords import Passwords
 from zengine.values import xml_invalid_char
-from zengine_sql.engine import unavailable_on_error
 from zengine_sql.settings import PLUGIN_NAME, MappingSettings
 from zengine_sql.state import SqlState
 
@@ -104,7 +103,7 @@ def _auth_rows(state: SqlState, m: MappingSettings, login: str) -> list[Row[Any]
     table = auth_table(m)
     query = (sa.select(*_labelled(table, _auth_columns(m), "a_"))
              .where(*_where(m, table, login)).limit(2))
-    with unavailable_on_error(state.url), state.engine.connect() as conn:
+    with state.connect() as conn:
         rows = conn.execute(query).all()
     # Byte-exact, whatever the collation (MariaDB pads spaces and folds case).
     user, domain = _split_login(m, login)
@@ -220,7 +219,7 @@ def load_accounts(state: SqlState, identity: Identity) -> list[Account]:
                  .where(*_where(m, table, identity.username)))
         if m.accounts_ident_column is not None:
             query = query.order_by(accounts.c[m.accounts_ident_column])
-    with unavailable_on_error(state.url), state.engine.connect() as conn:
+    with state.connect() as conn:
         rows = list(conn.execute(query.limit(101)).all())
     if accounts is None and len(rows) > 1:
         return []

@@ -11,7 +11,6 @@ from sqlalchemy.engine import Connection, Row
 from zengine.logincache import LoginKey
 from zengine.models import Account, Credentials, Identity, Rejected
 from zengine.values import xml_invalid_char
-from zengine_sql.engine import unavailable_on_error
 from zengine_sql.schema import ACCOUNTS, TENANTS, USERS, utcnow
 from zengine_sql.settings import PLUGIN_NAME
 from zengine_sql.state import SqlState
@@ -45,7 +44,7 @@ def identity_from_row(row: Row[Any]) -> Identity:
 
 def authenticate(state: SqlState, credentials: Credentials) -> Identity | Rejected | None:
     password = credentials.password.get_secret_value()
-    with unavailable_on_error(state.url), state.engine.connect() as conn:
+    with state.connect() as conn:
         row = find_user_row(conn, credentials.username)
     if row is None or row.password_hash is None:
         # Unknown here: abstain at once. The core spends one dummy verification when no
@@ -66,7 +65,7 @@ def authenticate(state: SqlState, credentials: Credentials) -> Identity | Reject
 def _rehash(state: SqlState, user_id: int, old_hash: str, password: str) -> None:
     """argon2 parameters changed since the hash was made: store a hash with today's."""
     new_hash = state.passwords.hash(password)
-    with unavailable_on_error(state.url), state.engine.begin() as conn:
+    with state.connect(begin=True) as conn:
         # Only replace the hash we verified, in case an operator changed it meanwhile.
         conn.execute(sa.update(USERS)
                      .where(USERS.c.id == user_id, USERS.c.password_hash == old_hash)
@@ -75,7 +74,7 @@ def _rehash(state: SqlState, user_id: int, old_hash: str, password: str) -> None
 
 
 def find_identity(state: SqlState, username: str) -> Identity | None:
-    with unavailable_on_error(state.url), state.engine.connect() as conn:
+    with state.connect() as conn:
         row = find_user_row(conn, username)
     if row is None or not row.enabled:
         return None
@@ -89,7 +88,7 @@ def load_accounts(state: SqlState, identity: Identity) -> list[Account]:
                           .outerjoin(TENANTS, USERS.c.tenant_id == TENANTS.c.id))
              .where(USERS.c.username == identity.username, ACCOUNTS.c.enabled == sa.true())
              .order_by(ACCOUNTS.c.position, ACCOUNTS.c.id))
-    with unavailable_on_error(state.url), state.engine.connect() as conn:
+    with state.connect() as conn:
         rows = conn.execute(query).all()
     if not rows:
         return []

@@ -154,6 +154,9 @@ def _parse_csv(reader: csv.DictReader[str], source: str) -> list[UserSpec]:
         where = f"{source} row {reader.line_num}"
         if None in row:
             raise ImportFailed(f"{where}: more fields than columns in the header")
+        # Cells our export neutralised against formula injection come back as they were.
+        row = {key: restore_cell(value) if isinstance(value, str) else value
+               for key, value in row.items()}
         user = _user(row, where)
         known = users.get(user.username)
         if known is None:
@@ -259,8 +262,34 @@ def iter_export(state: SqlState, *, with_secrets: bool) -> Iterator[dict[str, An
             yield user_document(user._mapping, accounts.get(user.id, []), box)
 
 
+#: What makes a spreadsheet read a cell as a formula (OWASP, CSV injection).
+FORMULA_LEADS = frozenset("=+-@\t\r")
+
+
+def _formula_like(value: str) -> bool:
+    return value[:1] in FORMULA_LEADS or (value[:1] == "'" and _formula_like(value[1:]))
+
+
+def neutralise_cell(value: Any) -> Any:
+    """A cell a spreadsheet would run as a formula gets a leading ``'`` (OWASP). Reversible:
+    a value that already starts with ``'`` before such a character gets one more, and
+    :func:`restore_cell` takes exactly one off, so export and import round-trip."""
+    if isinstance(value, str) and _formula_like(value):
+        return "'" + value
+    return value
+
+
+def restore_cell(value: str) -> str:
+    return value[1:] if value[:1] == "'" and _formula_like(value[1:]) else value
+
+
+class _NeutralisingWriter(csv.DictWriter):  # type: ignore[type-arg]
+    def writerow(self, rowdict: Mapping[str, Any]) -> Any:
+        return super().writerow({key: neutralise_cell(value) for key, value in rowdict.items()})
+
+
 def export_csv(docs: Iterator[dict[str, Any]], out: io.TextIOBase | Any) -> None:
-    writer = csv.DictWriter(out, fieldnames=[c for c in CSV_COLUMNS if c != "password"])
+    writer = _NeutralisingWriter(out, fieldnames=[c for c in CSV_COLUMNS if c != "password"])
     writer.writeheader()
     for doc in docs:
         base = {key: doc[key] for key in USER_KEYS if key in doc}

@@ -1,17 +1,22 @@
-"""A TCP proxy the outage tests can cut, black-hole and restore, so no shared database server
-is ever stopped."""
+"""A TCP proxy the outage tests can cut, black-hole, stall and restore, so no shared database
+server is ever stopped. ``python -m tests.sql.tcpproxy HOST PORT`` runs one as its own process
+(it prints its port), which a test can SIGSTOP: from the client's side, a stopped server."""
 
 from __future__ import annotations
 
 import contextlib
 import select
 import socket
+import sys
 import threading
+import time
 
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to ``target``. ``cut()`` refuses connections and drops the open
-    ones; ``blackhole()`` accepts and never answers; ``restore()`` forwards again."""
+    ones; ``blackhole()`` accepts and never answers; ``stall()`` keeps every connection open and
+    stops forwarding (a hung server: the kernel still acknowledges); ``restore()`` forwards
+    again."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
@@ -42,7 +47,7 @@ class TcpProxy:
                 return
             with self._lock:
                 self._conns.append(client)
-            if self.mode == "blackhole":
+            if self.mode in ("blackhole", "stall"):
                 continue  # held open, never answered
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
@@ -55,11 +60,13 @@ class TcpProxy:
             thread.start()
             self._threads.append(thread)
 
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
         peers = {a: b, b: a}
         try:
             while True:
+                if self.mode == "stall":
+                    time.sleep(0.05)
+                    continue
                 readable, _, _ = select.select([a, b], [], [], 0.2)
                 for sock in readable:
                     data = sock.recv(65536)
@@ -93,6 +100,10 @@ class TcpProxy:
         self.mode = "blackhole"
         self._listen()
 
+    def stall(self) -> None:
+        """Stop forwarding on every connection, open ones included, and answer no new one."""
+        self.mode = "stall"
+
     def restore(self) -> None:
         self.cut()
         self.mode = "forward"
@@ -102,3 +113,9 @@ class TcpProxy:
         self.cut()
         for thread in self._threads:
             thread.join(timeout=2)
+
+
+if __name__ == "__main__":
+    proxy = TcpProxy((sys.argv[1], int(sys.argv[2])))
+    print(proxy.port, flush=True)
+    threading.Event().wait()
