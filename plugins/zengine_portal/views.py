@@ -268,7 +268,8 @@ class Portal:
         # The user's portal sessions elsewhere end too; this one carries on.
         await run_in_threadpool(self.sessions.end_others, request.session)
         what = "1 unused setup code was" if count == 1 else f"{count} unused setup codes were"
-        return self._home_page(request, f"Done: {what} cancelled.")
+        return self._home_page(request, f"Done: {what} cancelled, and your other "
+                                        "sign-ins ended.")
 
     async def signout(self, request: Request) -> Response:
         if request.method != "POST":

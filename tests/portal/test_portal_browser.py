@@ -165,7 +165,8 @@ def test_sign_out_my_other_devices(browser: Browser, portal_server: Server) -> N
         old = token_of(page.get_attribute("#open", "href") or "")
         response = _submit(page, "#revoke")
         assert response.status == 200
-        assert page.text_content("#message") == "Done: 1 unused setup code was cancelled."
+        assert page.text_content("#message") == ("Done: 1 unused setup code was cancelled, "
+                                                 "and your other sign-ins ended.")
         refused = fetch_token(portal_server, old)
         assert (refused.tag, refused.get("code")) == ("error", "1")
         # Still signed in: a new code works.

@@ -343,7 +343,8 @@ def test_sign_out_my_other_devices_ends_their_sessions(tmp_path: Path,
         laptop_csrf = _csrf(_sign_in(laptop).text)
         tablet_csrf = _csrf(_sign_in(tablet).text)
         revoked = laptop.post("/portal/revoke", data={"csrf": laptop_csrf})
-        assert "Done: 1 unused setup code was cancelled." in revoked.text
+        assert ("Done: 1 unused setup code was cancelled, and your other sign-ins ended."
+                in revoked.text)
         # The tablet's session is over; the laptop's carries on.
         assert tablet.post("/portal/token", data={"csrf": tablet_csrf}).status_code == 403
         assert "Signed in as" not in tablet.get("/portal").text
