@@ -29,11 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="generator seed")
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     parser.add_argument("--threads", type=int, default=8, help="client threads")
+    parser.add_argument("--engine", default="hypercorn", help="[server] engine to fuzz")
     parser.add_argument("--floor", action="store_true",
                         help="keep the 400 ms failure floor and the default argon2 cost")
     args = parser.parse_args(argv)
     env = {} if args.floor else dict(FAST)
     env["ZENGINE_SERVER__WORKERS"] = str(args.workers)
+    env["ZENGINE_SERVER__ENGINE"] = args.engine
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp, \
             running_server(CONFIG, Path(tmp), env=env) as server:
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         crashes = server.output().count("provision.crash")
     print(f"requests={tally.requests} 5xx={tally.server_errors} "
           f"problems={dict(tally.problems)} crashes={crashes} workers={args.workers} "
-          f"seed={args.seed} seconds={time.monotonic() - start:.0f}")
+          f"engine={args.engine} seed={args.seed} seconds={time.monotonic() - start:.0f}")
     print(f"statuses={dict(sorted(tally.statuses.items()))}")
     for problem, example in tally.examples.items():
         print(f"  {problem}: {example[:300]!r}")
