@@ -144,3 +144,16 @@ def test_open_file_limit_is_raised_to_the_hard_limit(tmp_path: Path) -> None:
 def test_incomplete_request_gets_an_answer_not_silence(server: Server) -> None:
     # The client stops half-way through its headers (here: closes its side).
     _assert_error_document(server.raw(b"GET /id.php?u=alice HTTP/1.1\r\nHost: a\r\nX-Y"), 408)
+
+
+@pytest.mark.parametrize("engine", ["granian", "uvicorn"])
+def test_no_http2_on_cleartext_with_the_other_engines(tmp_path: Path, engine: str) -> None:
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    upgrade = (b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+               b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nConnection: close\r\n\r\n")
+    with running_server(EXAMPLE_CONFIG, tmp_path,
+                        env={"ZENGINE_SERVER__ENGINE": engine}) as srv:
+        answer = srv.raw(preface, timeout=3)
+        # Refused or closed, never an HTTP/2 SETTINGS frame (type 0x04 in the 4th byte).
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer[:40]
+        assert not srv.raw(upgrade, timeout=3).startswith(b"HTTP/1.1 101")

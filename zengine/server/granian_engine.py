@@ -35,7 +35,7 @@ def configure_worker() -> None:
 
 def run(settings: Settings, bind: Bind) -> int:
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
@@ -44,6 +44,9 @@ def run(settings: Settings, bind: Bind) -> int:
         address=bind.host,
         port=bind.port,
         interface=Interfaces.ASGI,
+        # HTTP/1.1 only: granian's default ("auto") speaks HTTP/2 on cleartext to any client
+        # that sends the preface (see docs/security.md, "The HTTP layer").
+        http=HTTPModes.http1,
         workers=bind.workers,
         log_level=LogLevels(settings.logging.level),
         log_dictconfig=log_dictconfig(settings),
