@@ -7,14 +7,20 @@ import nox
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
-SOURCES = ["zengine", "plugins", "tests", "bench", "noxfile.py"]
+SOURCES = ["zengine", "plugins", "tests", "bench", "examples", "noxfile.py"]
+#: A third-party plugin as an ISP would write it: installed next to zengine, its own tests.
+EXAMPLE = "examples/zengine-example-billing"
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the whole test suite (real slapd, PostgreSQL and MariaDB where available)."""
-    session.install("-e", ".[test,fast]")
+    """Run the whole test suite (real slapd, PostgreSQL and MariaDB where available), then
+    the example plugin's own tests, with its own pytest configuration."""
+    session.install("-e", ".[test,fast]", "-e", EXAMPLE)
     session.run("pytest", *session.posargs)
+    if not session.posargs:
+        session.run("pytest", "-c", f"{EXAMPLE}/pyproject.toml", "--rootdir", EXAMPLE,
+                    "-p", "no:cacheprovider", f"{EXAMPLE}/tests")
 
 
 @nox.session
@@ -26,9 +32,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on zengine/ and plugins/."""
-    session.install("-e", ".[typecheck,test,fast]")
+    """mypy --strict on zengine/ and plugins/, and on the example plugin."""
+    session.install("-e", ".[typecheck,test,fast]", "-e", EXAMPLE)
     session.run("mypy")
+    session.run("mypy", f"{EXAMPLE}/src", f"{EXAMPLE}/tests")
 
 
 @nox.session(default=False)

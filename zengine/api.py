@@ -23,10 +23,14 @@ from zengine.errors import (
     LoginFailed,
     MissingCredentials,
     NoAccounts,
+    Overloaded,
+    StoreUnavailable,
+    TooManyAttempts,
     ZengineDeprecationWarning,
     ZengineError,
 )
 from zengine.models import (
+    Abstain,
     Account,
     AuditEvent,
     AuthResult,
@@ -36,6 +40,8 @@ from zengine.models import (
     Document,
     Element,
     Identity,
+    LoginAttempt,
+    LoginResult,
     PluginSettingsSpec,
     ProvisionRequest,
     Rejected,
@@ -43,6 +49,7 @@ from zengine.models import (
     Transform,
     Version,
 )
+from zengine.pipeline import check_login
 from zengine.runtime import Runtime, build_runtime
 from zengine.settings import (
     Settings,
@@ -51,8 +58,10 @@ from zengine.settings import (
     resolve_secret,
     settings_from_mapping,
 )
+from zengine.store import MemoryStore, SharedStore
 
 __all__ = [
+    "Abstain",
     "Account",
     "AccountDataError",
     "AuditEvent",
@@ -67,21 +76,29 @@ __all__ = [
     "Document",
     "Element",
     "Identity",
+    "LoginAttempt",
     "LoginFailed",
+    "LoginResult",
+    "MemoryStore",
     "MissingCredentials",
     "NoAccounts",
+    "Overloaded",
     "PluginSettingsSpec",
     "ProvisionRequest",
     "Rejected",
     "ResolvedAccount",
     "Runtime",
     "Settings",
+    "SharedStore",
+    "StoreUnavailable",
+    "TooManyAttempts",
     "Transform",
     "Version",
     "ZengineDeprecationWarning",
     "ZengineError",
     "__version__",
     "build_runtime",
+    "check_login",
     "create_app",
     "format_validation_error",
     "hookimpl",
