@@ -211,8 +211,14 @@ def run(app: Starlette, *, tls: trustme.LeafCert | None = None,
     stopping = asyncio.Event()
     ready = threading.Event()
 
+    def quiet(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        # Keep-alive connections still open at shutdown end in CancelledError: expected.
+        if not isinstance(context.get("exception"), asyncio.CancelledError):
+            loop.default_exception_handler(context)
+
     def main() -> None:
         asyncio.set_event_loop(loop)
+        loop.set_exception_handler(quiet)
         loop.call_soon(ready.set)
         loop.run_until_complete(serve(app, config, shutdown_trigger=stopping.wait))  # type: ignore[arg-type]
         loop.close()
@@ -237,3 +243,34 @@ def serving(crm: Crm, *, tls: trustme.LeafCert | None = None,
         yield running
     finally:
         running.stop()
+
+
+def main() -> None:
+    """``python -m tests.http.crm CERT KEY``: serve in a process of its own (for benchmarks,
+    where a CRM in the measuring process would compete for its GIL); prints the URL, stops
+    when its standard input closes."""
+    import sys
+
+    cert, key = sys.argv[1:3]
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    config = Config()
+    config.bind = [f"fd://{sock.detach()}"]
+    config.accesslog = config.errorlog = None
+    config.certfile, config.keyfile = cert, key
+    print(f"https://127.0.0.1:{port}", flush=True)
+
+    async def serve_until_stdin_closes() -> None:
+        loop = asyncio.get_running_loop()
+        closed = asyncio.Event()
+        threading.Thread(target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(
+            closed.set)), daemon=True).start()
+        await serve(make_app(Crm()), config, shutdown_trigger=closed.wait)  # type: ignore[arg-type]
+
+    asyncio.run(serve_until_stdin_closes())
+
+
+if __name__ == "__main__":
+    main()
