@@ -116,7 +116,7 @@ class HttpSettings(_Model):
     #: Seconds between two reads of the answer.
     read_timeout: float = Field(5.0, gt=0, le=120)
     #: Seconds one lookup may take in all, retries and a slowly dripping answer included.
-    deadline: float = Field(8.0, gt=0, le=300)
+    deadline: float = Field(4.0, gt=0, le=300)
     #: Open connections to the service at most; more concurrent requests wait for one.
     pool_size: int = Field(16, ge=1, le=512)
     #: Seconds a request waits for a free connection before answering 503.
