@@ -15,6 +15,7 @@ from __future__ import annotations
 from zengine import __version__, hookimpl
 from zengine.app import create_app
 from zengine.errors import (
+    AccessDenied,
     AccountDataError,
     BackendUnavailable,
     BadRequest,
@@ -44,6 +45,7 @@ from zengine.models import (
     LoginResult,
     PluginSettingsSpec,
     ProvisionRequest,
+    Readiness,
     Rejected,
     ResolvedAccount,
     Transform,
@@ -62,6 +64,7 @@ from zengine.store import MemoryStore, SharedStore
 
 __all__ = [
     "Abstain",
+    "AccessDenied",
     "Account",
     "AccountDataError",
     "AuditEvent",
@@ -85,6 +88,7 @@ __all__ = [
     "Overloaded",
     "PluginSettingsSpec",
     "ProvisionRequest",
+    "Readiness",
     "Rejected",
     "ResolvedAccount",
     "Runtime",
