@@ -61,7 +61,7 @@ def zengine_server(config: Path, log: Path, *, env: Mapping[str, str] | None = N
             stdout=out, stderr=subprocess.STDOUT, env=full_env)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(_answers(f"{base}/livez"), "zengine", log, proc)
+        wait_until(_answers(f"{base}/livez"), "zengine", log, proc, timeout=60.0)
         yield proc, base
     finally:
         stop(proc)

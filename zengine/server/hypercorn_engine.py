@@ -72,8 +72,11 @@ def run(settings: Settings, bind: Bind) -> int:
         from hypercorn.asyncio import serve as hypercorn_serve
 
         from zengine.app import create_app
+        from zengine.reload import Reloadable
+        from zengine.settings import load_settings
 
-        app = create_app(settings)
+        # SIGHUP re-reads the file ``serve`` was started with ($ZENGINE_CONFIG, set by serve).
+        app = Reloadable(create_app(settings), lambda: create_app(load_settings()))
         asyncio.run(_serve_until_signal(hypercorn_serve, app, config))
         return 0
     from hypercorn.run import run as hypercorn_run
@@ -87,4 +90,13 @@ async def _serve_until_signal(serve_fn: Any, app: Any, config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def reload() -> None:
+        # Kept in a set: the loop holds tasks only weakly.
+        task = loop.create_task(app.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     await serve_fn(app, config, shutdown_trigger=stop.wait)
