@@ -38,6 +38,9 @@ class Verdict:
 
 
 OK = Verdict("ok")
+#: Seconds a check let through counts as "in flight" when its result never comes (the pool
+#: was full, a backend failed): it then stops holding back further attempts.
+PENDING_TTL = 10.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ class MemoryState:
         self._locks: dict[tuple[str, str, str], float] = {}  # (t, user, addr or "") -> until
         self._familiar: dict[tuple[str, str], dict[str, float]] = {}
         self._flood: dict[str, tuple[float, int]] = {}
+        #: Checks let through whose result is not in yet, per account: (count, last change).
+        self._pending: dict[tuple[str, str], tuple[int, float]] = {}
         self._writes = 0
 
     def _fresh(self, table: dict[str, float], now: float) -> dict[str, float]:
@@ -115,6 +120,13 @@ class MemoryState:
             until = self._locks.get((who.tenant, who.user, ""), 0.0)
             if until > now and not familiar:
                 return Verdict("locked", "account", until - now)
+            pending, since = self._pending.get((who.tenant, who.user), (0, now))
+            if now - since > PENDING_TTL:
+                pending = 0
+            if not familiar and pending >= max(1, c.lockout_threshold - len(acct)):
+                # Guesses already in flight would reach the threshold (past it: one at a
+                # time): do not start more verifications for this account.
+                return Verdict("locked", "account", PENDING_TTL)
             addr = self._fresh(self._addr.get((who.tenant, who.addr), {}), now)
             if len(addr) >= c.address_max_failures:
                 return Verdict("limited", "address", min(addr.values()) + c.window - now)
@@ -124,11 +136,18 @@ class MemoryState:
             self._flood[who.tenant] = (start, count + 1)
             if count + 1 > c.tenant_max_verifications:
                 return Verdict("limited", "flood", start + c.flood_window - now)
+            self._pending[(who.tenant, who.user)] = (pending + 1, now)
             return OK
+
+    def _settle(self, who: Who, now: float) -> None:
+        pending, since = self._pending.pop((who.tenant, who.user), (0, now))
+        if pending > 1 and now - since <= PENDING_TTL:
+            self._pending[(who.tenant, who.user)] = (pending - 1, since)
 
     def fail(self, who: Who, digest: str, now: float) -> float:
         c = self.config
         with self._lock:
+            self._settle(who, now)
             self._sweep(now)
             self._addr.setdefault((who.tenant, who.addr), {}).setdefault(
                 f"{who.user}|{digest}", now)
@@ -153,6 +172,7 @@ class MemoryState:
 
     def succeed(self, who: Who, now: float) -> None:
         with self._lock:
+            self._settle(who, now)
             acct = self._acct.get((who.tenant, who.user), {})
             for member in [m for m in acct if m.startswith(f"{who.addr}|")]:
                 del acct[member]
@@ -170,6 +190,8 @@ class MemoryState:
                 del tables[key]
         for lock in [k for k, until in self._locks.items() if until <= now]:
             del self._locks[lock]
+        for key in [k for k, (_, since) in self._pending.items() if now - since > PENDING_TTL]:
+            del self._pending[key]
 
     def entries(self, now: float) -> list[Entry]:
         with self._lock:
@@ -222,7 +244,7 @@ end
 
 # Locks hold the time they end (ms); their TTL only collects them. KEYS: acct, ulock, lock,
 # fam, addr, flood (a prefix: one counter per flood window). ARGV: now_ms, addr, window_ms,
-# hard_cap, familiar_ms, address_max, flood_max, flood_ms
+# hard_cap, familiar_ms, address_max, flood_max, flood_ms, threshold, pending_ttl_ms
 CHECK = """
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[3])
@@ -242,6 +264,13 @@ local seen = redis.call('ZSCORE', KEYS[4], ARGV[2])
 local familiar = seen and tonumber(seen) > now - tonumber(ARGV[5])
 u = until_of(KEYS[3])
 if u > now and not familiar then return {'locked', 'account', u - now} end
+local pending_key = KEYS[3] .. ':pending'
+redis.call('ZREMRANGEBYSCORE', pending_key, '-inf', now - tonumber(ARGV[10]))
+local pending = redis.call('ZCARD', pending_key)
+local room = math.max(1, tonumber(ARGV[9]) - redis.call('ZCARD', KEYS[1]))
+if not familiar and pending >= room then
+  return {'locked', 'account', tonumber(ARGV[10])}
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - window)
 if redis.call('ZCARD', KEYS[5]) >= tonumber(ARGV[6]) then
   local oldest = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
@@ -253,12 +282,17 @@ local flood = KEYS[6] .. ':' .. bucket
 local c = redis.call('INCR', flood)
 if c == 1 then redis.call('PEXPIRE', flood, 2 * flood_ms) end
 if c > tonumber(ARGV[7]) then return {'limited', 'flood', (bucket + 1) * flood_ms - now} end
+local seq = redis.call('INCR', pending_key .. ':seq')
+redis.call('PEXPIRE', pending_key .. ':seq', tonumber(ARGV[10]))
+redis.call('ZADD', pending_key, now, seq)
+redis.call('PEXPIRE', pending_key, tonumber(ARGV[10]))
 return {'ok', '', 0}
 """
 
 # KEYS: acct, addr, lock, ulock.  ARGV: now_ms, addr, user, digest, window_ms, threshold,
 # base_ms, max_ms
 FAIL = _BACKOFF + """
+redis.call('ZPOPMIN', KEYS[3] .. ':pending')
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[5])
 redis.call('ZADD', KEYS[2], 'NX', now, ARGV[3] .. '|' .. ARGV[4])
@@ -292,17 +326,18 @@ end
 return locked
 """
 
-# KEYS: acct, ulock, fam.  ARGV: now_ms, addr, familiar_ms
+# KEYS: acct, ulock, lock (its ":pending" counter), fam.  ARGV: now_ms, addr, familiar_ms
 SUCCEED = """
+redis.call('ZPOPMIN', KEYS[3] .. ':pending')
 local prefix = ARGV[2] .. '|'
 for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if string.sub(member, 1, #prefix) == prefix then redis.call('ZREM', KEYS[1], member) end
 end
 redis.call('DEL', KEYS[2])
 if tonumber(ARGV[3]) > 0 then
-  redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[3]))
-  redis.call('PEXPIRE', KEYS[3], ARGV[3])
+  redis.call('ZADD', KEYS[4], ARGV[1], ARGV[2])
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[3]))
+  redis.call('PEXPIRE', KEYS[4], ARGV[3])
 end
 return 1
 """
@@ -341,7 +376,8 @@ class RedisState:
                   self._k(t, "fam", u), self._k(t, "addr", a), self._k(t, "flood")],
             args=[int(now * 1000), who.addr, c.window * 1000, c.hard_cap,
                   c.familiar_days * 86400 * 1000, c.address_max_failures,
-                  c.tenant_max_verifications, c.flood_window * 1000])
+                  c.tenant_max_verifications, c.flood_window * 1000, c.lockout_threshold,
+                  int(PENDING_TTL * 1000)])
         action = action.decode() if isinstance(action, bytes) else action
         reason = reason.decode() if isinstance(reason, bytes) else reason
         if action not in ("locked", "limited"):
@@ -361,7 +397,7 @@ class RedisState:
     def succeed(self, who: Who, now: float) -> None:
         t, u, a = who.tenant, q(who.user), q(who.addr)
         self._succeed(keys=[self._k(t, "acct", u), self._k(t, "ulock", u, a),
-                            self._k(t, "fam", u)],
+                            self._k(t, "lock", u), self._k(t, "fam", u)],
                       args=[int(now * 1000), who.addr, self.config.familiar_days * 86400 * 1000])
 
     def _scan(self, pattern: str) -> list[str]:
@@ -398,6 +434,7 @@ class RedisState:
             return int(self.client.delete(*keys)) if keys else 0
         n = _glob(q(name))
         keys = [*self._scan(glob + f"acct:{n}"), *self._scan(glob + f"lock:{n}"),
+                *self._scan(glob + f"lock:{n}:pending*"),
                 *self._scan(glob + f"addr:{n}"), *self._scan(glob + f"ulock:{n}:*"),
                 *self._scan(glob + f"ulock:*:{n}")]
         removed = int(self.client.delete(*keys)) if keys else 0

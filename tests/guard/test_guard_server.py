@@ -41,7 +41,8 @@ def test_two_server_processes_sharing_redis_enforce_one_lockout(tmp_path: Path,
         for server in (one, two):
             locked = guess(server.base, "alice", "wonderland")
             assert locked.status_code == 429
-            assert locked.headers["retry-after"] == "60"
+            # 60 s from the lock, less what has passed since (a loaded machine is slow).
+            assert 45 <= int(locked.headers["retry-after"]) <= 60
             assert b"try again in 1 minute" in locked.content
         # The operator clears it once, for both.
         config = tmp_path / "ops.toml"

@@ -155,3 +155,16 @@ def test_usernames_with_key_separators_stay_apart(make_state: Make) -> None:
     assert state.check(tricky, T0).action == "locked"
     assert state.check(Who("", "a", "2001:db8::1"), T0).action == "ok"
     assert [e.name for e in state.entries(T0) if e.kind == "user"] == ["a:b|c*"]
+
+
+def test_guesses_in_flight_count_toward_the_threshold(make_state: Make) -> None:
+    """Fifty concurrent guesses: only as many start a verification as could still be under the
+    threshold; a result (or the in-flight timeout) gives the place back."""
+    state = make_state()
+    fail_n(state, ALICE, 7)
+    verdicts = [state.check(ALICE, T0).action for _ in range(5)]
+    assert verdicts == ["ok", "ok", "ok", "locked", "locked"]
+    state.succeed(Who("", "alice", "192.0.2.99"), T0)  # one result in: one place back
+    assert state.check(ALICE, T0).action == "ok"
+    # Results that never come stop holding places after the in-flight timeout.
+    assert state.check(ALICE, T0 + 11).action == "ok"

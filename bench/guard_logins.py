@@ -1,0 +1,400 @@
+"""Login guard: password guessing, credential stuffing and unknown-vs-wrong timing.
+
+Real servers (subprocesses on loopback) for the attacks, behind ``trusted_proxies`` so the
+attacker and the legitimate user have different real addresses (``X-Forwarded-For``); the
+timing comparison runs each backend's chain (static, SQL on SQLite, LDAP on a throw-away
+slapd) in process over ASGI. Every loop is bounded. Rewrites the ``guard`` section of
+docs/benchmarks.md. Usage::
+
+    .venv/bin/python bench/guard_logins.py [--guesses 10000] [--concurrency 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx2 as httpx  # noqa: E402
+
+from bench.run import CONFIG, free_port, machine, replace_section  # noqa: E402
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+ATTACKER = "203.0.113.66"
+HOME = "192.0.2.10"
+
+
+@contextmanager
+def server(workdir: Path, env: dict[str, str], workers: int = 1) -> Iterator[tuple[str, Path]]:
+    port = free_port()
+    log = workdir / f"server-{port}.log"
+    environ = {**os.environ, "ZENGINE_SERVER__PORT": str(port),
+               "ZENGINE_SERVER__ACCESS_LOG": "false", "ZENGINE_LOGGING__FORMAT": "json",
+               "ZENGINE_SERVER__TRUSTED_PROXIES": '["127.0.0.1"]',
+               # The legitimate user's login is measured with its argon2 verification.
+               "ZENGINE_LOGIN_CACHE__ENABLED": "false", **env}
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "zengine.cli", "serve", "--config",
+                                 str(CONFIG), "--workers", str(workers)],
+                                env=environ, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("server did not start:\n" + log.read_text())
+        yield base, log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def login_url(base: str, user: str, password: str) -> str:
+    return f"{base}/id.php?u={user}&p={password}&v=1.14"
+
+
+def checks_reached(log: Path) -> int:
+    """Guesses that reached a password check: one ``wrong_login`` security line each."""
+    count = 0
+    for line in log.read_text(errors="replace").splitlines():
+        if '"security.login_refused"' in line and '"reason": "wrong_login"' in line:
+            count += 1
+    return count
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def legit_latency(base: str, count: int) -> list[float]:
+    out = []
+    with httpx.Client(headers={"X-Forwarded-For": HOME}, timeout=60) as client:
+        for _ in range(count):
+            start = time.perf_counter()
+            answer = client.get(login_url(base, "alice", "wonderland"))
+            out.append((time.perf_counter() - start) * 1000)
+            assert b"<account>" in answer.content, answer.content[:200]
+    return out
+
+
+async def flood(base: str, urls: list[str], concurrency: int,
+                address: str) -> tuple[Counter[int], float | None, float]:
+    """Closed loop: ``concurrency`` clients send ``urls``; status counts, first 429 (s), total."""
+    statuses: Counter[int] = Counter()
+    first_429: list[float] = []
+    queue = iter(urls)
+    start = time.monotonic()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(headers={"X-Forwarded-For": address}, timeout=120,
+                                 limits=limits) as client:
+        async def worker() -> None:
+            for url in queue:
+                try:
+                    answer = await client.get(url)
+                except httpx.HTTPError:
+                    statuses[0] += 1
+                    continue
+                statuses[answer.status_code] += 1
+                if answer.status_code == 429 and not first_429:
+                    first_429.append(time.monotonic() - start)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return statuses, (first_429[0] if first_429 else None), time.monotonic() - start
+
+
+def attack(workdir: Path, guesses: int, concurrency: int, workers: int,
+           env: dict[str, str], label: str) -> list[str]:
+    with server(workdir, env, workers) as (base, log):
+        legit_latency(base, 3)  # warm up; HOME becomes a familiar address
+        idle = legit_latency(base, 30)
+        urls = [login_url(base, "alice", f"guess{i:05d}") for i in range(guesses)]
+        during: list[float] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set() and len(during) < 500:
+                during.extend(legit_latency(base, 1))
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        statuses, first, total = asyncio.run(flood(base, urls, concurrency, ATTACKER))
+        done.set()
+        sampler.join(120)
+        time.sleep(0.5)
+    reached = checks_reached(log)
+    status_text = ", ".join(f"{code or 'error'}: {n}" for code, n in sorted(statuses.items()))
+    return [
+        f"| {label} | {guesses:,} guesses, concurrency {concurrency} | {reached} | "
+        f"{first:.2f} s | {total:.1f} s | {status_text} | "
+        f"{statistics.median(idle):.0f} / {pct(idle, 0.99):.0f} ms | "
+        f"{statistics.median(during):.0f} / {pct(during, 0.99):.0f} ms ({len(during)}) |"
+        if first is not None else f"| {label} | no lockout | {reached} | | {total:.1f} s | "
+        f"{status_text} | | |"]
+
+
+def stuffing(workdir: Path, attempts: int, concurrency: int, env: dict[str, str]) -> str:
+    with server(workdir, env) as (base, log):
+        urls = [login_url(base, f"user{i:05d}", "Summer2026!") for i in range(attempts)]
+        statuses, first, total = asyncio.run(flood(base, urls, concurrency, ATTACKER))
+        time.sleep(0.5)
+    reached = checks_reached(log)
+    status_text = ", ".join(f"{code or 'error'}: {n}" for code, n in sorted(statuses.items()))
+    first_text = f"{first:.1f} s" if first is not None else "never"
+    return (f"| {attempts:,} usernames, one password, one address, concurrency {concurrency} "
+            f"| {reached} | {first_text} | {total:.1f} s | {status_text} |")
+
+
+# -- unknown user vs wrong password, in process ------------------------------------------
+
+GUARD_OFF_LIMITS = {"lockout_threshold": 1000, "hard_cap": 100000,
+                    "address_max_failures": 10_000_000, "tenant_max_verifications": 10_000_000}
+
+
+def best_threshold_accuracy(a: list[float], b: list[float]) -> float:
+    """Accuracy of the best single latency threshold telling ``a`` from ``b`` (0.5 = chance)."""
+    labelled = sorted([(x, 0) for x in a] + [(x, 1) for x in b])
+    total, best = len(labelled), 0.0
+    below_a = below_b = 0
+    for _, label in labelled:
+        below_a += label == 0
+        below_b += label == 1
+        # "a if below": correct = a below + b above; or the reverse rule.
+        rule = (below_a + (len(b) - below_b)) / total
+        best = max(best, rule, 1 - rule)
+    return best
+
+
+def chance_level(a: list[float], b: list[float], rounds: int = 200) -> float:
+    """The same classifier on randomly relabelled samples: what "no better than chance" means
+    for these sample sizes (a best threshold always fits some noise)."""
+    import random
+
+    rng = random.Random(7)
+    pooled = a + b
+    total = 0.0
+    for _ in range(rounds):
+        rng.shuffle(pooled)
+        total += best_threshold_accuracy(pooled[:len(a)], pooled[len(a):])
+    return total / rounds
+
+
+def timing_run(make_client: Callable[[], Any], unknown: tuple[str, str],
+               wrong: tuple[str, str], samples: int, concurrency: int) -> dict[str, Any]:
+    with make_client() as client:
+        answers: dict[str, list[float]] = {"unknown": [], "wrong": []}
+        shapes: dict[str, set[tuple[int, bytes, tuple[tuple[str, str], ...]]]] = {
+            "unknown": set(), "wrong": set()}
+        lock = threading.Lock()
+
+        def one(i: int) -> None:
+            kind = "unknown" if i % 2 else "wrong"
+            user, password = unknown if kind == "unknown" else wrong
+            start = time.perf_counter()
+            answer = client.get("/id.php", params={"u": user, "p": password, "v": "1.14"})
+            elapsed = (time.perf_counter() - start) * 1000
+            headers = tuple(sorted((k, v) for k, v in answer.headers.items()
+                                   if k not in ("date",)))
+            with lock:
+                answers[kind].append(elapsed)
+                shapes[kind].add((answer.status_code, answer.content, headers))
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(one, range(2 * samples)))
+    return {"unknown": answers["unknown"], "wrong": answers["wrong"],
+            "identical": shapes["unknown"] == shapes["wrong"] and len(shapes["wrong"]) == 1}
+
+
+def asgi_client(settings_data: dict[str, Any], plugins: list[str]) -> Callable[[], Any]:
+    from starlette.testclient import TestClient
+
+    from zengine.app import create_app
+    from zengine.settings import load_settings, settings_from_mapping
+    from zengine.testing import plugin_list
+
+    def make() -> Any:
+        if settings_data.get("example"):
+            base = load_settings(CONFIG, environ={})
+            import dataclasses
+
+            settings = dataclasses.replace(base, plugin_tables={
+                **base.plugin_tables, "guard": GUARD_OFF_LIMITS})
+        else:
+            settings = settings_from_mapping(settings_data, environ={}, base_dir=Path.cwd())
+        app = create_app(settings, load_entrypoints=False,
+                         plugins=plugin_list("zoiper", "urls", "guard", *plugins))
+        return TestClient(app, client=("127.0.0.1", 1))
+
+    return make
+
+
+def sqlite_backend(workdir: Path) -> tuple[dict[str, Any], tuple[str, str]]:
+    import sqlalchemy as sa
+
+    from zengine.runtime import build_runtime
+    from zengine.settings import settings_from_mapping
+    from zengine.testing import plugin_list
+    from zengine_sql import get_state, migrate
+    from zengine_sql.admin import UserSpec, add_user
+    from zengine_sql.crypto import generate_key
+
+    url = f"sqlite:///{workdir / 'bench.db'}"
+    engine = sa.create_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    table = {"url": url, "encryption_keys": {"k1": generate_key()}}
+    data = {"plugins": {"sql": table, "guard": GUARD_OFF_LIMITS}}
+    runtime = build_runtime(settings_from_mapping({"plugins": {"sql": table}}, environ={}),
+                            load_entrypoints=False, plugins=plugin_list("sql"))
+    runtime.start()
+    state = get_state(runtime)
+    assert state is not None
+    # The demo password of the example config, so the bench reads like the others.
+    add_user(state, UserSpec(username="alice", password="wonderland"))  # noqa: S106
+    runtime.stop()
+    return data, ("alice", "not-her-password")
+
+
+def timing(workdir: Path, idle_samples: int, load_samples: int) -> list[str]:
+    rows = []
+    backends: list[tuple[str, Callable[[], Any], tuple[str, str], Callable[[], None]]] = []
+    backends.append(("static (users file)", asgi_client({"example": True}, ["static"]),
+                     ("alice", "not-her-password"), lambda: None))
+    sql_data, sql_wrong = sqlite_backend(workdir)
+    backends.append(("SQL own schema (SQLite)", asgi_client(sql_data, ["sql"]), sql_wrong,
+                     lambda: None))
+    slapd = None
+    try:
+        import trustme
+
+        from tests.ldap import schema
+        from tests.ldap.conftest import PROFILES, search_table
+        from tests.ldap.slapd import Slapd, missing_reason
+
+        if missing_reason() is None:
+            slapd = Slapd(workdir / "slapd", trustme.CA())
+            slapd.setup()
+            slapd.start()
+            ldap_data = {"profiles": PROFILES,
+                         "plugins": {"ldap": search_table(slapd), "guard": GUARD_OFF_LIMITS}}
+            backends.append(("LDAP search + bind (slapd, StartTLS)",
+                             asgi_client(ldap_data, ["ldap"]),
+                             ("alice", schema.PASSWORDS["alice"] + "-wrong"), lambda: None))
+        for label, make, wrong, _ in backends:
+            for mode, samples, concurrency in (("idle", idle_samples, 1),
+                                               ("load", load_samples, 8)):
+                result = timing_run(make, ("nobody-at-all", wrong[1]), wrong, samples,
+                                    concurrency)
+                u, w = result["unknown"], result["wrong"]
+                accuracy = best_threshold_accuracy(u, w)
+                chance = chance_level(u, w)
+                rows.append(
+                    f"| {label} | {mode} (concurrency {concurrency}) | {len(u)} + {len(w)} | "
+                    f"{statistics.median(u):.0f} / {pct(u, 0.95):.0f} ms | "
+                    f"{statistics.median(w):.0f} / {pct(w, 0.95):.0f} ms | {accuracy:.0%} "
+                    f"(chance {chance:.0%}) | "
+                    f"{'yes' if result['identical'] else 'NO'} |")
+                print(rows[-1], flush=True)
+    finally:
+        if slapd is not None:
+            slapd.stop()
+    return rows
+
+
+def cleanup_redis(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--guesses", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--stuffing", type=int, default=1_000)
+    parser.add_argument("--idle-samples", type=int, default=20)
+    parser.add_argument("--load-samples", type=int, default=48)
+    args = parser.parse_args()
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    prefix = f"zbench-{uuid.uuid4().hex[:8]}:"
+    with tempfile.TemporaryDirectory(prefix="zengine-guard-bench-") as tmp:
+        workdir = Path(tmp)
+        attack_rows = attack(workdir, args.guesses, args.concurrency, 1, {},
+                             "1 worker, in-process store")
+        print(attack_rows[-1], flush=True)
+        try:
+            attack_rows += attack(workdir, args.guesses, args.concurrency, 2, {
+                "ZENGINE_PLUGINS__GUARD__REDIS_URL": REDIS_URL,
+                "ZENGINE_PLUGINS__GUARD__KEY_PREFIX": prefix}, "2 workers sharing Redis")
+            print(attack_rows[-1], flush=True)
+        finally:
+            cleanup_redis(prefix)
+        stuffing_row = stuffing(workdir, args.stuffing, args.concurrency,
+                                {"ZENGINE_PLUGINS__GUARD__ADDRESS_MAX_FAILURES": "200"})
+        print(stuffing_row, flush=True)
+        timing_rows = timing(workdir, args.idle_samples, args.load_samples)
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.",
+        "Command: `nox -s bench` (`bench/guard_logins.py`; real servers on loopback behind "
+        "`trusted_proxies`, attacker and user told apart by `X-Forwarded-For`; guard "
+        "defaults; login cache off so every login pays its argon2 verification).",
+        "",
+        "Guessing alice's password from one address while alice logs in from her usual one "
+        "(\"reached a check\" = guesses that got a password verification, counted from the "
+        "server's `wrong_login` security lines; 503 = verification pool full):",
+        "",
+        "| run | load | reached a check | first 429 after | attack took | answers | "
+        "alice idle p50 / p99 | alice during attack p50 / p99 (samples) |",
+        "|---|---|---|---|---|---|---|---|",
+        *attack_rows,
+        "",
+        "Credential stuffing (1 worker; `address_max_failures = 200` for the run, the default "
+        "is 1,000 for carrier NAT):",
+        "",
+        "| load | reached a check | first 429 after | took | answers |",
+        "|---|---|---|---|---|",
+        stuffing_row,
+        "",
+        "Unknown user vs wrong password, in process over ASGI, default failure floor "
+        "(400 ms), lockout thresholds raised so every attempt reaches the chain; "
+        "\"classifier\" = accuracy of the best latency threshold; \"chance\" = the same "
+        "classifier on randomly relabelled samples of the same sizes:",
+        "",
+        "| backend | mode | samples | unknown p50 / p95 | wrong p50 / p95 | classifier | "
+        "status, body, headers identical |",
+        "|---|---|---|---|---|---|---|",
+        *timing_rows,
+    ]
+    replace_section("guard", "\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
