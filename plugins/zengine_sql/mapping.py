@@ -167,9 +167,10 @@ def authenticate(state: SqlState,
         return Rejected(PLUGIN_NAME, "login matches several rows; log in as user@domain")
     ok, plain = check_password(m, rows[0], password, state.passwords)
     if not ok:
-        if not _hashed(m, _text(rows[0]._mapping.get("a_password"))):
-            # A plain or HA1 comparison costs nothing, an unknown user one dummy argon2
-            # verification: spend it here too, or the timing tells the two apart.
+        if m.stored_as != "plain" and not _hashed(m, _text(rows[0]._mapping.get("a_password"))):
+            # Here an unknown user costs one dummy argon2 verification (the table may hold
+            # hashes), a plain or HA1 comparison nothing: spend it too, or the timing tells
+            # the two apart. (With stored_as = "plain" neither spends it: see Abstain above.)
             state.passwords.verify(None, password)
         return Rejected(PLUGIN_NAME)
     if not plain:
