@@ -12,7 +12,7 @@ import sys
 import time
 
 from zengine import hookimpl
-from zengine.models import Command, LoginAttempt, LoginResult, PluginSettingsSpec
+from zengine.models import Command, LoginAttempt, LoginResult, PluginSettingsSpec, Readiness
 from zengine.runtime import Runtime
 from zengine.store import SharedStore
 from zengine_guard.guard import NAME, Guard
@@ -44,6 +44,22 @@ def zengine_shared_store(runtime: Runtime) -> SharedStore | None:
     from zengine_guard.store import RedisStore
 
     return RedisStore(guard.redis_client, guard.config.key_prefix)  # type: ignore[arg-type]
+
+
+@hookimpl
+def zengine_readiness(runtime: Runtime) -> list[Readiness] | None:
+    """Redis, when configured, answers a PING (within ``redis_timeout``)."""
+    guard = runtime.state.get(NAME)
+    if not isinstance(guard, Guard) or guard.redis_client is None:
+        return None
+    import redis
+
+    try:
+        guard.redis_client.ping()  # type: ignore[attr-defined]
+    except redis.RedisError as exc:
+        # The exception text may carry the URL; the type says enough.
+        return [Readiness("redis", False, "redis unreachable", type(exc).__name__)]
+    return [Readiness("redis", True)]
 
 
 @hookimpl

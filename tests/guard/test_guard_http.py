@@ -244,3 +244,19 @@ def test_zengine_shared_store_is_redis_when_configured(prefix: str) -> None:
         assert store.keys("warm:t:") == ["warm:t:k", "warm:t:n"]
         assert store.delete("warm:t:k") == 1
         assert redis_client().get(prefix + "warm:t:n") == b"2"  # type: ignore[attr-defined]
+
+
+def test_guard_zengine_readiness_pings_redis(prefix: str) -> None:
+    from tests.guard.conftest import REDIS_URL, redis_client
+
+    redis_client()  # a missing Redis fails under CI=true
+    with make_client({"redis_url": REDIS_URL, "key_prefix": prefix}) as client:
+        up = client.get("/readyz")
+    assert up.status_code == 200 and {"backend": "redis", "ready": True} in up.json()["backends"]
+    with make_client({"redis_url": "redis://:pw-r3d1s@127.0.0.1:1/0", "redis_timeout": 0.2,
+                      "key_prefix": prefix}) as client:
+        down = client.get("/readyz")
+    assert down.status_code == 503
+    assert {"backend": "redis", "ready": False, "reason": "redis unreachable"} in \
+        down.json()["backends"]
+    assert "pw-r3d1s" not in down.text
