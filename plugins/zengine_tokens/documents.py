@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import structlog
+
 from zengine.catalog import ACCOUNT_FIELDS
 from zengine.models import Document, Element, Identity
 from zengine_tokens.api import TokenService
@@ -49,7 +51,10 @@ def add_tokens(document: Document, identity: Identity, runtime: Runtime) -> None
             # Another server's token URL, issuing off, a document a token fetch is building,
             # or a static token from the users file: leave the account as it is.
             continue
+        # The hook gets no request: the address comes from the request's log context.
+        addr = structlog.contextvars.get_contextvars().get("client_addr")
         issued = service.issue(identity.username, tenant=identity.tenant or "",
                                account=resolved.account.ident, purpose="document",
-                               actor="document", check_user=False)
+                               actor="document", check_user=False,
+                               client_addr=addr if isinstance(addr, str) else None)
         _put(element, "token", issued.token)

@@ -70,6 +70,11 @@ def test_zengine_register_routes_mounts_the_configured_path(tmp_path: Path,
         issued = service.issue("bob")
         assert client.get(f"/token?id={issued.token}").status_code == 404
         assert b"<options>" in client.get(f"/t/fetch?k={issued.token}").content
+        # The plugin mount claims its own paths only: the core keeps its 405s and 404s.
+        assert client.put("/id.php").status_code == 405
+        assert client.put("/t/fetch").status_code == 405
+        nowhere = client.get("/nowhere")
+        assert nowhere.status_code == 404 and b"<error" in nowhere.content
 
 
 class CountingGuard:
