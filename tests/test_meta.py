@@ -50,3 +50,15 @@ def test_hook_has_a_test(hook: str) -> None:
 def test_documented_hooks_exist() -> None:
     documented = set(re.findall(r"### `(zengine_\w+)`", DOCS))
     assert documented == set(HOOKS)
+
+
+#: TEAM standard: "keep zengine/ small; no module over ~400 lines".
+MAX_CORE_MODULE_LINES = 400
+
+
+def test_core_modules_stay_small() -> None:
+    sizes = {path.name: len(path.read_text(encoding="utf-8").splitlines())
+             for path in sorted((ROOT / "zengine").glob("*.py"))}
+    assert sizes, "no core modules found"
+    too_big = {name: n for name, n in sizes.items() if n > MAX_CORE_MODULE_LINES}
+    assert not too_big, f"split these modules (over {MAX_CORE_MODULE_LINES} lines): {too_big}"
