@@ -53,7 +53,10 @@ def add_tokens(document: Document, identity: Identity, runtime: Runtime) -> None
             continue
         # The hook gets no request: the address comes from the request's log context.
         addr = structlog.contextvars.get_contextvars().get("client_addr")
-        issued = service.issue(identity.username, tenant=identity.tenant or "",
+        # Tenant "" like the CLI's and the portal's tokens (until tenants exist, issue 13):
+        # under the user's own tenant, `tokens list/revoke --user` and the portal's sign-out
+        # would not see this token.
+        issued = service.issue(identity.username, tenant="",
                                account=resolved.account.ident, purpose="document",
                                actor="document", check_user=False,
                                client_addr=addr if isinstance(addr, str) else None)

@@ -59,8 +59,10 @@ class TokensSettings(BaseModel):
     #: The ``token_url`` documents get; default ``[server] public_url`` + ``path`` + ``?id=``.
     token_url: str | None = None
     #: Put a freshly issued token into each account of a document whose ``token_url`` is this
-    #: server's token URL (and whose account has no static ``token``).
-    issue_in_documents: bool = True
+    #: server's token URL (and whose account has no static ``token``). Off by default: a phone
+    #: fetches its document at every app start, so this is a database write per start, a row
+    #: per start until ``tokens purge``, and no document cache.
+    issue_in_documents: bool = False
     #: Zoiper OEM provider id for the QR-howto link (``provider_id=``).
     provider_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     #: The OEM QR-howto page the link points at.

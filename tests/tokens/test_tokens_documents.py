@@ -11,6 +11,8 @@ import pytest
 from lxml import etree
 from starlette.testclient import TestClient
 
+import zengine_tokens
+from tests.tokens import conftest
 from tests.tokens.conftest import AuditSink, config_for, plugins
 from zengine.app import create_app
 from zengine.errors import ConfigError
@@ -43,9 +45,25 @@ def _accounts(body: bytes) -> dict[str, etree._Element]:
     return {a.findtext("ident") or "": a for a in root.iterfind("accounts/account")}
 
 
+def test_by_default_app_starts_write_no_tokens_and_documents_stay_cacheable(
+        client_for: Callable[..., TestClient], sink: AuditSink) -> None:
+    # A returning phone fetches its document at every app start: issuing a token into each
+    # would be a database write per start, a table growing with starts, and no warm-path
+    # cache. The default sends this server's token_url and no token.
+    client = client_for()
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    for _ in range(3):
+        office = _accounts(client.get("/id.php", params=LOGIN).content)["alice-office"]
+        assert office.findtext("token_url") == "https://prov.example.com/token?id="
+        assert office.find("token") is None
+    assert token_service(runtime).list("alice") == []
+    assert sink.named("token.issued") == []
+    assert zengine_tokens.zengine_data_generation(runtime) is not None
+
+
 def test_documents_get_this_servers_token_url_and_a_token_it_redeems(
         client_for: Callable[..., TestClient], sink: AuditSink) -> None:
-    client = client_for()
+    client = client_for({"issue_in_documents": True})
     accounts = _accounts(client.get("/id.php", params=LOGIN).content)
     office = accounts["alice-office"]
     tags = [child.tag for child in office]
@@ -63,7 +81,7 @@ def test_documents_get_this_servers_token_url_and_a_token_it_redeems(
 
 def test_a_new_document_revokes_the_last_document_token_not_a_link(
         client_for: Callable[..., TestClient]) -> None:
-    client = client_for()
+    client = client_for({"issue_in_documents": True})
     service = token_service(client.app.state.runtime)  # type: ignore[attr-defined]
     link = service.issue("alice", account="alice-office")
     first = _accounts(client.get("/id.php", params=LOGIN).content)["alice-office"]
@@ -73,9 +91,24 @@ def test_a_new_document_revokes_the_last_document_token_not_a_link(
     assert b"<options>" in client.get(f"/token?id={link.token}").content
 
 
+def test_document_tokens_are_listed_and_revoked_with_the_users_other_tokens(
+        client_for: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    # alice has a tenant in the users file; the CLI and the portal key tokens by tenant ""
+    # (until tenants exist), so a document token under her tenant would be invisible to
+    # `tokens list alice` and survive `tokens revoke --user alice` and the portal's sign-out.
+    monkeypatch.setattr(conftest, "USERS", conftest.USERS.replace(
+        "[users.alice]\n", '[users.alice]\ntenant = "wonderland"\n'))
+    client = client_for({"issue_in_documents": True})
+    service = token_service(client.app.state.runtime)  # type: ignore[attr-defined]
+    office = _accounts(client.get("/id.php", params=LOGIN).content)["alice-office"]
+    assert [i.purpose for i in service.list("alice")] == ["document", "document"]
+    assert service.revoke_user("alice") == 2
+    assert b'<error code="1">' in client.get(f"/token?id={office.findtext('token')}").content
+
+
 def test_a_token_fetch_for_the_full_document_issues_no_new_token(
         client_for: Callable[..., TestClient], sink: AuditSink) -> None:
-    client = client_for({"reply": "full"})
+    client = client_for({"reply": "full", "issue_in_documents": True})
     service = token_service(client.app.state.runtime)  # type: ignore[attr-defined]
     issued = service.issue("bob")
     root = etree.fromstring(client.get(f"/token?id={issued.token}").content)
@@ -91,14 +124,14 @@ def test_other_token_urls_static_tokens_and_issuing_off(
     office = _accounts(other.get("/id.php", params=LOGIN).content)["alice-office"]
     assert office.findtext("token_url") == "https://else.example.net/t?id="
     assert office.find("token") is None
-    off = client_for({"issue_in_documents": False})
+    off = client_for()
     office = _accounts(off.get("/id.php", params=LOGIN).content)["alice-office"]
     assert office.findtext("token_url") == "https://prov.example.com/token?id="
     assert office.find("token") is None
 
 
 def test_desktop_documents_get_no_token_fields(client_for: Callable[..., TestClient]) -> None:
-    client = client_for()
+    client = client_for({"issue_in_documents": True})
     body = client.get("/desktop", params={"username": "alice", "password": "wonderland"})
     assert b"token" not in body.content and b"<error" not in body.content
 
