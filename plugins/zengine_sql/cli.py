@@ -251,7 +251,11 @@ def private_file(target: Path) -> Iterator[TextIO]:
         raise admin.AdminError(f"{target}: is a symbolic link; refusing to write through it")
     if target.exists() and not target.is_file():
         raise admin.AdminError(f"{target}: exists and is not a regular file")
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
+    except OSError as exc:
+        # The file the operator named, not the temporary one beside it.
+        raise admin.AdminError(f"{target}: cannot write: {exc.strerror}") from None
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:

@@ -87,6 +87,17 @@ def test_export_refuses_a_symlink(cli: Run, tmp_path: Path) -> None:
     assert victim.read_text(encoding="utf-8") == "precious" and link.is_symlink()
 
 
+
+def test_export_into_a_missing_directory_names_the_file(cli: Run, tmp_path: Path) -> None:
+    # The operator's cause, once: the file asked for, not the private temporary name next to
+    # it or a Python exception class.
+    assert cli("users", "add", "dan", "--no-password")[0] == 0
+    target = tmp_path / "no-such-dir" / "users.json"
+    code, _, err = cli("users", "export", "-o", str(target))
+    assert code == 1 and f"{target}: cannot write" in err and "No such file" in err, err
+    assert "Error:" not in err and ".users.json." not in err, err
+    assert not target.parent.exists()
+
 def test_export_replaces_a_file_of_someone_else_with_a_private_one(cli: Run,
                                                                    tmp_path: Path) -> None:
     assert cli("users", "add", "eve", "--no-password")[0] == 0
