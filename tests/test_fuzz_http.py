@@ -58,3 +58,18 @@ def test_fuzzed_requests_never_get_a_5xx(tmp_path: Path) -> None:
     assert sum(tally.statuses.values()) == REQUESTS and len(tally.statuses) > 3, report
     assert output.count("provision.request") > REQUESTS // 8 and tally.statuses[200] > 0, report
     assert "provision.crash" not in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize("engine", ["granian", "uvicorn"])
+def test_other_engines_never_answer_the_fuzz_with_a_5xx(tmp_path: Path, engine: str) -> None:
+    # docs/security.md says granian and uvicorn answer malformed HTTP themselves, without the
+    # error document, but never with a 5xx: hold them to that part (a smaller, bounded run).
+    count = max(REQUESTS // 5, 100)
+    with running_server(EXAMPLE_CONFIG, tmp_path,
+                        env={**FAST, "ZENGINE_SERVER__ENGINE": engine}) as server:
+        tally = fuzzgen.run(server.address, SEED, count)
+        output = server.output()
+    report = f"{engine}: {tally.requests} requests, statuses {dict(tally.statuses)}"
+    assert tally.requests == count and tally.statuses[200] > 0, report
+    assert tally.server_errors == 0, report
+    assert "provision.crash" not in output and "Traceback" not in output, output[-2000:]
