@@ -213,6 +213,44 @@ def test_redaction_covers_tracebacks_keys_and_secret_types() -> None:
     assert "RuntimeError" in lines[1]["exception"]
 
 
+
+def test_http_client_libraries_log_no_url_or_headers_even_at_debug() -> None:
+    """httpx2 logs every request's URL at INFO and httpcore2 the CRM's response headers at
+    DEBUG: a value the HTTP backend puts in a URL path (an attribute from the login answer,
+    such as a session id) or a Set-Cookie the CRM answers must not reach zengine's log."""
+    import http.server
+    import threading
+
+    class Crm(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Set-Cookie", "crm_session=Cookie-From-The-Crm-77")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    crm = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Crm)
+    threading.Thread(target=crm.serve_forever, daemon=True).start()
+    stream = io.StringIO()
+    configure_logging(LoggingSettings(format="json", level="debug"), stream=stream)
+    try:
+        url = f"http://127.0.0.1:{crm.server_address[1]}/sessions/Session-In-Path-42/lines"
+        with httpx.Client() as client:
+            assert client.get(url).status_code == 200
+        structlog.get_logger("test").debug("after")
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+        crm.shutdown()
+        crm.server_close()
+    text = stream.getvalue()
+    assert '"after"' in text  # debug lines were written at all
+    for secret in ("Session-In-Path-42", "Cookie-From-The-Crm-77"):
+        assert secret not in text, text
+
 @pytest.mark.subprocess
 @pytest.mark.parametrize("log_format", ["console", "json"])
 def test_hostile_values_reach_the_log_escaped_cut_or_not_at_all(tmp_path: Path,

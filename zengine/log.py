@@ -205,6 +205,11 @@ def configure_logging(settings: LoggingSettings, stream: Any = None) -> None:
     for name in ("hypercorn.error", "hypercorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # The HTTP client libraries log every request's URL (INFO) and the peer's response headers
+    # (DEBUG, Set-Cookie included): values a backend puts in a URL path or answers in a header
+    # are not zengine's to log. Their warnings and errors still come through.
+    for name in ("httpx2", "httpcore2", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
     structlog.configure(
         processors=[
             *_shared_processors()[:-1],
