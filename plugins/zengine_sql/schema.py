@@ -11,22 +11,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
+
+from zengine.sqltypes import login_string
 
 VERSION_TABLE = "zengine_alembic_version"
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def login_string(length: int) -> sa.types.TypeEngine[str]:
-    """Logins compare byte-exact on every database: MariaDB's default collation would make
-    ``Alice`` and ``alice`` the same user while PostgreSQL and SQLite would not."""
-    return sa.String(length).with_variant(
-        mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb")
 
 
 #: Explicit constraint names, so migrations and reflection agree on every database.

@@ -3,42 +3,12 @@ backend's schema (or a PBX's tables) without touching them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+
+from zengine.sqltypes import UtcDateTime, login_string
 
 VERSION_TABLE = "zengine_tokens_alembic_version"
 TABLE_NAME = "zengine_tokens"
-
-
-class UtcDateTime(sa.types.TypeDecorator[datetime]):
-    """Aware UTC datetimes in, aware UTC datetimes out, stored naive on every database.
-
-    SQLite and MariaDB keep no time zone, and comparing stored values in SQL (``expires_at >
-    :now``) is only right when every value is in the same zone.
-    """
-
-    impl = sa.DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None else None
-
-
-def login_string(length: int) -> sa.types.TypeEngine[str]:
-    """Byte-exact comparison on MariaDB too (its default collation folds case)."""
-    return sa.String(length).with_variant(
-        mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb")
-
 
 METADATA = sa.MetaData()
 
