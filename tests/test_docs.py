@@ -14,9 +14,10 @@ MODELS = [s.ServerSettings, s.RequestSettings, s.ClientSettings, s.ErrorStatusSe
 
 
 def _plugin_models() -> list[type]:
+    from zengine.tenantconfig import TenantKeys, TenantsSettings
     from zengine_guard.settings import GuardSettings
 
-    return [GuardSettings]
+    return [GuardSettings, TenantsSettings, TenantKeys]
 
 
 @pytest.mark.parametrize("model", MODELS + _plugin_models(), ids=lambda m: m.__name__)

@@ -13,6 +13,7 @@ import structlog
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -25,6 +26,7 @@ from zengine.pipeline import Reply, handle
 from zengine.request import build_request
 from zengine.runtime import Runtime, build_runtime
 from zengine.settings import Settings
+from zengine.tenancy import SCOPE_KEY, PathKeyMask, keyed_paths
 from zengine.web import plugin_routes
 from zengine.xmlio import error_document
 
@@ -111,6 +113,7 @@ def create_app(
                 headers=request.headers,
                 client_addr=client_addr,
                 settings=settings,
+                path_key=request.scope.get(SCOPE_KEY),
             )
 
         work = functools.partial(handle, make, rt, path=path, client_addr=client_addr)
@@ -142,10 +145,16 @@ def create_app(
 
     routes: list[BaseRoute] = [Route(path, provision_endpoint, methods=["GET", "POST"])
                                for path in _paths(settings)]
+    middleware = []
+    if "path_key" in rt.resolver.order and rt.resolver.enabled:
+        # /t/<key>/id.php, seen by everything after the mask as /t/*/id.php.
+        routes.extend(Route(path, provision_endpoint, methods=["GET", "POST"])
+                      for path in keyed_paths(_paths(settings)))
+        middleware.append(Middleware(PathKeyMask))
     routes.extend(health.routes(rt))
     routes.extend(plugin_routes(rt.hooks.register_routes(rt),
                                 [*_paths(settings), *health.HEALTH_PATHS]))
-    app = Starlette(routes=routes, lifespan=lifespan,
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={404: _http_error, 405: _http_error})
     # No slash redirect: it would echo the query (the password) in a Location built from the
     # client's Host header. ``/id.php/`` is a 404 error document like any unknown path.

@@ -70,6 +70,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print(f"warning: {warning}")
         for warning in secret_file_warnings(runtime):
             print(f"warning: {warning}")
+        if runtime.tenants:
+            print(f"tenants resolved by: {', '.join(runtime.resolver.order)}; default: "
+                  f"{runtime.resolver.default or 'none (refused)'}")
+        for name, tenant in runtime.tenants.items():
+            chain = tenant.settings.auth.chain or chain
+            print(f"tenant {name}: OK; chain: {', '.join(chain)}; profiles: "
+                  f"{', '.join(sorted(tenant.settings.profiles)) or 'none'}")
+            for warning in [*config_warnings(tenant.settings), *secret_file_warnings(tenant)]:
+                print(f"warning: tenant {name}: {warning}")
         if args.probe:
             for item in runtime.hooks.readiness(runtime):
                 failed = failed or not item.ready
@@ -118,9 +127,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     from zengine.render import render_document
 
     runtime = _runtime(args)
+    served = runtime.for_tenant(args.tenant or "")
+    if served is None:
+        raise ConfigError(f"no tenant {args.tenant!r}; configured: "
+                          f"{', '.join(sorted(runtime.tenants)) or 'none'}")
     runtime.start()
     try:
-        body = render_document(runtime, args.username, version=args.version, family=args.family)
+        body = render_document(served, args.username, version=args.version, family=args.family)
     finally:
         runtime.stop()
     sys.stdout.buffer.write(body)
@@ -192,6 +205,23 @@ def cmd_make_secret(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tenant_key(args: argparse.Namespace) -> int:
+    from zengine.tenancy import key_digest, load_key_secret, new_path_key
+
+    settings = load_settings(args.config)
+    secret = load_key_secret(settings)
+    if secret is None:
+        raise ConfigError(f"{settings.source}: set [tenants] path_key_secret (or "
+                          "path_key_secret_file) first; make one with `zengine make-secret`")
+    key = new_path_key()
+    # The key on stdout, once (for the phones' URL); the digest, which is all the config
+    # keeps, on stderr with where it goes.
+    print(key)
+    print(f"add to [tenants.<name>] path_keys: \"{key_digest(secret, key)}\" (then reload); "
+          "phones use /t/<key>/id.php", file=sys.stderr)
+    return 0
+
+
 def build_parser(runtime_commands: Sequence[Any] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zengine", description="Provisioning server for the Zoiper softphone.")
@@ -222,6 +252,8 @@ def build_parser(runtime_commands: Sequence[Any] = ()) -> argparse.ArgumentParse
     render.add_argument("--version", "-V", dest="version", help="client version (default: none)")
     render.add_argument("--family", choices=("mobile", "legacy", "desktop"),
                         help="document family (default: detected as for a request)")
+    render.add_argument("--tenant", "-t", help="render as this tenant's user (default: the "
+                        "global settings)")
     render.set_defaults(func=cmd_render)
 
     plugins = sub.add_parser("plugins", help="list loaded plugins and the hooks they implement",
@@ -259,6 +291,15 @@ def build_parser(runtime_commands: Sequence[Any] = ()) -> argparse.ArgumentParse
     secret.add_argument("--output", "-o", metavar="FILE",
                         help="create FILE (mode 0600) instead of printing; never overwrites")
     secret.set_defaults(func=cmd_make_secret)
+
+    tkey = sub.add_parser(
+        "tenant-key", help="make a path key for /t/<key>/id.php and print its digest",
+        description="Print a new 256-bit path key (give it to the tenant's phones as "
+                    "/t/<key>/id.php) and, on stderr, the keyed digest to add to "
+                    "[tenants.<name>] path_keys; the config never holds the key itself. "
+                    "Needs [tenants] path_key_secret.")
+    _add_config(tkey)
+    tkey.set_defaults(func=cmd_tenant_key)
 
     for command in runtime_commands:
         child = sub.add_parser(command.name, help=command.help, description=command.help)

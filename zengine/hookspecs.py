@@ -98,6 +98,32 @@ def zengine_detect_client(request: ProvisionRequest, runtime: Runtime) -> Client
     """
 
 
+@hookspec(firstresult=True)
+def zengine_resolve_tenant(request: ProvisionRequest, runtime: Runtime) -> str | None:
+    """Name the tenant of a request before the built-in chain (``[tenants] resolve``) does.
+
+    Called only when ``[tenants]`` configures tenants, once per request, on the global
+    runtime, from :func:`zengine.tenancy.resolve_tenant` (the one function every request path
+    uses). ``request.credentials`` still holds the username as the client sent it
+    (``alice@acme``), ``request.path`` shows a path key masked (``/t/*/id.php``) and
+    ``request.path_key`` holds the key (a ``SecretStr``: never log it).
+
+    :return: the name of a configured tenant; ``None`` to leave the decision to the next
+      plugin and then to the built-in chain. A name that is not configured refuses the
+      request with exactly a wrong login's answer (the guard counts it), so return only
+      names you know.
+
+    After resolution the tenant is ``request.tenant`` (:class:`~zengine.models.ProvisionRequest`),
+    ``identity.tenant``, ``attempt.tenant`` (:class:`~zengine.models.LoginAttempt`) and
+    ``runtime.tenant`` of the runtime every later hook receives.
+
+    Ordering: the first non-``None`` answer wins. Keep it fast and free of I/O if you can: it
+    runs for every request, the ones an attacker sends included.
+
+    .. versionadded:: 0.3
+    """
+
+
 @hookspec
 def zengine_authenticate(
     credentials: Credentials, request: ProvisionRequest, runtime: Runtime

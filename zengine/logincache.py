@@ -125,10 +125,14 @@ def _field(value: str | None) -> bytes:
 
 
 class LoginCache:
-    def __init__(self, settings: LoginCacheSettings, key: bytes, entries: _Entries) -> None:
+    def __init__(self, settings: LoginCacheSettings, key: bytes, entries: _Entries,
+                 tenant: str = "") -> None:
         self.settings = settings
         self._key = key
         self.entries = entries
+        #: Slots are per (tenant, username): tenants share the store, and alice of one tenant
+        #: must not evict alice of another.
+        self.tenant = tenant
 
     def __repr__(self) -> str:
         return f"LoginCache(enabled={self.settings.enabled}, store={self.entries.kind!r})"
@@ -144,11 +148,14 @@ class LoginCache:
         # The username is keyed too: a dump of the store does not even list who logged in. One
         # slot per login name (the digest holds backend and tenant), so a lockout or an
         # operator's command can drop it knowing the name alone.
-        return f"{_KEY_PREFIX}:{self._mac('user', username).hex()[:32]}"
+        parts = ("user", username) if not self.tenant else ("tenant-user", self.tenant, username)
+        return f"{_KEY_PREFIX}:{self._mac(*parts).hex()[:32]}"
 
     def _digest(self, key: LoginKey, password: str) -> bytes:
+        # The runtime's tenant too: a backend that reports no tenant of its own (a users file
+        # per tenant) must still never let one tenant's entry match another's login.
         return self._mac("login-v1", key.backend, key.tenant, key.username, key.material,
-                         password)
+                         password, *((self.tenant,) if self.tenant else ()))
 
     def _safely(self, action: str, call: Callable[[], bytes | int | None]) -> bytes | int | None:
         """A store that cannot answer is a miss (the slow path still decides), logged loudly."""
@@ -218,7 +225,7 @@ def load_key(settings: LoginCacheSettings, resolve: Callable[[Path], Path]) -> b
 
 
 def build(settings: LoginCacheSettings, resolve: Callable[[Path], Path],
-          shared: _Entries | None) -> LoginCache:
+          shared: _Entries | None, *, tenant: str = "") -> LoginCache:
     """The cache for one runtime: the shared store when there is one (and ``store = "auto"``)."""
     key = load_key(settings, resolve)
     entries: _Entries
@@ -230,4 +237,4 @@ def build(settings: LoginCacheSettings, resolve: Callable[[Path], Path],
     else:
         entries = LocalEntries(settings.max_entries)
     # Without a configured secret a random one per process: correct, just not shared.
-    return LoginCache(settings, key if key is not None else os.urandom(32), entries)
+    return LoginCache(settings, key if key is not None else os.urandom(32), entries, tenant)

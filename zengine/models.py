@@ -98,9 +98,20 @@ class ProvisionRequest:
     client_addr: str
     credentials: Credentials | None
     version_raw: str | None
+    #: The tenant the request was resolved to (:func:`zengine.tenancy.resolve_tenant`):
+    #: ``""`` without ``[tenants]``; :data:`UNKNOWN_TENANT` for one that is refused.
+    tenant: str = ""
+    #: The secret of a ``/t/<key>/...`` path (``path`` then shows ``/t/*/...``); never log it.
+    path_key: SecretStr | None = None
 
     def __repr__(self) -> str:
-        return f"ProvisionRequest(path={self.path!r}, client_addr={self.client_addr!r})"
+        return (f"ProvisionRequest(path={self.path!r}, client_addr={self.client_addr!r}, "
+                f"tenant={self.tenant!r})")
+
+
+#: The tenant of a request no tenant claims, or that names one that does not exist: refused
+#: with a wrong login's answer. Not a valid tenant name, so no configured tenant can be it.
+UNKNOWN_TENANT = "?"
 
 
 @dataclass(frozen=True)
@@ -248,6 +259,8 @@ class AuditEvent:
     version: str | None = None
     account_count: int = 0
     detail: str | None = None
+    #: The request's tenant (``""`` without ``[tenants]``; ``"?"`` for an unknown one).
+    tenant: str = ""
 
 
 @dataclass(frozen=True)
@@ -308,7 +321,8 @@ class LoginAttempt:
     secret: SecretStr
     #: The real client address (``[server] trusted_proxies`` applied).
     client_addr: str
-    #: Tenant the login is for; ``""`` until tenants exist (issue 13).
+    #: Tenant the login is for (``""`` without ``[tenants]``; :data:`UNKNOWN_TENANT` for a
+    #: request refused as an unknown tenant, whose guessing a guard should count too).
     tenant: str = ""
     path: str = ""
     #: ``"password"`` for provisioning logins; other plugins use their own kinds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from zengine.errors import (
     ZengineError,
 )
 from zengine.models import (
+    UNKNOWN_TENANT,
     AuditEvent,
     AuthResult,
     ClientInfo,
@@ -33,6 +35,7 @@ from zengine.models import (
 )
 from zengine.profiles import resolve_accounts
 from zengine.runtime import Runtime
+from zengine.tenancy import resolve_tenant, runtime_for
 from zengine.transforms import apply_transforms
 from zengine.xmlio import error_document, serialize
 
@@ -58,10 +61,14 @@ def authenticate(request: ProvisionRequest, runtime: Runtime, outcome: Outcome) 
     if not credentials.password.get_secret_value():
         raise MissingPassword("no password in request")
     attempt = LoginAttempt(username=credentials.username, secret=credentials.password,
-                           client_addr=request.client_addr, path=request.path)
+                           client_addr=request.client_addr, tenant=request.tenant,
+                           path=request.path)
     result = check_login(attempt, credentials, request, runtime)
     if isinstance(result, Identity):
         outcome.backend = result.backend
+        if runtime.tenant and result.tenant != runtime.tenant:
+            # The tenant is the runtime's, whatever the backend's row says.
+            result = dataclasses.replace(result, tenant=runtime.tenant)
         return result
     if isinstance(result, Rejected):
         outcome.backend = result.backend
@@ -87,8 +94,10 @@ def check_login(attempt: LoginAttempt, credentials: Credentials, request: Provis
         # is followed by a full password check, not by a cached one.
         runtime.logins.forget(attempt.username)
         raise
-    result = runtime.hooks.authenticate(credentials, request, runtime,
-                                        runtime.settings.auth.chain)
+    # An unknown tenant asks no backend (it has none), and then costs and answers exactly
+    # what an unknown user does.
+    result = None if attempt.tenant == UNKNOWN_TENANT else runtime.hooks.authenticate(
+        credentials, request, runtime, runtime.settings.auth.chain)
     if result is None:
         # Nobody knows this user: spend what a wrong password costs, once for the whole chain.
         runtime.passwords.verify(None, credentials.password.get_secret_value())
@@ -170,6 +179,7 @@ def _audit(runtime: Runtime, request: ProvisionRequest, outcome: Outcome, event:
         version=str(client.version) if client else None,
         account_count=outcome.account_count,
         detail=detail,
+        tenant=request.tenant,
     ), runtime)
 
 
@@ -211,14 +221,18 @@ def _handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime) -> R
     start = time.perf_counter()
     outcome = Outcome()
     request: ProvisionRequest | None = None
+    served = runtime
     try:
-        request = make_request()
-        reply = Reply(200, provision(request, runtime, outcome))
+        request = resolve_tenant(make_request(), runtime)
+        served = runtime_for(request, runtime)
+        if request.tenant:
+            structlog.contextvars.bind_contextvars(tenant=request.tenant)
+        reply = Reply(200, provision(request, served, outcome))
     except ZengineError as exc:
         if isinstance(exc, BackendUnavailable):
             outcome.outcome = "unavailable"
             if request is not None:
-                _audit(runtime, request, outcome, "backend.unavailable", "unavailable",
+                _audit(served, request, outcome, "backend.unavailable", "unavailable",
                        exc.detail)
         elif outcome.outcome == "error" and exc.kind != "internal":
             outcome.outcome = exc.kind

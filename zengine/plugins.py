@@ -132,6 +132,13 @@ class Hooks:
                                                                   runtime=runtime)
         return result
 
+    def resolve_tenant(self, request: ProvisionRequest, runtime: Runtime) -> str | None:
+        result = self._h.zengine_resolve_tenant(request=request, runtime=runtime)
+        if result is not None and not isinstance(result, str):
+            raise TypeError(f"zengine_resolve_tenant returned {type(result).__name__}; "
+                            "expected a tenant name or None")
+        return result
+
     def _chain(self, hook: str, chain: Sequence[str]) -> list[pluggy.HookImpl]:
         """Implementations of ``hook`` in ``[auth] chain`` order (pluggy's order if empty)."""
         impls = getattr(self._h, hook).get_hookimpls()
@@ -316,10 +323,13 @@ def _kwargs(impl: pluggy.HookImpl, **available: Any) -> dict[str, Any]:
 
 
 def check_chain(chain: Sequence[str], backends: Sequence[str],
-                account_sources: Mapping[str, Sequence[str]] | None = None) -> None:
+                account_sources: Mapping[str, Sequence[str]] | None = None, *,
+                where: str = "") -> None:
+    # A tenant's chain names its table: "zengine.toml [tenants.acme] [auth] chain ...".
+    prefix = f"{where} " if "[tenants." in where else ""
     twice = sorted({name for name in chain if list(chain).count(name) > 1})
     if twice:
-        raise ConfigError(f"[auth] chain names {twice} more than once")
+        raise ConfigError(f"{prefix}[auth] chain names {twice} more than once")
     named = {"chain": list(chain)}
     for backend, sources in (account_sources or {}).items():
         named[f"account_sources.{backend}"] = [backend, *sources]
@@ -327,6 +337,6 @@ def check_chain(chain: Sequence[str], backends: Sequence[str],
         unknown = [name for name in names if name not in backends]
         if unknown:
             raise ConfigError(
-                f"[auth] {key} names {unknown} but the loaded authentication backends are "
+                f"{prefix}[auth] {key} names {unknown} but the loaded authentication backends are "
                 f"{sorted(backends) or 'none'}"
             )

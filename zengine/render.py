@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import MappingProxyType
 
 from zengine.errors import LoginFailed
@@ -29,4 +30,6 @@ def render_document(runtime: Runtime, username: str, *, version: str | None = No
     if identity is None:
         raise LoginFailed(f"No backend knows user {username!r}",
                           public_message=f"No backend knows user {username!r}.")
+    if runtime.tenant and identity.tenant != runtime.tenant:
+        identity = dataclasses.replace(identity, tenant=runtime.tenant)
     return render_for(identity, client, runtime, Outcome())

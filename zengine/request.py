@@ -117,7 +117,7 @@ def basic_credentials(header: str, limit: int) -> Credentials:
 
 def build_request(
     *, path: str, query: bytes, body: bytes, headers: Mapping[str, str], client_addr: str,
-    settings: Settings,
+    settings: Settings, path_key: str | None = None,
 ) -> ProvisionRequest:
     params: dict[str, str] = {}
     names = settings.request
@@ -138,7 +138,8 @@ def build_request(
     if credentials is not None:
         refuse_unstorable(credentials)
     return ProvisionRequest(path=path, params=params, headers=headers, client_addr=client_addr,
-                            credentials=credentials, version_raw=version)
+                            credentials=credentials, version_raw=version,
+                            path_key=SecretStr(path_key) if path_key is not None else None)
 
 
 def refuse_unstorable(credentials: Credentials) -> None:

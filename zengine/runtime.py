@@ -17,6 +17,7 @@ from zengine.passwords import Passwords
 from zengine.plugins import Hooks, check_chain, check_disabled, create_plugin_manager
 from zengine.settings import Settings, format_validation_error
 from zengine.store import MemoryStore, SharedStore
+from zengine.tenancy import TenantResolver
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -33,6 +34,14 @@ class Runtime:
     #: Shared key-value state (see :mod:`zengine.store`); set by :meth:`start`.
     store: SharedStore = field(default_factory=MemoryStore)
     started: bool = False
+    #: The tenant this runtime serves (``""``: the global runtime, the only one without
+    #: ``[tenants]``). Plugins key their state by it; a metrics label reads it here.
+    tenant: str = ""
+    #: On the global runtime: each configured tenant's runtime, by name (same plugins, its
+    #: own settings and plugin state), built with it and started by :meth:`start`.
+    tenants: dict[str, Runtime] = field(default_factory=dict, repr=False, compare=False)
+    #: On a tenant's runtime: the global one (which owns the password pool).
+    root: Runtime | None = field(default=None, repr=False, compare=False)
 
     @cached_property
     def passwords(self) -> Passwords:
@@ -45,7 +54,13 @@ class Runtime:
         # The shared store (Redis) when a plugin provides one; the core's MemoryStore is no
         # better than the cache's own bounded LRU.
         shared = self.store if self.store.kind != "memory" else None
-        return logincache.build(self.settings.login_cache, self.settings.resolve_path, shared)
+        return logincache.build(self.settings.login_cache, self.settings.resolve_path, shared,
+                                tenant=self.tenant)
+
+    @cached_property
+    def resolver(self) -> TenantResolver:
+        """The built-in tenant chain's lookups (``[tenants]``), built with the runtime."""
+        return TenantResolver(self.settings)
 
     @cached_property
     def documents(self) -> DocumentCache:
@@ -63,20 +78,35 @@ class Runtime:
                             f"not {model.__name__}")
         return value
 
+    def for_tenant(self, name: str) -> Runtime | None:
+        """The runtime of tenant ``name`` (``""``: the global one), from any runtime."""
+        top = self.root or self
+        return top if name == "" else top.tenants.get(name)
+
     def start(self) -> None:
         if not self.started:
+            if self.root is not None:
+                # One bounded verification pool for every tenant: it bounds the machine.
+                self.__dict__["passwords"] = self.root.passwords
             self.passwords.warm()
             self.store = self.hooks.shared_store(self) or MemoryStore()
             _ = self.logins
             self.hooks.startup(self)
             self.transforms = self.hooks.transforms(self)
             self.started = True
+            # Every tenant's plugin state (users files, pools, guard) is built now, not on
+            # its first request.
+            for tenant in self.tenants.values():
+                tenant.start()
 
     def stop(self) -> None:
         if self.started:
+            for tenant in reversed(list(self.tenants.values())):
+                tenant.stop()
             self.hooks.shutdown(self)
             self.store.close()
-            self.passwords.pool.close()
+            if self.root is None:
+                self.passwords.pool.close()
             self.started = False
 
 
@@ -89,7 +119,18 @@ def build_runtime(
     pm = create_plugin_manager(disabled=settings.disabled_plugins,
                                load_entrypoints=load_entrypoints, plugins=plugins)
     hooks = Hooks(pm)
-    runtime = Runtime(settings=settings, hooks=hooks)
+    runtime = _configured(Runtime(settings=settings, hooks=hooks))
+    for name, tenant in settings.tenants.tenants.items():
+        runtime.tenants[name] = _configured(Runtime(settings=tenant.settings, hooks=hooks,
+                                                    tenant=name, root=runtime))
+    # Validated at load (check-config too): hosts, digests, the path keys' secret.
+    _ = runtime.resolver
+    return runtime
+
+
+def _configured(runtime: Runtime) -> Runtime:
+    """Validate every plugin table of ``runtime.settings`` and its auth chain."""
+    settings, hooks = runtime.settings, runtime.hooks
     specs = {spec.name: spec for spec in hooks.plugin_settings()}
     for name, table in settings.plugin_tables.items():
         if name in settings.disabled_plugins:
@@ -111,7 +152,8 @@ def build_runtime(
             except ValidationError as exc:
                 raise ConfigError(format_validation_error(
                     exc, f"{settings.source} [plugins.{name}] (missing)")) from None
-    check_chain(settings.auth.chain, hooks.auth_backends(), settings.auth.account_sources)
+    check_chain(settings.auth.chain, hooks.auth_backends(), settings.auth.account_sources,
+                where=settings.source)
     return runtime
 
 

@@ -6,6 +6,7 @@ frozen: nothing changes settings after startup.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -31,6 +32,14 @@ from zengine.settingsmodels import (
     SecretFile,
     ServerSettings,
     secret_files,
+)
+from zengine.tenantconfig import (
+    TenantDef,
+    TenantsConfig,
+    check_unique,
+    merge,
+    split_tenants,
+    tenant_overlay,
 )
 
 __all__ = [
@@ -70,6 +79,11 @@ class Settings:
     source: str = "<defaults>"
     #: Which ``ZENGINE_*`` variable set which key (``("server", "port")``), for error messages.
     env_sources: Mapping[tuple[str, ...], str] = field(default_factory=dict)
+    #: ``[tenants]``: the resolution chain and every tenant's own merged settings (empty:
+    #: one tenant, ``""``, as before tenants existed).
+    tenants: TenantsConfig = field(default_factory=TenantsConfig)
+    #: The tenant these settings are for (``""``: the global settings).
+    tenant: str = ""
 
     def resolve_path(self, path: str | Path) -> Path:
         candidate = Path(path).expanduser()
@@ -168,7 +182,7 @@ def _no_userinfo(text: str) -> str:
 
 _TOP_LEVEL = {"server", "request", "clients", "errors", "logging", "auth", "passwords",
               "login_cache", "document_cache",
-              "document", "defaults", "profiles", "default_profile", "plugins"}
+              "document", "defaults", "profiles", "default_profile", "plugins", "tenants"}
 
 
 def settings_from_mapping(
@@ -181,6 +195,26 @@ def settings_from_mapping(
     if unknown:
         raise ConfigError(f"{source}: unknown top-level keys {sorted(unknown)}; "
                           f"allowed: {', '.join(sorted(_TOP_LEVEL))}")
+    tenants_table = merged.pop("tenants", None) or {}
+    if not isinstance(tenants_table, dict):
+        raise ConfigError(f"{source}: [tenants] must be a table")
+    settings = _build(merged, env, base_dir or Path.cwd(), source)
+    if not tenants_table:
+        return settings
+    own, tables = split_tenants(tenants_table, source)
+    tenants: dict[str, TenantDef] = {}
+    for name, table in tables.items():
+        keys, overlay = tenant_overlay(name, table, source)
+        tenant_settings = _build(merge(merged, overlay), env, settings.base_dir,
+                                 f"{source} [tenants.{name}]", tenant=name)
+        tenants[name] = TenantDef(name, keys, tenant_settings)
+    config = TenantsConfig(own, tenants)
+    check_unique(config, source)
+    return dataclasses.replace(settings, tenants=config)
+
+
+def _build(merged: dict[str, Any], env: Mapping[tuple[str, ...], str], base_dir: Path,
+           source: str, tenant: str = "") -> Settings:
     document_table = dict(merged.get("document") or {})
     send_defaults = document_table.pop("send_defaults", False)
     if not isinstance(send_defaults, bool):
@@ -222,9 +256,10 @@ def settings_from_mapping(
         default_profile=default_profile,
         disabled_plugins=tuple(disabled),
         plugin_tables=plugins,
-        base_dir=base_dir or Path.cwd(),
+        base_dir=base_dir,
         source=source,
         env_sources=env,
+        tenant=tenant,
     )
 
 

@@ -193,7 +193,7 @@ class Guard:
         if reason in ("locked", "limited"):
             self.runtime.hooks.audit(AuditEvent(
                 event=f"login.{reason}", outcome=reason, username=attempt.username,
-                client_addr=attempt.client_addr,
+                client_addr=attempt.client_addr, tenant=attempt.tenant,
                 detail=f"{verdict.reason if verdict else ''}; retry after {retry_after}s"),
                 self.runtime)
 
