@@ -352,3 +352,28 @@ def test_portal_sessions_and_tokens_stay_out_of_the_output(tmp_path: Path) -> No
     assert "POST /portal/signin" in output
     for secret in [*seen, SESSION_KEY, "s3cr3t-portal", *SECRETS]:
         assert secret not in output, f"{secret!r} leaked into the server output"
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("engine", ["hypercorn", "granian", "uvicorn"])
+def test_tenant_path_keys_stay_out_of_access_request_and_audit_logs(tmp_path: Path,
+                                                                    engine: str) -> None:
+    from tests.tenants_kit import KEYS, PASSWORDS, PATH_SECRET, config
+
+    env = {"ZENGINE_LOGGING__LEVEL": "debug", "ZENGINE_SERVER__ENGINE": engine}
+    wrong_key = "Wrong-path-key-0123456789-abcdefghijklmn"
+    with running_server(config(tmp_path), tmp_path, env=env) as server:
+        for key in (KEYS["acme"][0], KEYS["globex"][0], wrong_key):
+            for tail in ("id.php", "no-such-path"):
+                answer = httpx.get(f"{server.base}/t/{key}/{tail}",
+                                   params={"username": "alice", "password": PASSWORDS["acme"]})
+                assert answer.status_code == (200 if tail == "id.php" else 404)
+                assert key not in answer.text
+    time.sleep(0.2)
+    output = server.output()
+    # The access log and the request log did see these requests, with the key masked.
+    assert re.search(r'GET /t/~/id\.php (HTTP/)?1\.1\\?" 200', output), output
+    assert output.count("provision.request") == 3 and '"tenant": "acme"' in output, output
+    assert "audit.login.accepted" in output and '"tenant": "?"' in output
+    for secret in [*KEYS["acme"], *KEYS["globex"], wrong_key, PATH_SECRET]:
+        assert secret not in output, f"a path key leaked into the {engine} server output"

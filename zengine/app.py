@@ -147,7 +147,7 @@ def create_app(
                                for path in _paths(settings)]
     middleware = []
     if "path_key" in rt.resolver.order and rt.resolver.enabled:
-        # /t/<key>/id.php, seen by everything after the mask as /t/*/id.php.
+        # /t/<key>/id.php, seen by everything after the mask as /t/~/id.php.
         routes.extend(Route(path, provision_endpoint, methods=["GET", "POST"])
                       for path in keyed_paths(_paths(settings)))
         middleware.append(Middleware(PathKeyMask))

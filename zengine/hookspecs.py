@@ -105,7 +105,7 @@ def zengine_resolve_tenant(request: ProvisionRequest, runtime: Runtime) -> str |
     Called only when ``[tenants]`` configures tenants, once per request, on the global
     runtime, from :func:`zengine.tenancy.resolve_tenant` (the one function every request path
     uses). ``request.credentials`` still holds the username as the client sent it
-    (``alice@acme``), ``request.path`` shows a path key masked (``/t/*/id.php``) and
+    (``alice@acme``), ``request.path`` shows a path key masked (``/t/~/id.php``) and
     ``request.path_key`` holds the key (a ``SecretStr``: never log it).
 
     :return: the name of a configured tenant; ``None`` to leave the decision to the next

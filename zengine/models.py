@@ -101,7 +101,7 @@ class ProvisionRequest:
     #: The tenant the request was resolved to (:func:`zengine.tenancy.resolve_tenant`):
     #: ``""`` without ``[tenants]``; :data:`UNKNOWN_TENANT` for one that is refused.
     tenant: str = ""
-    #: The secret of a ``/t/<key>/...`` path (``path`` then shows ``/t/*/...``); never log it.
+    #: The secret of a ``/t/<key>/...`` path (``path`` then shows ``/t/~/...``); never log it.
     path_key: SecretStr | None = None
 
     def __repr__(self) -> str:

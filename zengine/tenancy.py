@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 #: ``/t/<key>/rest``: the key is one path segment of the URL-safe base64 alphabet.
 PATH_KEY_PREFIX = "/t/"
 #: What the logs, the router and plugins see instead of the key.
-MASKED_SEGMENT = "*"
+MASKED_SEGMENT = "~"
 #: At least 128 bits: 22 characters of URL-safe base64.
 MIN_KEY_CHARS = 22
 _KEY = re.compile(rf"[A-Za-z0-9_-]{{{MIN_KEY_CHARS},128}}", re.ASCII)
@@ -188,7 +188,7 @@ def runtime_for(request: ProvisionRequest, runtime: Runtime) -> Runtime:
 
 
 class PathKeyMask:
-    """ASGI middleware: ``/t/<key>/id.php`` becomes ``/t/*/id.php`` in the scope before
+    """ASGI middleware: ``/t/<key>/id.php`` becomes ``/t/~/id.php`` in the scope before
     anything reads it, so no access log, request log, audit line or plugin sees the key; the
     key itself waits under :data:`SCOPE_KEY` for the endpoint. Engines that log from the
     scope (hypercorn, uvicorn) log the masked path."""
@@ -217,7 +217,7 @@ def mask_scope(scope: dict[str, Any]) -> None:
 
 
 def keyed_paths(paths: list[str]) -> list[str]:
-    """The provisioning paths a path key prefixes (``/t/*/id.php``)."""
+    """The provisioning paths a path key prefixes (``/t/~/id.php``)."""
     return [f"{PATH_KEY_PREFIX}{MASKED_SEGMENT}{path}" for path in paths]
 
 

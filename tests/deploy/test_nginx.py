@@ -124,3 +124,38 @@ def test_nginx_recipe_serves_every_path_and_logs_no_password(tmp_path: Path) -> 
     # The outage is visible in the access log: 502 with the upstream's status.
     assert access.count("\" 502 ") == len(down) and "upstream_status=502" in access
     assert "\" 413 " in access
+
+
+@pytest.mark.subprocess
+def test_nginx_recipe_logs_a_tenant_path_key_masked(tmp_path: Path) -> None:
+    from tests.tenants_kit import KEYS, PASSWORDS, config, served_sip
+
+    nginx_available()
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(cert_file)
+    cert.private_key_pem.write_to_path(key_file)
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    nginx_port, zengine_port = free_port(), free_port()
+    site = site_config(prefix, cert_file, key_file, nginx_port, zengine_port)
+    trust = ssl.create_default_context()
+    ca.configure_trust(trust)
+    front = f"https://127.0.0.1:{nginx_port}"
+    wrong_key = "Not-a-key-of-anyone-0123456789abcdefghijk"
+    with zengine_server(config(tmp_path), tmp_path / "zengine.log", port=zengine_port) as (
+            _server, _), nginx(prefix, site, f"{front}/healthz", trust), \
+            httpx.Client(verify=trust, timeout=10) as client:
+        for key, expect in ((KEYS["acme"][0], {"acme"}), (wrong_key, set())):
+            answer = client.get(f"{front}/t/{key}/id.php",
+                                params={"username": "alice", "password": PASSWORDS["acme"]})
+            assert served_sip(answer.content) == expect
+    access = (prefix / "zengine.access.log").read_text()
+    assert access.count('"GET /t/~/id.php HTTP/1.1" 200') == 2, access
+    for path in prefix.iterdir():
+        if path.is_file() and path.name != "control.error.log":
+            text = path.read_text(errors="replace")
+            assert KEYS["acme"][0] not in text and wrong_key not in text, path.name
+    zengine_text = (tmp_path / "zengine.log").read_text()
+    assert KEYS["acme"][0] not in zengine_text and wrong_key not in zengine_text
