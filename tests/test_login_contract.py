@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +18,17 @@ from zengine import hookimpl
 from zengine.addresses import ClientAddresses, forwarded_for, parse_address
 from zengine.app import create_app
 from zengine.errors import Overloaded, TooManyAttempts
-from zengine.models import Abstain, Credentials, LoginAttempt, LoginResult
+from zengine.models import (
+    Abstain,
+    Credentials,
+    Identity,
+    LoginAttempt,
+    LoginResult,
+    ProvisionRequest,
+    Rejected,
+)
 from zengine.passwords import Passwords, PasswordSettings, VerifyPool
+from zengine.pipeline import check_login
 from zengine.runtime import Runtime
 from zengine.settings import settings_from_mapping
 from zengine.store import MemoryStore, SharedStore
@@ -328,3 +338,91 @@ def test_real_client_address_reaches_log_audit_and_guard_over_http() -> None:
 def test_login_attempt_repr_hides_the_secret() -> None:
     attempt = LoginAttempt("u", SecretStr("hunter2"), "1.2.3.4")
     assert "hunter2" not in repr(attempt) and "hunter2" not in str(attempt)
+
+
+class Verifications:
+    """Counts the logins announced to zengine_login_verification; refuses past ``budget``."""
+
+    def __init__(self, budget: int = 1000) -> None:
+        self.budget = budget
+        self.seen: list[str] = []
+        self.results: list[LoginResult] = []
+
+    @hookimpl
+    def zengine_login_verification(self, attempt: LoginAttempt) -> None:
+        self.seen.append(attempt.username)
+        if len(self.seen) > self.budget:
+            raise TooManyAttempts("flood", public_message="Busy, try again in 1 minute.",
+                                  retry_after=7)
+
+    @hookimpl
+    def zengine_login_result(self, result: LoginResult) -> None:
+        self.results.append(result)
+
+
+def test_zengine_login_verification_sees_cache_misses_only(tmp_path: Path) -> None:
+    """Real static backend, real argon2 and verified-login cache: a cached login never
+    announces; a miss, a wrong password and an unknown user each announce exactly once."""
+    from tests.test_login_cache import guarded_login, static_runtime, users_toml
+
+    spy = Verifications()
+    runtime = static_runtime(tmp_path, users_toml("wonderland"), extra=[("spy", spy)])
+    try:
+        assert isinstance(guarded_login(runtime, "wonderland"), Identity)  # miss
+        for _ in range(5):
+            assert isinstance(guarded_login(runtime, "wonderland"), Identity)  # hits
+        assert spy.seen == ["alice"]
+        assert isinstance(guarded_login(runtime, "wrong"), Rejected)
+        assert spy.seen == ["alice", "alice"]
+        credentials = Credentials("nobody", SecretStr("x"))
+        attempt = LoginAttempt(username="nobody", secret=credentials.password,
+                               client_addr="127.0.0.1")
+        request = ProvisionRequest(path="/id.php", params={}, headers={},
+                                   client_addr="127.0.0.1", credentials=None, version_raw=None)
+        assert check_login(attempt, credentials, request, runtime) is None  # the dummy
+        assert spy.seen == ["alice", "alice", "nobody"]
+        # Outside a login (operator tools) nothing is announced.
+        runtime.passwords.verify(None, "x")
+        assert len(spy.seen) == 3
+    finally:
+        runtime.stop()
+
+
+def test_zengine_login_verification_refusal_is_429_with_retry_after() -> None:
+    class Hashing(Backend):
+        """Verifies through runtime.passwords, like the static and SQL backends."""
+
+        @hookimpl
+        def zengine_authenticate(self, credentials: Credentials,  # type: ignore[override]
+                                 runtime: Runtime) -> Identity | Rejected | None:
+            runtime.passwords.verify(None, credentials.password.get_secret_value())
+            return super().zengine_authenticate(credentials)
+
+    spy = Verifications(budget=0)
+    backend = Hashing("a", {"alice": "pw"}, ["1"])
+    runtime = runtime_with(("a", backend), ("spy", spy),
+                           config={"passwords": {"time_cost": 1, "memory_kib": 64,
+                                                 "parallelism": 1}})
+    for query in ("u=alice&p=pw", "u=nobody&p=pw"):
+        reply = run(runtime, query)
+        assert reply.status == 429
+        assert ("Retry-After", "7") in reply.headers
+        assert b"Busy, try again in 1 minute." in reply.body
+    # Refused before the backend decided: no result is recorded.
+    assert spy.results == []
+    assert spy.seen == ["alice", "nobody"]
+
+
+def test_announce_verification_once_per_login_and_only_inside_one() -> None:
+    from zengine.verifying import announce_verification, login_in_progress, verification_spent
+
+    calls: list[int] = []
+    announce_verification()
+    assert not verification_spent()
+    with login_in_progress(lambda: calls.append(1)):
+        assert not verification_spent()
+        announce_verification()
+        announce_verification()  # a second backend, the dummy: free
+        assert verification_spent()
+    assert calls == [1]
+    assert not verification_spent()

@@ -61,6 +61,7 @@ from zengine.settings import (
     settings_from_mapping,
 )
 from zengine.store import MemoryStore, SharedStore
+from zengine.verifying import announce_verification
 
 __all__ = [
     "Abstain",
@@ -101,6 +102,7 @@ __all__ = [
     "ZengineDeprecationWarning",
     "ZengineError",
     "__version__",
+    "announce_verification",
     "build_runtime",
     "check_login",
     "create_app",

@@ -173,6 +173,28 @@ def zengine_login_check(attempt: LoginAttempt, runtime: Runtime) -> None:
 
 
 @hookspec
+def zengine_login_verification(attempt: LoginAttempt, runtime: Runtime) -> None:
+    """Decide whether a login may spend a slow password verification.
+
+    Called at most once per login that :func:`zengine_login_check` let through, just before
+    its first slow verification: an argon2 verification (``runtime.passwords.verify``, the
+    core's dummy verification for an unknown user) or a directory bind. A login the
+    verified-login cache answers spends none and never gets here, so a flood limit kept here
+    counts real work, not returning phones. Raise :class:`~zengine.errors.TooManyAttempts`
+    to refuse (429 with ``Retry-After``, as for :func:`zengine_login_check`);
+    :func:`zengine_login_result` is then not called. An unknown user and a wrong password
+    both get here: never let the answer depend on which.
+
+    A backend whose check is neither (a bind, say) calls
+    :func:`zengine.verifying.announce_verification` right before it; see that module.
+
+    Ordering: every plugin is asked; the first exception refuses the login.
+
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec
 def zengine_login_result(attempt: LoginAttempt, result: LoginResult, runtime: Runtime) -> None:
     """Observe what the chain decided for an attempt :func:`zengine_login_check` let through.
 

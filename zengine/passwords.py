@@ -20,6 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from zengine.errors import Overloaded
+from zengine.verifying import announce_verification
 
 T = TypeVar("T")
 
@@ -130,13 +131,18 @@ class Passwords:
 
     def verify(self, stored: str | None, password: str) -> bool:
         """Constant-time check. With ``stored=None`` (unknown user) the same work is still
-        done, so an unknown user costs as much as a wrong password."""
+        done, so an unknown user costs as much as a wrong password.
+
+        Announces the verification first (:func:`~zengine.verifying.announce_verification`):
+        a guard's flood limit may refuse it with :class:`~zengine.errors.TooManyAttempts`."""
+        announce_verification()
         target = stored if stored is not None else self._dummy
         ok = self.pool.run(lambda: self._verify(target, password))
         return ok and stored is not None
 
     async def verify_async(self, stored: str | None, password: str) -> bool:
         """:meth:`verify` for code on the event loop (a portal sign-in, say)."""
+        announce_verification()
         target = stored if stored is not None else self._dummy
         ok = await self.pool.run_async(lambda: self._verify(target, password))
         return ok and stored is not None

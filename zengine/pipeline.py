@@ -37,6 +37,7 @@ from zengine.profiles import resolve_accounts
 from zengine.runtime import Runtime
 from zengine.tenancy import resolve_tenant, runtime_for
 from zengine.transforms import apply_transforms
+from zengine.verifying import login_in_progress
 from zengine.xmlio import error_document, serialize
 
 log = structlog.get_logger("zengine.pipeline")
@@ -81,7 +82,9 @@ def check_login(attempt: LoginAttempt, credentials: Credentials, request: Provis
     """The guarded authentication chain, for provisioning and for any plugin's own sign-in.
 
     :func:`~zengine.hookspecs.zengine_login_check` may refuse first (raising
-    :class:`~zengine.errors.TooManyAttempts`); then the chain decides; an unknown user costs
+    :class:`~zengine.errors.TooManyAttempts`); then the chain decides, and the first slow
+    verification it spends asks :func:`~zengine.hookspecs.zengine_login_verification` (which
+    may refuse too, see :mod:`zengine.verifying`); an unknown user costs
     one dummy verification unless the last backend already spent it
     (:class:`~zengine.models.Abstain`); :func:`~zengine.hookspecs.zengine_login_result`
     records the outcome. Returns the :class:`Identity`, the :class:`Rejected`, or ``None``
@@ -94,13 +97,16 @@ def check_login(attempt: LoginAttempt, credentials: Credentials, request: Provis
         # is followed by a full password check, not by a cached one.
         runtime.logins.forget(attempt.username)
         raise
-    # An unknown tenant asks no backend (it has none), and then costs and answers exactly
-    # what an unknown user does.
-    result = None if attempt.tenant == UNKNOWN_TENANT else runtime.hooks.authenticate(
-        credentials, request, runtime, runtime.settings.auth.chain)
-    if result is None:
-        # Nobody knows this user: spend what a wrong password costs, once for the whole chain.
-        runtime.passwords.verify(None, credentials.password.get_secret_value())
+    # A verified-login cache hit spends no slow verification, so it never reaches
+    # zengine_login_verification (a guard's flood limit on verifications).
+    with login_in_progress(lambda: runtime.hooks.login_verification(attempt, runtime)):
+        # An unknown tenant asks no backend (it has none), and then costs and answers
+        # exactly what an unknown user does.
+        result = None if attempt.tenant == UNKNOWN_TENANT else runtime.hooks.authenticate(
+            credentials, request, runtime, runtime.settings.auth.chain)
+        if result is None:
+            # Nobody knows this user: spend what a wrong password costs, once for the chain.
+            runtime.passwords.verify(None, credentials.password.get_secret_value())
     decided = result if isinstance(result, Identity | Rejected) else None
     runtime.hooks.login_result(attempt, LoginResult(
         accepted=isinstance(decided, Identity),

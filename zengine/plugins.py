@@ -173,6 +173,10 @@ class Hooks:
         """Every guard may refuse by raising; the first exception wins."""
         self._h.zengine_login_check(attempt=attempt, runtime=runtime)
 
+    def login_verification(self, attempt: LoginAttempt, runtime: Runtime) -> None:
+        """Every guard may refuse the login's first slow verification by raising."""
+        self._h.zengine_login_verification(attempt=attempt, runtime=runtime)
+
     def login_result(self, attempt: LoginAttempt, result: LoginResult, runtime: Runtime) -> None:
         for impl in self._h.zengine_login_result.get_hookimpls():
             try:

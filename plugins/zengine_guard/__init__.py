@@ -82,6 +82,13 @@ def zengine_login_check(attempt: LoginAttempt, runtime: Runtime) -> None:
 
 
 @hookimpl
+def zengine_login_verification(attempt: LoginAttempt, runtime: Runtime) -> None:
+    guard = _guard(runtime)
+    if guard is not None:
+        guard.verification(attempt)
+
+
+@hookimpl
 def zengine_login_result(attempt: LoginAttempt, result: LoginResult, runtime: Runtime) -> None:
     guard = _guard(runtime)
     if guard is not None:

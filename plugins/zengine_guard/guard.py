@@ -126,11 +126,26 @@ class Guard:
         return not applies or hits(self.allow)
 
     def check(self, attempt: LoginAttempt) -> None:
+        """The verdict before the chain (lists, lockouts, per-address limits): a plain
+        function of the attempt, so any path that answers a login (a fast path for cached
+        requests, say) can call it; raises ``AccessDenied`` or ``TooManyAttempts``."""
         if not self.listed(attempt):
             self._refused(attempt, "denied", 0)
             raise AccessDenied(f"address {attempt.client_addr} refused on {attempt.path}")
         who = self.who(attempt)
         verdict: Verdict = self._call(lambda state: state.check(who, time.time()), OK)
+        if verdict.action == "ok":
+            return
+        retry = max(1, math.ceil(verdict.retry_after))
+        self._refused(attempt, verdict.action, retry, verdict)
+        raise TooManyAttempts(f"{verdict.action}: {verdict.reason}", retry_after=retry,
+                              public_message=minutes_message(retry))
+
+    def verification(self, attempt: LoginAttempt) -> None:
+        """The tenant's flood limit, for a login about to spend a slow verification (a
+        verified-login cache hit never gets here)."""
+        who = self.who(attempt)
+        verdict: Verdict = self._call(lambda state: state.verification(who, time.time()), OK)
         if verdict.action == "ok":
             return
         retry = max(1, math.ceil(verdict.retry_after))

@@ -47,7 +47,8 @@ class GuardSettings(BaseModel):
     #: Distinct failed logins (any username) per address per ``window``. High by default:
     #: behind carrier-grade NAT thousands of phones share one address.
     address_max_failures: int = Field(1000, ge=1, le=10_000_000)
-    #: Logins that may reach a password check per tenant in ``flood_window`` seconds.
+    #: Slow password verifications (verified-login cache misses) per tenant in
+    #: ``flood_window`` seconds; a cache hit never counts (``zengine_login_verification``).
     tenant_max_verifications: int = Field(600, ge=1, le=10_000_000)
     flood_window: int = Field(10, ge=1, le=3600)
 

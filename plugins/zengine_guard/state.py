@@ -12,7 +12,9 @@ Per (tenant, username) ``acct`` holds the *distinct* failures of the window as m
 * ``n >= hard_cap`` refuses every address until the oldest failure leaves the window.
 
 Per (tenant, address) ``addr`` holds distinct ``<username>|<digest>`` failures (credential
-stuffing); per tenant ``flood`` counts logins that reach a password check per flood window.
+stuffing); per tenant ``flood`` counts logins that spend a slow password verification (a
+verified-login cache miss: ``verification``, asked by the core's
+``zengine_login_verification``) per flood window; cached logins never count.
 A success removes that address's failures for that user and makes the address familiar.
 """
 
@@ -65,6 +67,8 @@ class GuardState(Protocol):
     kind: str
 
     def check(self, who: Who, now: float) -> Verdict: ...
+
+    def verification(self, who: Who, now: float) -> Verdict: ...
 
     def fail(self, who: Who, digest: str, now: float) -> float: ...
 
@@ -130,13 +134,21 @@ class MemoryState:
             addr = self._fresh(self._addr.get((who.tenant, who.addr), {}), now)
             if len(addr) >= c.address_max_failures:
                 return Verdict("limited", "address", min(addr.values()) + c.window - now)
+            self._pending[(who.tenant, who.user)] = (pending + 1, now)
+            return OK
+
+    def verification(self, who: Who, now: float) -> Verdict:
+        """One more slow verification for the tenant; past the flood limit the login is
+        refused and no longer counts as in flight (its result will never come)."""
+        c = self.config
+        with self._lock:
             start, count = self._flood.get(who.tenant, (now, 0))
             if now - start >= c.flood_window:
                 start, count = now, 0
-            self._flood[who.tenant] = (start, count + 1)
-            if count + 1 > c.tenant_max_verifications:
+            if count >= c.tenant_max_verifications:
+                self._settle(who, now)
                 return Verdict("limited", "flood", start + c.flood_window - now)
-            self._pending[(who.tenant, who.user)] = (pending + 1, now)
+            self._flood[who.tenant] = (start, count + 1)
             return OK
 
     def _settle(self, who: Who, now: float) -> None:
@@ -243,8 +255,8 @@ end
 """
 
 # Locks hold the time they end (ms); their TTL only collects them. KEYS: acct, ulock, lock,
-# fam, addr, flood (a prefix: one counter per flood window). ARGV: now_ms, addr, window_ms,
-# hard_cap, familiar_ms, address_max, flood_max, flood_ms, threshold, pending_ttl_ms
+# fam, addr. ARGV: now_ms, addr, window_ms, hard_cap, familiar_ms, address_max, (unused),
+# (unused), threshold, pending_ttl_ms
 CHECK = """
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[3])
@@ -276,16 +288,27 @@ if redis.call('ZCARD', KEYS[5]) >= tonumber(ARGV[6]) then
   local oldest = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
   return {'limited', 'address', tonumber(oldest[2]) + window - now}
 end
-local flood_ms = tonumber(ARGV[8])
-local bucket = math.floor(now / flood_ms)
-local flood = KEYS[6] .. ':' .. bucket
-local c = redis.call('INCR', flood)
-if c == 1 then redis.call('PEXPIRE', flood, 2 * flood_ms) end
-if c > tonumber(ARGV[7]) then return {'limited', 'flood', (bucket + 1) * flood_ms - now} end
 local seq = redis.call('INCR', pending_key .. ':seq')
 redis.call('PEXPIRE', pending_key .. ':seq', tonumber(ARGV[10]))
 redis.call('ZADD', pending_key, now, seq)
 redis.call('PEXPIRE', pending_key, tonumber(ARGV[10]))
+return {'ok', '', 0}
+"""
+
+# KEYS: flood (a prefix: one counter per flood window), lock (its ":pending" set).
+# ARGV: now_ms, flood_max, flood_ms. Refused: the login is no longer in flight.
+VERIFICATION = """
+local now = tonumber(ARGV[1])
+local flood_ms = tonumber(ARGV[3])
+local bucket = math.floor(now / flood_ms)
+local flood = KEYS[1] .. ':' .. bucket
+local c = tonumber(redis.call('GET', flood) or '0')
+if c >= tonumber(ARGV[2]) then
+  redis.call('ZPOPMIN', KEYS[2] .. ':pending')
+  return {'limited', 'flood', (bucket + 1) * flood_ms - now}
+end
+redis.call('INCR', flood)
+if c == 0 then redis.call('PEXPIRE', flood, 2 * flood_ms) end
 return {'ok', '', 0}
 """
 
@@ -362,6 +385,7 @@ class RedisState:
         self.client = client
         self.prefix = f"{config.key_prefix}guard:"
         self._check = self.client.register_script(CHECK)
+        self._verification = self.client.register_script(VERIFICATION)
         self._fail = self.client.register_script(FAIL)
         self._succeed = self.client.register_script(SUCCEED)
 
@@ -373,16 +397,18 @@ class RedisState:
         t, u, a = who.tenant, q(who.user), q(who.addr)
         action, reason, ms = self._check(
             keys=[self._k(t, "acct", u), self._k(t, "ulock", u, a), self._k(t, "lock", u),
-                  self._k(t, "fam", u), self._k(t, "addr", a), self._k(t, "flood")],
+                  self._k(t, "fam", u), self._k(t, "addr", a)],
             args=[int(now * 1000), who.addr, c.window * 1000, c.hard_cap,
-                  c.familiar_days * 86400 * 1000, c.address_max_failures,
-                  c.tenant_max_verifications, c.flood_window * 1000, c.lockout_threshold,
-                  int(PENDING_TTL * 1000)])
-        action = action.decode() if isinstance(action, bytes) else action
-        reason = reason.decode() if isinstance(reason, bytes) else reason
-        if action not in ("locked", "limited"):
-            return OK
-        return Verdict("locked" if action == "locked" else "limited", reason, int(ms) / 1000)
+                  c.familiar_days * 86400 * 1000, c.address_max_failures, 0, 0,
+                  c.lockout_threshold, int(PENDING_TTL * 1000)])
+        return _verdict(action, reason, ms)
+
+    def verification(self, who: Who, now: float) -> Verdict:
+        c = self.config
+        action, reason, ms = self._verification(
+            keys=[self._k(who.tenant, "flood"), self._k(who.tenant, "lock", q(who.user))],
+            args=[int(now * 1000), c.tenant_max_verifications, c.flood_window * 1000])
+        return _verdict(action, reason, ms)
 
     def fail(self, who: Who, digest: str, now: float) -> float:
         c = self.config
@@ -445,6 +471,15 @@ class RedisState:
             if members:
                 removed += int(self.client.zrem(key, *members))
         return removed
+
+
+def _verdict(action: object, reason: object, ms: object) -> Verdict:
+    action = action.decode() if isinstance(action, bytes) else action
+    reason = reason.decode() if isinstance(reason, bytes) else reason
+    if action not in ("locked", "limited"):
+        return OK
+    return Verdict("locked" if action == "locked" else "limited", str(reason),
+                   int(ms) / 1000)  # type: ignore[call-overload]
 
 
 def _glob(text: str) -> str:

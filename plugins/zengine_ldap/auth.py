@@ -20,6 +20,7 @@ from zengine.errors import BackendUnavailable
 from zengine.logincache import LoginCache, LoginKey
 from zengine.models import Abstain, Account, AuthResult, Identity, Readiness, Rejected
 from zengine.settings import Settings
+from zengine.verifying import announce_verification
 from zengine_ldap.directory import Reader, fill_dn, read_entry, user_bind
 from zengine_ldap.mapping import (
     DN_ATTRIBUTE,
@@ -133,6 +134,8 @@ class LdapBackend:
         start_tls = self.config.start_tls
 
         def bind() -> bool:
+            # A cache miss: the bind is this backend's slow verification.
+            announce_verification()
             return self.bind_pool.run(lambda conn: user_bind(conn, entry.dn, secret, start_tls))
 
         # The DN is the cache's material: an entry renamed or replaced never hits.
@@ -149,6 +152,7 @@ class LdapBackend:
         password costs (one search, one bind) and timing does not tell them apart."""
         dn = f"cn=zengine-no-such-user,{self.config.search_base}"
         start_tls = self.config.start_tls
+        announce_verification()
         self.bind_pool.run(lambda conn: user_bind(conn, dn, secret, start_tls))
 
     def _authenticate_direct(self, username: str, secret: str) -> AuthResult | Abstain | None:
@@ -165,6 +169,7 @@ class LdapBackend:
                 return Rejected(NAME, "account disabled")
             return self._complete(conn, entry, username)
 
+        announce_verification()  # every direct login binds: no cache in this mode
         result = self.bind_pool.run(bind_and_read)
         if result is None:
             # The server says "invalid credentials" for unknown DNs too: ask whether the

@@ -57,6 +57,53 @@ def test_two_server_processes_sharing_redis_enforce_one_lockout(tmp_path: Path,
 
 
 @pytest.mark.subprocess
+def test_restart_storm_with_the_login_cache_warm_in_redis_is_served_over_real_http(
+        tmp_path: Path, prefix: str) -> None:
+    """Phones verified by one server process come back to a fresh one (the restart) sharing
+    Redis: 60 returning logins against a flood limit of 4 verifications (per hour) are all
+    served; new verifications past the limit get 429 with Retry-After."""
+    redis_client()
+    env = {"ZENGINE_PLUGINS__GUARD__REDIS_URL": REDIS_URL,
+           "ZENGINE_PLUGINS__GUARD__KEY_PREFIX": prefix,
+           "ZENGINE_PLUGINS__GUARD__TENANT_MAX_VERIFICATIONS": "4",
+           "ZENGINE_PLUGINS__GUARD__FLOOD_WINDOW": "3600",
+           # Shared by both processes, so the second one can read the first one's entries.
+           "ZENGINE_LOGIN_CACHE__SECRET": "restart-storm-test-secret-" + "x" * 16,
+           "ZENGINE_AUTH__FAILURE_FLOOR_MS": "0"}
+    phones = (("alice", "wonderland"), ("bob", "builder"))
+    with running_server(EXAMPLE_CONFIG, tmp_path, env=env) as before:
+        for user, password in phones:  # 2 verifications
+            assert b"<account>" in guess(before.base, user, password).content
+    with running_server(EXAMPLE_CONFIG, tmp_path, env=env) as after:
+        answers: list[httpx.Response] = []
+        lock = threading.Lock()
+
+        def phone(i: int) -> None:
+            answer = guess(after.base, *phones[i % 2])
+            with lock:
+                answers.append(answer)
+
+        threads = [threading.Thread(target=phone, args=(i,)) for i in range(60)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert len(answers) == 60
+        assert all(b"<account>" in a.content for a in answers), \
+            sorted({a.status_code for a in answers})
+        # Cold ones: the limit bites. Windows are aligned buckets, so a slow machine may
+        # cross into a fresh one once: at most 2 x 4 verifications before the first 429.
+        cold = [guess(after.base, f"new{i}", "guess") for i in range(9)]
+        codes = [a.status_code for a in cold]
+        assert 429 in codes, codes
+        assert set(codes[:codes.index(429)]) == {200}, codes
+        refused = cold[codes.index(429)]
+        assert 1 <= int(refused.headers["retry-after"]) <= 3600
+        assert b"Too many login attempts" in refused.content
+        assert b"<account>" in guess(after.base, "bob", "builder").content
+
+
+@pytest.mark.subprocess
 def test_full_verification_pool_is_503_with_retry_after_over_real_http(tmp_path: Path) -> None:
     env = {"ZENGINE_PASSWORDS__POOL_SIZE": "1", "ZENGINE_PASSWORDS__POOL_QUEUE": "0"}
     with running_server(EXAMPLE_CONFIG, tmp_path, env=env) as server:

@@ -115,12 +115,30 @@ def test_address_limit_stops_credential_stuffing(make_state: Make) -> None:
     assert state.check(Who("", "user99", "198.51.100.201"), T0).action == "ok"
 
 
-def test_flood_limit_per_tenant(make_state: Make) -> None:
+def test_flood_limit_per_tenant_counts_verifications_only(make_state: Make) -> None:
     state = make_state(tenant_max_verifications=5, flood_window=10)
-    verdicts = [state.check(Who("acme", f"u{i}", f"10.0.0.{i}"), T0).action for i in range(7)]
-    assert verdicts == ["ok"] * 5 + ["limited"] * 2
-    # Another tenant has its own budget.
-    assert state.check(Who("other", "u", "10.0.0.1"), T0).action == "ok"
+    # Checks alone (what a verified-login cache hit costs) never use the budget.
+    for i in range(20):
+        assert state.check(Who("acme", f"u{i}", f"10.0.0.{i}"), T0).action == "ok"
+    verdicts = [state.verification(Who("acme", f"u{i}", f"10.0.0.{i}"), T0)
+                for i in range(7)]
+    assert [v.action for v in verdicts] == ["ok"] * 5 + ["limited"] * 2
+    assert verdicts[-1].reason == "flood" and 0 < verdicts[-1].retry_after <= 10
+    # Another tenant has its own budget; the next window a fresh one.
+    assert state.verification(Who("other", "u", "10.0.0.1"), T0).action == "ok"
+    assert state.verification(Who("acme", "u", "10.0.0.1"), T0 + 10).action == "ok"
+
+
+def test_flood_refusal_gives_the_in_flight_place_back(make_state: Make) -> None:
+    """A login refused at its verification never sends a result: it must not keep holding
+    one of the account's in-flight places (or a flood would lock the account)."""
+    state = make_state(tenant_max_verifications=1, lockout_threshold=2)
+    assert state.check(ALICE, T0).action == "ok"
+    assert state.verification(ALICE, T0).action == "ok"
+    state.fail(ALICE, "digest-a", T0)
+    for _ in range(5):
+        assert state.check(ALICE, T0).action == "ok"
+        assert state.verification(ALICE, T0).action == "limited"
 
 
 def test_tenants_never_share_counters(make_state: Make) -> None:

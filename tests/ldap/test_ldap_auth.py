@@ -214,3 +214,23 @@ def test_unconfigured_plugin_is_inert() -> None:
             runtime) == []
     finally:
         runtime.stop()
+
+
+def test_every_bind_is_announced_as_a_verification_and_cache_hits_are_not(
+        mode_runtime: Runtime) -> None:
+    """The flood limit's seam (zengine_login_verification): a bind is the directory's slow
+    check; a verified-login cache hit (search mode) spends none."""
+    from zengine.verifying import login_in_progress
+
+    def announced(username: str, password: str) -> int:
+        calls: list[int] = []
+        with login_in_progress(lambda: calls.append(1)):
+            login(mode_runtime, username, password)
+        return len(calls)
+
+    right = schema.PASSWORDS["alice"]
+    assert announced("nobody-at-all", right) == 1
+    assert announced("alice", right + "-wrong") == 1
+    assert announced("alice", right) == 1
+    direct = mode_runtime.config("ldap", zengine_ldap.LdapSettings).bind_mode == "direct"
+    assert announced("alice", right) == (1 if direct else 0)
