@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import logging
@@ -41,7 +42,9 @@ SECRETS = [
 def test_real_server_output_holds_no_secret(tmp_path: Path, engine: str, workers: int) -> None:
     env = {"ZENGINE_LOGGING__LEVEL": "debug", "ZENGINE_SERVER__ENGINE": engine,
            "ZENGINE_SERVER__WORKERS": str(workers),
-           "ZENGINE_PLUGINS__TOKENS__SQLITE_PATH": str(tmp_path / "tokens.db")}
+           "ZENGINE_PLUGINS__TOKENS__SQLITE_PATH": str(tmp_path / "tokens.db"),
+           "ZENGINE_PLUGINS__AUDIT__STORE": "sqlite",
+           "ZENGINE_PLUGINS__AUDIT__SQLITE_PATH": str(tmp_path / "audit.db")}
     # Provisioning tokens, issued into the store the server uses: one fetched, then fetched
     # again (the replay window), and one guessed.
     runtime = build_runtime(load_settings(EXAMPLE_CONFIG, environ=env))
@@ -91,6 +94,22 @@ def test_real_server_output_holds_no_secret(tmp_path: Path, engine: str, workers
         assert secret not in output, f"{secret!r} leaked into the {engine} server output"
     assert "?" not in "".join(line for line in output.splitlines()
                               if "id.php" in line or "/token" in line)
+    # The audit store's rows, written by every worker: every event, and no secret in any column.
+    rows = _audit_rows(tmp_path / "audit.db")
+    events = [row[2] for row in rows]
+    assert events.count("token.issued") == 1 and events.count("token.used") == 3, events
+    assert events.count("login.accepted") == 4 and events.count("login.refused") >= 1, events
+    assert events.count("document.served") == 4, events
+    text = repr(rows)
+    for secret in [*SECRETS, issued.token, guessed, basic]:
+        assert secret not in text, f"{secret!r} is in the audit table ({engine})"
+
+
+def _audit_rows(path: Path) -> list[tuple[object, ...]]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return list(conn.execute("SELECT * FROM zengine_audit_events ORDER BY id"))
 
 
 @pytest.mark.subprocess

@@ -7,13 +7,20 @@ version table, so several plugins' schemas live in one database without touching
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Engine
+
+#: Alembic keeps the running environment in module globals (``alembic.context``): two
+#: migrations at once in one process (the audit writer thread opening its store while the
+#: token store opens its own) would tear each other's down. One at a time, per process.
+_ALEMBIC = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -31,13 +38,13 @@ class Migrations:
 
     def upgrade(self, engine: Engine, revision: str = "head") -> None:
         config = self.config()
-        with engine.begin() as conn:
+        with _ALEMBIC, engine.begin() as conn:
             config.attributes["connection"] = conn
             command.upgrade(config, revision)
 
     def downgrade(self, engine: Engine, revision: str) -> None:
         config = self.config()
-        with engine.begin() as conn:
+        with _ALEMBIC, engine.begin() as conn:
             config.attributes["connection"] = conn
             command.downgrade(config, revision)
 
@@ -61,3 +68,22 @@ class Migrations:
         except Exception:
             if self.current(engine) != target:
                 raise
+
+
+def run_environment(target_metadata: MetaData, version_table: str, name: str) -> None:
+    """The body of a plugin's ``migrations/env.py``: online only, on the connection
+    :class:`Migrations` hands over; SQLite in batch mode (it cannot ALTER most things)."""
+    from alembic import context
+
+    if context.is_offline_mode():
+        raise RuntimeError(f"{name} migrations run online only")
+    connection = context.config.attributes["connection"]
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        version_table=version_table,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()

@@ -1,4 +1,10 @@
-"""The built-in audit sink: every audit event as a structlog event on ``zengine.audit``."""
+"""The built-in audit sink: every audit event as a structlog event on ``zengine.audit`` and,
+with ``[plugins.audit] store`` on, as a row in a SQL table (the SQL backend's database, or an
+embedded SQLite file) kept ``keep_days`` days.
+
+Rows are written off the request path by a background thread in batches; the typed query
+other plugins (the admin API, the console) call is :mod:`zengine_audit.api`.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,45 @@ import dataclasses
 import structlog
 
 from zengine import hookimpl
-from zengine.models import AuditEvent
+from zengine.models import AuditEvent, PluginSettingsSpec
+from zengine.runtime import Runtime
+from zengine_audit.api import AuditService
+from zengine_audit.settings import PLUGIN_NAME, AuditSettings
 
 log = structlog.get_logger("zengine.audit")
 _FIELDS = tuple(f.name for f in dataclasses.fields(AuditEvent) if f.name != "event")
 
 
 @hookimpl
-def zengine_audit(event: AuditEvent) -> None:
+def zengine_plugin_settings() -> PluginSettingsSpec:
+    return PluginSettingsSpec(PLUGIN_NAME, AuditSettings)
+
+
+# After the SQL plugin's startup, whose engine the store may share.
+@hookimpl(trylast=True)
+def zengine_startup(runtime: Runtime) -> None:
+    service = AuditService(runtime, runtime.config(PLUGIN_NAME, AuditSettings))
+    service.check()
+    service.start()
+    runtime.state[PLUGIN_NAME] = service
+
+
+# Before the SQL plugin disposes of the engine the store may share: what is queued is
+# written first.
+@hookimpl(tryfirst=True)
+def zengine_shutdown(runtime: Runtime) -> None:
+    service = runtime.state.pop(PLUGIN_NAME, None)
+    if isinstance(service, AuditService):
+        service.close()
+
+
+@hookimpl
+def zengine_audit(event: AuditEvent, runtime: Runtime) -> None:
+    service = runtime.state.get(PLUGIN_NAME)
+    if isinstance(service, AuditService):
+        service.record(event)
+        if not service.config.log:
+            return
     # A shallow copy: the fields are plain values, and asdict's deep copy costs more than the
     # log line itself on the request path.
     fields = {name: getattr(event, name) for name in _FIELDS}

@@ -12,18 +12,18 @@ import contextlib
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import Engine
 
 from zengine.errors import BackendUnavailable, ConfigError, LoginFailed, NoAccounts
 from zengine.models import AuditEvent, Readiness
+from zengine.sqltypes import open_sqlite, unavailable_on_error
 from zengine_tokens import links, migrate
 from zengine_tokens.qr import qr_png, qr_svg, qr_text
 from zengine_tokens.schema import TOKENS
@@ -96,26 +96,8 @@ def _info(row: TokenRow, now: datetime) -> TokenInfo:
                      last_used_addr=row.last_used_addr, issued_by=row.issued_by)
 
 
-@contextlib.contextmanager
-def _unavailable_on_error() -> Iterator[None]:
-    try:
-        yield
-    except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
-            sa_exc.ProgrammingError) as exc:
-        # The driver's message only: never the URL (it may carry a password).
-        orig = getattr(exc, "orig", None) or exc
-        first = (str(orig).strip().splitlines() or [""])[0][:200]
-        raise BackendUnavailable(f"tokens: {type(orig).__name__}: {first}") from None
-
-
-def open_sqlite(path: Path) -> Engine:
-    """The embedded store: a file only its owner may read (it lists who may provision)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    os.close(fd)
-    os.chmod(path, 0o600)
-    return sa.create_engine(URL.create("sqlite+pysqlite", database=str(path)),
-                            connect_args={"timeout": 15.0, "check_same_thread": False})
+def _unavailable_on_error() -> contextlib.AbstractContextManager[None]:
+    return unavailable_on_error("tokens")
 
 
 class TokenService:
