@@ -32,6 +32,13 @@ def zengine_plugin_settings() -> PluginSettingsSpec:
 def zengine_startup(runtime: Runtime) -> None:
     service = AuditService(runtime, runtime.config(PLUGIN_NAME, AuditSettings))
     service.check()
+    # A tenant's runtime (started after the global one) writes through the global service
+    # when its store is the same: one writer thread and one queue per process, not one per
+    # tenant; rows carry the event's tenant either way.
+    shared = runtime.root.state.get(PLUGIN_NAME) if runtime.root is not None else None
+    if isinstance(shared, AuditService) and shared.same_store(service):
+        runtime.state[PLUGIN_NAME] = shared
+        return
     service.start()
     runtime.state[PLUGIN_NAME] = service
 
@@ -41,7 +48,7 @@ def zengine_startup(runtime: Runtime) -> None:
 @hookimpl(tryfirst=True)
 def zengine_shutdown(runtime: Runtime) -> None:
     service = runtime.state.pop(PLUGIN_NAME, None)
-    if isinstance(service, AuditService):
+    if isinstance(service, AuditService) and service.runtime is runtime:
         service.close()
 
 

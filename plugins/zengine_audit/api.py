@@ -93,6 +93,14 @@ class AuditService:
             return "sqlite"
         return "sql"
 
+    def same_store(self, other: AuditService) -> bool:
+        """Whether ``other`` (a tenant's) would write where this one writes."""
+        return (self.config == other.config
+                and (self.backend != "sql" or self._sql_engine() is other._sql_engine())
+                and (self.backend != "sqlite"
+                     or self.runtime.settings.resolve_path(self.config.sqlite_path)
+                     == other.runtime.settings.resolve_path(other.config.sqlite_path)))
+
     def check(self) -> None:
         """Refuse a store choice that cannot work (called at startup)."""
         if self.config.store == "sql" and self._sql_engine() is None:

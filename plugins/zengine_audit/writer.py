@@ -37,8 +37,7 @@ def to_row(at: float, event: AuditEvent) -> dict[str, Any]:
     row: dict[str, Any] = {name: clean(getattr(event, name), name) for name in _TEXT}
     row["event"] = row["event"] or ""
     row["outcome"] = row["outcome"] or ""
-    # AuditEvent.tenant comes with multi-tenancy (issue 13); "" is the default tenant.
-    row["tenant"] = clean(getattr(event, "tenant", "") or "", "tenant")
+    row["tenant"] = clean(event.tenant or "", "tenant")
     row["account_count"] = int(event.account_count or 0)
     row["at"] = datetime.fromtimestamp(at, UTC)
     return row

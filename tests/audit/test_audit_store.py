@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import structlog
+import structlog.testing
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL
@@ -214,8 +216,7 @@ def test_startup_purges_rows_older_than_keep_days(runtime_for: Callable[..., Run
 
 
 def test_a_full_queue_drops_and_counts_and_never_blocks(
-        runtime_for: Callable[..., Runtime], tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        runtime_for: Callable[..., Runtime], tmp_path: Path) -> None:
     runtime = runtime_for({"queue_size": 10, "batch_size": 5})
     service = audit_service(runtime)
     service.flush(10)
@@ -226,8 +227,9 @@ def test_a_full_queue_drops_and_counts_and_never_blocks(
     conn.exec_driver_sql("BEGIN EXCLUSIVE")
     try:
         started = time.perf_counter()
-        for n in range(200):
-            runtime.hooks.audit(_event(n), runtime)
+        with structlog.testing.capture_logs() as logs:
+            for n in range(200):
+                runtime.hooks.audit(_event(n), runtime)
         elapsed = time.perf_counter() - started
         stats = service.stats()
         assert stats.dropped >= 200 - 10 - 5 - 5  # queue + the batch in hand, with slack
@@ -240,7 +242,8 @@ def test_a_full_queue_drops_and_counts_and_never_blocks(
     stats = service.stats()
     assert stats.written + stats.dropped == 200
     assert service.count() == stats.written
-    assert "audit.store_dropped" in capsys.readouterr().out
+    (dropped,) = [line for line in logs if line["event"] == "audit.store_dropped"]
+    assert dropped["log_level"] == "error" and dropped["reason"] == "queue full"
 
 
 def test_store_off_is_log_only(runtime_for: Callable[..., Runtime], tmp_path: Path) -> None:
