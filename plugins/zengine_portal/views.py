@@ -1,4 +1,5 @@
-"""The portal's HTTP side: pages, forms, the signed session cookie and CSRF checks.
+"""The portal's HTTP side: pages, forms, the signed session cookie and CSRF checks
+(:mod:`zengine.webforms`, shared with the console).
 
 Every state-changing action is a POST carrying the session's CSRF token; a token is only ever
 in the body of a ``no-store`` POST response, never in a URL, a cookie or a redirect.
@@ -7,13 +8,10 @@ in the body of a ``no-store`` POST response, never in a URL, a cookie or a redir
 from __future__ import annotations
 
 import asyncio
-import hmac
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
 
 import structlog
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -22,7 +20,7 @@ from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
@@ -33,8 +31,11 @@ from zengine.models import AuditEvent, Credentials, Identity, ProvisionRequest
 from zengine.pipeline import Outcome, authenticate
 from zengine.request import refuse_unstorable
 from zengine.runtime import Runtime
+from zengine.webforms import PAGE_HEADERS, FormError, Sessions
+from zengine.webforms import csrf_ok as _csrf_ok
+from zengine.webforms import csrf_token as _csrf
+from zengine.webforms import read_form as _form
 from zengine_portal.assets import Assets
-from zengine_portal.sessions import Sessions
 from zengine_portal.settings import PortalSettings
 from zengine_portal.tokens import TokensApi, qr_svg
 
@@ -43,11 +44,6 @@ log = structlog.get_logger("zengine.portal")
 #: ``__Secure-``: a browser only accepts this cookie over HTTPS (or from localhost) with the
 #: Secure flag, so a network attacker cannot plant one over plain HTTP.
 COOKIE = "__Secure-zengine-portal"
-#: No script at all; styles and images only from the portal itself; forms only post back here.
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-       "frame-ancestors 'none'; base-uri 'none'")
-PAGE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache", "Content-Security-Policy": CSP}
-MAX_FORM_BYTES = 8192
 #: Tokens are keyed by tenant "" until tenants exist (issue 13), like the tokens CLI's.
 TENANT = ""
 # HTML statuses of sign-in failures; the [errors.status] table is about what Zoiper shows.
@@ -55,10 +51,6 @@ STATUS = {"missing_credentials": 400, "wrong_login": 403, "backend_unavailable":
           "too_many_attempts": 429, "no_accounts": 403}
 AUDIT_OUTCOME = {"missing_credentials": "refused", "wrong_login": "refused",
                  "backend_unavailable": "unavailable"}
-
-
-class FormError(Exception):
-    """The form body is not a well-formed, small, urlencoded form."""
 
 
 @dataclass(frozen=True)
@@ -287,43 +279,3 @@ class Portal:
         # The core's headers apply: no-store, and a deny-all CSP that keeps an SVG logo from
         # running script when opened on its own.
         return Response(asset.body, media_type=asset.media_type)
-
-
-def _csrf(request: Request) -> str:
-    value = request.session.get("csrf")
-    if not isinstance(value, str):
-        value = secrets.token_urlsafe(32)
-        request.session["csrf"] = value
-    return value
-
-
-def _csrf_ok(request: Request, form: dict[str, str]) -> bool:
-    expected = request.session.get("csrf")
-    given = form.get("csrf", "")
-    return isinstance(expected, str) and hmac.compare_digest(expected.encode(), given.encode())
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """A small urlencoded form; every field at most once."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        raise FormError(f"content type {content_type!r}")
-    body = bytearray()
-    try:
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > MAX_FORM_BYTES:
-                raise FormError("form too large")
-    except ClientDisconnect:
-        raise FormError("client disconnected") from None
-    try:
-        pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8",
-                          errors="strict", max_num_fields=16)
-    except (UnicodeDecodeError, ValueError):
-        raise FormError("malformed form") from None
-    form: dict[str, str] = {}
-    for name, value in pairs:
-        if name in form:
-            raise FormError(f"field {name!r} twice")
-        form[name] = value
-    return form

@@ -20,7 +20,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, Response, sync_pl
 
 from tests.conftest import service_missing
 from tests.portal.conftest import ACCENT, Server
-from zengine_portal.views import COOKIE, CSP
+from zengine.webforms import CSP
+from zengine_portal.views import COOKIE
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

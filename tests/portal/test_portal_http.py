@@ -24,7 +24,8 @@ from zengine.errors import BackendUnavailable, StoreUnavailable, TooManyAttempts
 from zengine.models import AuditEvent, Credentials, LoginAttempt, LoginResult
 from zengine.settings import settings_from_mapping
 from zengine.testing import plugin_list
-from zengine_portal.views import COOKIE, CSP
+from zengine.webforms import CSP
+from zengine_portal.views import COOKIE
 
 BUILTINS = ("zoiper", "static", "urls", "audit")
 KEY = "http-test-session-key-0123456789abcdef"

@@ -1,0 +1,142 @@
+"""Server-rendered pages for plugins (the portal, the console): small urlencoded forms, the
+per-session CSRF token, the page security headers, and signed-cookie sessions that can be
+ended server-side.
+
+Every state-changing action is a POST carrying the session's CSRF token; a token is only ever
+in the body of a ``no-store`` page, never in a URL, a cookie or a redirect.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections.abc import MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+import structlog
+from starlette.requests import ClientDisconnect, Request
+
+from zengine.errors import StoreUnavailable
+from zengine.runtime import Runtime
+
+log = structlog.get_logger("zengine.web")
+
+#: No script at all; styles and images only from the page's own site; forms only post back.
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")
+PAGE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache", "Content-Security-Policy": CSP}
+MAX_FORM_BYTES = 8192
+
+
+class FormError(Exception):
+    """The form body is not a well-formed, small, urlencoded form."""
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token (made on first use)."""
+    value = request.session.get("csrf")
+    if not isinstance(value, str):
+        value = secrets.token_urlsafe(32)
+        request.session["csrf"] = value
+    return value
+
+
+def csrf_ok(request: Request, form: dict[str, str]) -> bool:
+    expected = request.session.get("csrf")
+    given = form.get("csrf", "")
+    return isinstance(expected, str) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+async def read_form(request: Request, *, max_fields: int = 16) -> dict[str, str]:
+    """A small urlencoded form; every field at most once."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise FormError(f"content type {content_type!r}")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > MAX_FORM_BYTES:
+                raise FormError("form too large")
+    except ClientDisconnect:
+        raise FormError("client disconnected") from None
+    try:
+        pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8",
+                          errors="strict", max_num_fields=max_fields)
+    except (UnicodeDecodeError, ValueError):
+        raise FormError("malformed form") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:
+            raise FormError(f"field {name!r} twice")
+        form[name] = value
+    return form
+
+
+class Sessions:
+    """The server-side half of signed-cookie sessions.
+
+    The cookie alone cannot be taken back: a copy made before "Sign out" would stay valid
+    until it expires. So a sign-out, and "sign out my other devices", are also written to the
+    shared store (``runtime.store``: the guard's Redis store when configured, so every worker
+    sees them), and each request checks them. If the store cannot answer, the session counts
+    as signed out (fail closed). ``prefix`` keeps each plugin's records apart.
+    """
+
+    def __init__(self, runtime: Runtime, ttl: int, prefix: str = "portal") -> None:
+        self.runtime = runtime
+        # Records outlive every session they can concern.
+        self.ttl = ttl + 60
+        self.prefix = prefix
+
+    def _key(self, session: MutableMapping[str, Any], what: str, name: str) -> str:
+        return f"{self.prefix}:{session.get('tenant', '')}:{what}:{name}"
+
+    def start(self, session: MutableMapping[str, Any], user: str, tenant: str,
+              **extra: Any) -> None:
+        """A fresh session (new id and CSRF token) for a user who just signed in."""
+        session.clear()
+        session.update(user=user, tenant=tenant, sid=secrets.token_urlsafe(16),
+                       since=time.time(), csrf=secrets.token_urlsafe(32), **extra)
+
+    def user(self, session: MutableMapping[str, Any]) -> str | None:
+        """The signed-in user, unless this session was signed out or superseded."""
+        user, sid, since = session.get("user"), session.get("sid"), session.get("since")
+        if not (isinstance(user, str) and isinstance(sid, str)
+                and isinstance(since, int | float)):
+            return None
+        store = self.runtime.store
+        try:
+            if store.get(self._key(session, "out", sid)) is not None:
+                return None
+            cutoff = store.get(self._key(session, "since", user))
+        except StoreUnavailable as exc:
+            log.warning(f"{self.prefix}.store_unavailable", detail=str(exc))
+            return None
+        if cutoff is not None and float(cutoff) > since:
+            return None
+        return user
+
+    def end(self, session: MutableMapping[str, Any]) -> None:
+        """Sign out: this session's id is dead everywhere, not just its cookie here."""
+        sid = session.get("sid")
+        if isinstance(sid, str):
+            try:
+                self.runtime.store.set(self._key(session, "out", sid), b"1", ttl=self.ttl)
+            except StoreUnavailable as exc:
+                log.warning(f"{self.prefix}.store_unavailable", detail=str(exc))
+        session.clear()
+
+    def end_others(self, session: MutableMapping[str, Any]) -> bool:
+        """Every other session of this user ends; this one carries on with a new id."""
+        now = time.time()
+        try:
+            self.runtime.store.set(self._key(session, "since", str(session["user"])),
+                                   repr(now).encode(), ttl=self.ttl)
+        except StoreUnavailable as exc:
+            log.warning(f"{self.prefix}.store_unavailable", detail=str(exc))
+            return False
+        session.update(sid=secrets.token_urlsafe(16), since=now)
+        return True
