@@ -15,10 +15,11 @@ MODELS = [s.ServerSettings, s.RequestSettings, s.ClientSettings, s.ErrorStatusSe
 
 def _plugin_models() -> list[type]:
     from zengine.tenantconfig import TenantKeys, TenantsSettings
+    from zengine_admin.settings import AdminSettings
     from zengine_audit.settings import AuditSettings
     from zengine_guard.settings import GuardSettings
 
-    return [GuardSettings, TenantsSettings, TenantKeys, AuditSettings]
+    return [GuardSettings, TenantsSettings, TenantKeys, AuditSettings, AdminSettings]
 
 
 @pytest.mark.parametrize("model", MODELS + _plugin_models(), ids=lambda m: m.__name__)

@@ -20,7 +20,20 @@ from zengine_sql.state import SqlState
 
 
 class AdminError(Exception):
-    """A refused operator action; the message is safe to print."""
+    """A refused operator action; the message is safe to print. ``field`` names the refused
+    field when there is one (the admin API's problem documents point at it)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UnknownUser(AdminError):
+    """No user of that name in the own schema."""
+
+
+class Exists(AdminError):
+    """A user or account of that name exists already."""
 
 
 #: Account fields an operator may set besides ident/username/password/domain.
@@ -70,7 +83,7 @@ def check_overrides(overrides: Mapping[str, Any], where: str, *, account: bool) 
         catalog.validate_fields(overrides, where,
                                 forbid=() if account else catalog.ACCOUNT_OWNED)
     except ConfigError as exc:
-        raise AdminError(str(exc)) from None
+        raise AdminError(str(exc), field=f"{where}") from None
 
 
 def check_account(spec: AccountSpec, profiles: Collection[str]) -> None:
@@ -84,7 +97,7 @@ def check_account(spec: AccountSpec, profiles: Collection[str]) -> None:
                 catalog.account_fields()["SIP_transport_type"], transport, "")
         except ConfigError:
             raise AdminError(f"{spec.where}column {column!r}: {transport!r}: allowed UDP, TCP, "
-                             "TLS") from None
+                             "TLS", field=f"{spec.where}{column}") from None
     _check_profile(spec.optional.get("profile"), profiles, spec.where,
                    spec.columns.get("profile", "profile"))
 
@@ -99,7 +112,8 @@ def _check_profile(name: str | None, profiles: Collection[str], where: str,
                    column: str) -> None:
     if name is not None and name not in profiles:
         raise AdminError(f"{where}column {column!r}: unknown profile {name!r}; defined in the "
-                         f"config: {', '.join(sorted(profiles)) or 'none'}")
+                         f"config: {', '.join(sorted(profiles)) or 'none'}",
+                         field=f"{where}{column}")
 
 
 def tenant_id(conn: Connection, name: str | None) -> int | None:
@@ -121,7 +135,7 @@ def _new_id(result: sa.CursorResult[Any]) -> int:
 def user_id(conn: Connection, username: str) -> int:
     found = conn.execute(sa.select(USERS.c.id).where(USERS.c.username == username)).scalar()
     if found is None:
-        raise AdminError(f"no user {username!r}")
+        raise UnknownUser(f"no user {username!r}")
     return int(found)
 
 
@@ -132,7 +146,7 @@ def check_text(where: str, field_name: str, value: Any) -> None:
         bad = xml_invalid_char(value)
         if bad is not None:
             raise AdminError(f"{where}field {field_name!r}: contains U+{ord(bad):04X}, a "
-                             "character XML cannot carry")
+                             "character XML cannot carry", field=f"{where}{field_name}")
 
 
 def _check_texts(spec: UserSpec | AccountSpec) -> None:
@@ -153,11 +167,12 @@ def insert_user(conn: Connection, box: SecretBox | None, spec: UserSpec,
     """Insert one user and their accounts; hashing was done by the caller if it mattered."""
     if not spec.username or spec.username != spec.username.strip():
         # Nobody can type a login name that is empty or padded into a phone.
-        raise AdminError(f"username {spec.username!r} is empty or starts/ends with spaces")
+        raise AdminError(f"username {spec.username!r} is empty or starts/ends with spaces",
+                         field="username")
     _check_texts(spec)
     exists = conn.execute(sa.select(USERS.c.id).where(USERS.c.username == spec.username)).first()
     if exists is not None:
-        raise AdminError(f"user {spec.username!r} already exists")
+        raise Exists(f"user {spec.username!r} already exists", field="username")
     password_hash = spec.password_hash
     if spec.password is not None:
         password_hash = passwords.hash(spec.password)
@@ -179,14 +194,16 @@ def insert_account(conn: Connection, box: SecretBox | None, owner: int, spec: Ac
                          "encryption_keys (make one with `zengine db generate-key`)")
     _check_texts(spec)
     if not spec.sip_password:
-        raise AdminError(f"account {spec.ident!r}: empty SIP password")
+        raise AdminError(f"account {spec.ident!r}: empty SIP password",
+                         field=f"{spec.where}sip_password")
     if position is None:
         position = int(conn.execute(sa.select(sa.func.count()).select_from(ACCOUNTS)
                                     .where(ACCOUNTS.c.user_id == owner)).scalar_one())
     clash = conn.execute(sa.select(ACCOUNTS.c.id).where(
         ACCOUNTS.c.user_id == owner, ACCOUNTS.c.ident == spec.ident)).first()
     if clash is not None:
-        raise AdminError(f"account ident {spec.ident!r} already exists for this user")
+        raise Exists(f"account ident {spec.ident!r} already exists for this user",
+                     field=f"{spec.where}ident")
     conn.execute(sa.insert(ACCOUNTS).values(
         user_id=owner, ident=spec.ident, position=position, sip_username=spec.sip_username,
         sip_password=box.encrypt(spec.sip_password), key_id=box.current, domain=spec.domain,
@@ -203,7 +220,9 @@ def add_account(state: SqlState, username: str, spec: AccountSpec) -> None:
         insert_account(conn, state.box, user_id(conn, username), spec)
 
 
-def list_users(state: SqlState, tenant: str | None = None) -> list[dict[str, Any]]:
+def list_users(state: SqlState, tenant: str | None = None, *,
+               search: str = "") -> list[dict[str, Any]]:
+    """Users (of ``tenant``), whose name contains ``search`` when given (case-insensitive)."""
     count = (sa.select(sa.func.count()).select_from(ACCOUNTS)
              .where(ACCOUNTS.c.user_id == USERS.c.id).scalar_subquery())
     query = (sa.select(USERS.c.username, USERS.c.enabled, USERS.c.profile,
@@ -214,6 +233,20 @@ def list_users(state: SqlState, tenant: str | None = None) -> list[dict[str, Any
              .order_by(USERS.c.username))
     if tenant is not None:
         query = query.where(TENANTS.c.name == tenant)
+    if search:
+        # LIKE metacharacters in what the operator typed are matched literally.
+        pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%") \
+            .replace("_", "\\_") + "%"
+        query = query.where(sa.func.lower(USERS.c.username).like(pattern, escape="\\"))
+    with unavailable_on_error(state.url), state.engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def list_tenants(state: SqlState) -> list[dict[str, Any]]:
+    """Every tenant row and how many users it holds."""
+    count = (sa.select(sa.func.count()).select_from(USERS)
+             .where(USERS.c.tenant_id == TENANTS.c.id).scalar_subquery())
+    query = sa.select(TENANTS.c.name, count.label("users")).order_by(TENANTS.c.name)
     with unavailable_on_error(state.url), state.engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
 
@@ -225,8 +258,8 @@ def show_user(state: SqlState, username: str, *, with_secrets: bool = False) -> 
             sa.select(USERS, TENANTS.c.name.label("tenant"))
             .select_from(USERS.outerjoin(TENANTS, USERS.c.tenant_id == TENANTS.c.id))
             .where(USERS.c.username == username)).first()
-        if row is None:
-            raise AdminError(f"no user {username!r}")
+        if row is None or row.username != username:
+            raise UnknownUser(f"no user {username!r}")
         accounts = conn.execute(sa.select(ACCOUNTS).where(ACCOUNTS.c.user_id == row.id)
                                 .order_by(ACCOUNTS.c.position, ACCOUNTS.c.id)).all()
     return user_document(row._mapping, [a._mapping for a in accounts],
@@ -268,6 +301,33 @@ def set_password(state: SqlState, username: str, password: str | None) -> None:
     with unavailable_on_error(state.url), state.engine.begin() as conn:
         conn.execute(sa.update(USERS).where(USERS.c.id == user_id(conn, username))
                      .values(password_hash=new_hash, updated_at=utcnow()))
+        forget_login(state, username)
+
+
+#: User fields :func:`update_user` changes; ``enabled`` has :func:`set_enabled`.
+USER_UPDATABLE = ("display_name", "profile", "overrides")
+
+
+def update_user(state: SqlState, username: str, changes: Mapping[str, Any],
+                profiles: Collection[str]) -> None:
+    """Change some of :data:`USER_UPDATABLE`, with the checks ``users add`` applies."""
+    unknown = set(changes) - set(USER_UPDATABLE)
+    if unknown:
+        raise AdminError(f"cannot change {', '.join(sorted(unknown))}",
+                         field=sorted(unknown)[0])
+    for name in ("display_name", "profile"):
+        if name in changes:
+            check_text("", name, changes[name])
+    if changes.get("profile") is not None:
+        _check_profile(changes["profile"], profiles, "", "profile")
+    if changes.get("overrides") is not None:
+        check_overrides(changes["overrides"], "overrides", account=False)
+    values = dict(changes)
+    if "overrides" in values and values["overrides"] is None:
+        values["overrides"] = {}
+    with unavailable_on_error(state.url), state.engine.begin() as conn:
+        conn.execute(sa.update(USERS).where(USERS.c.id == user_id(conn, username))
+                     .values(**values, updated_at=utcnow()))
         forget_login(state, username)
 
 

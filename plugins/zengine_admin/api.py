@@ -1,0 +1,305 @@
+"""The ``/api/v1`` routes: one table of operations, from which both the Starlette routes and
+the OpenAPI 3.1 document (:mod:`zengine_admin.openapi`) are made.
+
+Plain Starlette with pydantic models rather than FastAPI (docs/api.md says why). Every answer
+is JSON; every refusal is ``application/problem+json``; nothing unexpected becomes a
+traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import structlog
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.types import Receive, Scope, Send
+
+from zengine.runtime import Runtime
+from zengine_admin import models as m
+from zengine_admin import queries as q
+from zengine_admin import service
+from zengine_admin.auth import KeyAuth
+from zengine_admin.keys import Scope as KeyScope
+from zengine_admin.problems import (
+    FieldError,
+    MethodNotAllowed,
+    NotFound,
+    Problem,
+    problem_response,
+)
+from zengine_admin.service import Actor
+from zengine_admin.settings import NAME, PREFIX, AdminSettings
+
+log = structlog.get_logger("zengine.admin")
+#: Largest request body read (a user with 64 accounts fits many times over).
+MAX_BODY = 256 * 1024
+
+
+class UnsupportedMedia(Problem):
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class Internal(Problem):
+    status = 500
+    slug = "internal"
+    title = "Internal error"
+
+
+class TooLarge(Problem):
+    status = 413
+    slug = "too-large"
+    title = "Request body too large"
+
+
+@dataclass(frozen=True)
+class Args:
+    path: Mapping[str, str]
+    query: Any
+    body: Any
+    config: AdminSettings
+
+
+Handler = Callable[[Runtime, Actor, Args], Any]
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation: what the route runs and what the OpenAPI document says about it."""
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    tag: str
+    scope: KeyScope
+    call: Handler
+    #: The answer's type (a model, ``list[Model]``), or ``None`` for 204 No Content.
+    response: Any
+    status: int = 200
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    #: Error statuses besides the ones every operation can answer.
+    errors: tuple[int, ...] = ()
+    description: str = ""
+    adapter: TypeAdapter[Any] | None = field(default=None, compare=False)
+
+
+def _limit(args: Args) -> int:
+    return min(int(args.query.limit), args.config.max_page_size)
+
+
+def _user(args: Args) -> str:
+    return args.path["username"]
+
+
+OPS: list[Op] = [
+    Op("GET", "/status", "getStatus", "Readiness of every backend, with detail", "status",
+       "read", lambda rt, a, x: service.status(rt, a), m.StatusView),
+    Op("GET", "/plugins", "listPlugins", "Loaded plugins and the hooks they implement",
+       "status", "read", lambda rt, a, x: service.plugins(rt, a), list[m.PluginView]),
+    Op("GET", "/tenants", "listTenants", "Tenants zengine knows of", "tenants", "read",
+       lambda rt, a, x: service.tenants(rt, a), list[m.TenantView]),
+    Op("GET", "/profiles", "listProfiles", "Configured profiles", "profiles", "read",
+       lambda rt, a, x: service.profiles(rt, a), list[m.ProfileView]),
+    Op("GET", "/users", "listUsers", "Find users", "users", "read",
+       lambda rt, a, x: service.find_users(rt, a, x.query.q, offset=x.query.offset,
+                                           limit=_limit(x)),
+       m.UserPage, query=q.UsersQuery,
+       description="Users whose name contains `q` in the SQL own schema and the static "
+                   "file; LDAP and mapped tables cannot be listed, so there `q` must be the "
+                   "exact username."),
+    Op("POST", "/users", "createUser", "Create a user (SQL own schema)", "users", "write",
+       lambda rt, a, x: service.create_user(rt, a, x.body), m.UserDetail, status=201,
+       body=m.UserCreate, errors=(409,)),
+    Op("GET", "/users/{username}", "getUser", "A user and their SIP accounts", "users",
+       "read", lambda rt, a, x: service.user_detail(rt, a, _user(x)), m.UserDetail,
+       errors=(404,)),
+    Op("PATCH", "/users/{username}", "updateUser",
+       "Change a user: display name, profile, enabled (disable), overrides", "users",
+       "write", lambda rt, a, x: service.update_user(rt, a, _user(x), x.body), m.UserDetail,
+       body=m.UserUpdate, errors=(404, 409)),
+    Op("DELETE", "/users/{username}", "deleteUser", "Delete a user and their accounts",
+       "users", "write", lambda rt, a, x: service.delete_user(rt, a, _user(x)), None,
+       status=204, errors=(404, 409)),
+    Op("PUT", "/users/{username}/password", "setPassword",
+       "Set (or, with null, remove) the provisioning password", "users", "write",
+       lambda rt, a, x: service.set_password(rt, a, _user(x), x.body.password), None,
+       status=204, body=m.PasswordSet, errors=(404, 409)),
+    Op("POST", "/users/{username}/accounts", "addAccount", "Add a SIP account", "users",
+       "write", lambda rt, a, x: service.add_account(rt, a, _user(x), x.body), m.UserDetail,
+       status=201, body=m.AccountCreate, errors=(404, 409)),
+    Op("PUT", "/users/{username}/accounts/{ident}/sip-password", "setSipPassword",
+       "Set a SIP account's password", "users", "write",
+       lambda rt, a, x: service.set_sip_password(rt, a, _user(x), x.path["ident"],
+                                                 x.body.sip_password),
+       None, status=204, body=m.SipPasswordSet, errors=(404, 409)),
+    Op("DELETE", "/users/{username}/accounts/{ident}", "deleteAccount", "Delete a SIP account",
+       "users", "write",
+       lambda rt, a, x: service.delete_account(rt, a, _user(x), x.path["ident"]), None,
+       status=204, errors=(404, 409)),
+    Op("GET", "/users/{username}/preview", "previewDocument",
+       "The document the user's client gets, passwords masked", "users", "read",
+       lambda rt, a, x: service.preview(rt, a, _user(x), family=x.query.family,
+                                        version=x.query.version),
+       m.PreviewView, query=q.PreviewQuery, errors=(400, 404)),
+    Op("GET", "/tokens", "listTokens", "Provisioning tokens (never the token itself)",
+       "tokens", "tokens",
+       lambda rt, a, x: service.list_tokens(rt, a, x.query.username, offset=x.query.offset,
+                                            limit=_limit(x)),
+       m.TokenPage, query=q.TokensQuery, errors=(404,)),
+    Op("POST", "/tokens", "issueToken",
+       "Issue a one-time setup token: the answer carries it, its link and QR, once",
+       "tokens", "tokens", lambda rt, a, x: service.issue_token(rt, a, x.body),
+       m.IssuedTokenView, status=201, body=m.TokenIssue, errors=(400, 404)),
+    Op("DELETE", "/tokens/{id}", "revokeToken", "Revoke a token", "tokens", "tokens",
+       lambda rt, a, x: service.revoke_token(rt, a, x.path["id"]), m.TokenView,
+       errors=(404, 409)),
+    Op("GET", "/lockouts", "listLockouts", "Login failures and lockouts", "lockouts", "read",
+       lambda rt, a, x: service.lockouts(rt, a), list[m.LockoutView], errors=(404,)),
+    Op("DELETE", "/lockouts", "clearLockouts",
+       "Clear the failures and lockouts of one user or address (name), or all", "lockouts",
+       "write", lambda rt, a, x: service.clear_lockouts(rt, a, x.query.name), m.Cleared,
+       query=q.LockoutClearQuery, errors=(404,)),
+]
+
+#: Statuses every authenticated operation may answer.
+COMMON_ERRORS = (401, 403, 422, 429, 503)
+
+
+def _adapter(op: Op) -> TypeAdapter[Any] | None:
+    return TypeAdapter(op.response) if op.response is not None else None
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    return "/".join(str(part) for part in loc) or "body"
+
+
+def _invalid(exc: ValidationError, where: str) -> Problem:
+    errors = [FieldError(_field(err["loc"]), err["msg"]) for err in exc.errors(
+        include_url=False, include_input=False)]
+    first = errors[0] if errors else FieldError(where, "invalid")
+    problem = Problem(f"{first.field}: {first.detail}", errors=errors)
+    problem.status, problem.slug, problem.title = 422, "invalid", "Invalid request"
+    return problem
+
+
+async def _body(request: Request, model: type[BaseModel]) -> BaseModel:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise UnsupportedMedia("send the body as application/json")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise TooLarge(f"the body may hold at most {MAX_BODY} bytes")
+        chunks.append(chunk)
+    try:
+        data = json.loads(b"".join(chunks))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Problem(f"the body is not JSON: {exc.__class__.__name__}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(exc, "body") from None
+
+
+def _query(request: Request, model: type[BaseModel]) -> BaseModel:
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise _invalid(exc, "query") from None
+
+
+class _Asgi:
+    """A request handler as a plain ASGI app: a ``Route`` given one checks no method, so the
+    handler answers every method itself (405 as a problem document, with ``Allow``)."""
+
+    def __init__(self, handle: Callable[[Request], Any]) -> None:
+        self.handle = handle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handle(Request(scope, receive))
+        await response(scope, receive, send)
+
+
+class Api:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.config = runtime.config(NAME, AdminSettings)
+        self.auth = KeyAuth(runtime)
+        self.adapters = {op.operation_id: _adapter(op) for op in OPS}
+        from zengine_admin.openapi import document
+
+        self.openapi = json.dumps(document(OPS, COMMON_ERRORS), indent=2).encode()
+
+    async def run(self, request: Request, op: Op) -> Response:
+        actor = await self.auth.actor(request)
+        # The key's scope is checked before the input: a read key learns nothing of a write
+        # operation's rules.
+        actor.require(op.scope)
+        query = _query(request, op.query) if op.query is not None else None
+        body = await _body(request, op.body) if op.body is not None else None
+        args = Args(path=dict(request.path_params), query=query, body=body,
+                    config=self.config)
+        result = await anyio.to_thread.run_sync(op.call, self.runtime, actor, args)
+        if op.response is None:
+            return Response(status_code=op.status)
+        adapter = self.adapters[op.operation_id]
+        assert adapter is not None  # noqa: S101 - set for every op with a response
+        return JSONResponse(adapter.dump_python(result, mode="json"), status_code=op.status)
+
+    def endpoint(self, ops: dict[str, Op]) -> Callable[[Request], Any]:
+        allow = ", ".join(sorted(ops))
+
+        async def handle(request: Request) -> Response:
+            op = ops.get(request.method)
+            try:
+                if op is None:
+                    raise MethodNotAllowed(f"{request.method} is not allowed here; use "
+                                           f"{allow}", headers={"Allow": allow})
+                return await self.run(request, op)
+            except Problem as problem:
+                return problem_response(problem)
+            except Exception:
+                # Never a traceback to the client; the log has the exception (no secret is
+                # in it: bodies are never logged).
+                log.exception("admin.crash", path=request.url.path, method=request.method)
+                return problem_response(Internal("unexpected error; the server log has the "
+                                                 "details"))
+
+        return handle
+
+    async def openapi_json(self, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return problem_response(MethodNotAllowed("use GET", headers={"Allow": "GET"}))
+        return Response(self.openapi, media_type="application/json")
+
+    async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await problem_response(NotFound("no such resource"))(scope, receive, send)
+
+    def routes(self) -> list[BaseRoute]:
+        by_path: dict[str, dict[str, Op]] = {}
+        for op in OPS:
+            by_path.setdefault(op.path, {})[op.method] = op
+        inner: list[BaseRoute] = [Route("/openapi.json", _Asgi(self.openapi_json))]
+        inner.extend(Route(path, _Asgi(self.endpoint(ops))) for path, ops in by_path.items())
+        # Unmatched paths below the prefix get a problem document, not the core's plain 404;
+        # no trailing-slash redirect (it would echo the query string).
+        router = Router(inner, redirect_slashes=False, default=self.not_found)
+        return [Mount(PREFIX, app=router)]
+
+
+def routes(runtime: Runtime) -> list[BaseRoute]:
+    api = Api(runtime)
+    runtime.state[f"{NAME}.api"] = api
+    return api.routes()

@@ -1,0 +1,129 @@
+"""A real server with the admin API on: static users, the SQL own schema (SQLite file, or the
+module's PostgreSQL/MariaDB database), tokens, the guard; keys made through the key store, as
+``zengine apikeys create`` makes them."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import URL
+
+from tests.serverproc import Server, running_server
+from tests.sql.conftest import KEY_1, url_text
+from tests.tokens.conftest import _toml_value, write_users
+from zengine.runtime import Runtime, build_runtime
+from zengine.settings import load_settings
+
+PROVIDER = "0123456789abcdef0123456789abcdef"
+
+
+def write_config(directory: Path, db: URL | None = None, *, admin: dict[str, Any] | None = None,
+                 guard: dict[str, Any] | None = None, chain: tuple[str, ...] = ("sql", "static"),
+                 server: dict[str, Any] | None = None) -> Path:
+    users = write_users(directory)
+    db = db if db is not None else URL.create("sqlite", database=str(directory / "own.db"))
+    tables: dict[str, dict[str, Any]] = {
+        "server": {"public_url": "https://prov.example.com", **(server or {})},
+        "logging": {"format": "json", "level": "info"},
+        "auth": {"chain": list(chain), "failure_floor_ms": 200},
+        "plugins.static": {"users_file": str(users)},
+        "plugins.sql": {"url": url_text(db), "create_schema_on_start": True,
+                        "connect_timeout": 2, "statement_timeout": 5, "pool_timeout": 2},
+        "plugins.sql.encryption_keys": {"k1": KEY_1},
+        "plugins.tokens": {"sqlite_path": str(directory / "tokens.db"), "provider_id": PROVIDER},
+        "plugins.admin": {"enabled": True, "sqlite_path": str(directory / "admin.db"),
+                          **(admin or {})},
+        "plugins.guard": {"lockout_threshold": 100, **(guard or {})},
+        "profiles.office": {"SIP_transport_type": "TLS"},
+    }
+    lines = []
+    for table, values in tables.items():
+        lines.append(f"[{table}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+    path = directory / "zengine.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def runtime_from(config: Path) -> Runtime:
+    """A started runtime on the config, with every built-in plugin (as the CLI has)."""
+    runtime = build_runtime(load_settings(config, environ={}))
+    runtime.start()
+    return runtime
+
+
+def make_key(config: Path, name: str, scope: str, **kwargs: Any) -> str:
+    from zengine_admin.keys import key_store
+
+    runtime = runtime_from(config)
+    try:
+        return key_store(runtime).create(name, scope, **kwargs).key
+    finally:
+        runtime.stop()
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Client:
+    server: Server
+    key: str | None = None
+
+    def call(self, method: str, path: str, body: Any = None, *, key: str | None = None,
+             headers: dict[str, str] | None = None, raw: bytes | None = None) -> Reply:
+        sent = dict(headers or {})
+        chosen = key if key is not None else self.key
+        if chosen is not None:
+            sent.setdefault("Authorization", f"Bearer {chosen}")
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            sent.setdefault("Content-Type", "application/json")
+        request = urllib.request.Request(self.server.base + path,  # noqa: S310 - http://
+                                         data=data, method=method, headers=sent)
+        try:
+            with urllib.request.urlopen(request, timeout=15) as answer:  # noqa: S310
+                return Reply(answer.status, {k.lower(): v for k, v in answer.headers.items()},
+                             answer.read())
+        except urllib.error.HTTPError as err:
+            return Reply(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
+
+
+@dataclass
+class AdminServer:
+    server: Server
+    config: Path
+    keys: dict[str, str]
+
+    def client(self, name: str = "admin") -> Client:
+        return Client(self.server, self.keys[name])
+
+
+def start(tmp_path: Path, db: URL | None = None, **kwargs: Any) -> Iterator[AdminServer]:
+    config = write_config(tmp_path, db, **kwargs)
+    keys = {"admin": make_key(config, "admin", "write"),
+            "reader": make_key(config, "reader", "read"),
+            "onboarding": make_key(config, "onboarding", "tokens"),
+            "acme": make_key(config, "acme-admin", "write", tenant="acme")}
+    with running_server(config, tmp_path) as server:
+        yield AdminServer(server, config, keys)
+
+
+@pytest.fixture
+def admin_server(tmp_path: Path) -> Iterator[AdminServer]:
+    yield from start(tmp_path)
