@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -26,9 +26,12 @@ from zengine_admin import models as m
 from zengine_admin import queries as q
 from zengine_admin import service
 from zengine_admin.auth import KeyAuth
+from zengine_admin.keys import TENANT_RE
 from zengine_admin.keys import Scope as KeyScope
 from zengine_admin.problems import (
     FieldError,
+    Forbidden,
+    Invalid,
     MethodNotAllowed,
     NotFound,
     Problem,
@@ -220,6 +223,19 @@ def _query(request: Request, model: type[BaseModel]) -> BaseModel:
         raise _invalid(exc, "query") from None
 
 
+def _target(request: Request, actor: Actor) -> Actor:
+    """``?tenant=``: which tenant an all-tenants key works on (a bound key: only its own)."""
+    tenant = request.query_params.get("tenant")
+    if tenant is None:
+        return actor
+    if not TENANT_RE.fullmatch(tenant):
+        raise Invalid("tenant", "1-64 letters, digits, '.', '_', '-', starting with a letter "
+                                "or digit")
+    if actor.tenant is not None and tenant != actor.tenant:
+        raise Forbidden(f"this API key may only see tenant {actor.tenant!r}")
+    return replace(actor, target=tenant)
+
+
 class _Asgi:
     """A request handler as a plain ASGI app: a ``Route`` given one checks no method, so the
     handler answers every method itself (405 as a problem document, with ``Allow``)."""
@@ -247,6 +263,7 @@ class Api:
         # The key's scope is checked before the input: a read key learns nothing of a write
         # operation's rules.
         actor.require(op.scope)
+        actor = _target(request, actor)
         query = _query(request, op.query) if op.query is not None else None
         body = await _body(request, op.body) if op.body is not None else None
         args = Args(path=dict(request.path_params), query=query, body=body,

@@ -180,8 +180,9 @@ class Revoked(Out):
 
 class TenantView(Out):
     name: str
-    #: Where the tenant is known from (``sql``: a row of the own schema; ``static``/``ldap``:
-    #: named by users of that backend).
+    #: Where the tenant is known from: ``config`` (a ``[tenants.<name>]`` table, with a
+    #: runtime of its own), ``sql`` (a row of the own schema), ``static`` (named by users of
+    #: the static file).
     source: str
     users: int | None = None
 

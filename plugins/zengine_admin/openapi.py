@@ -28,6 +28,11 @@ SEGMENT = {"type": "string", "minLength": 1, "maxLength": 255,
            "pattern": "^[^/\\u0000-\\u001f\\u007f]+$"}
 
 
+TENANT = {"name": "tenant", "in": "query", "required": False,
+          "description": "The tenant to work on (a key bound to a tenant: only its own).",
+          "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}}
+
+
 def _schema(kind: Any, mode: str, components: dict[str, Any]) -> dict[str, Any]:
     schema = TypeAdapter(kind).json_schema(mode=mode, ref_template=REF)  # type: ignore[arg-type]
     components.update(schema.pop("$defs", {}))
@@ -72,6 +77,7 @@ def document(ops: Sequence[Op], common: Sequence[int]) -> dict[str, Any]:
         entry["description"] = description
         parameters = [{"name": name, "in": "path", "required": True, "schema": SEGMENT}
                       for name in re.findall(r"{(\w+)}", op.path)]
+        parameters.append(TENANT)
         if op.query is not None:
             parameters.extend(_query_parameters(op.query, components))
         if parameters:

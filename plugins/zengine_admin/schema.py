@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from zengine_tokens.schema import UtcDateTime, login_string
+from zengine.sqltypes import UtcDateTime, login_string
 
 VERSION_TABLE = "zengine_admin_alembic_version"
 TABLE_NAME = "zengine_api_keys"

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
-from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from functools import partial, wraps
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from lxml import etree
 
@@ -77,6 +77,7 @@ if TYPE_CHECKING:
     from zengine_sql.state import SqlState
 
 R = TypeVar("R")
+P = ParamSpec("P")
 MASK = "********"
 
 
@@ -93,6 +94,11 @@ class Actor:
     client_addr: str
     #: ``apikey`` or ``console``: how the actor proved who it is.
     via: str = "apikey"
+    #: The tenant whose runtime (users, backends, guard, tokens) an operation works on, for
+    #: an actor that may see every tenant (``[tenants]``; ``""``: the global one). A
+    #: tenant-bound actor always works on its own tenant. The API sets it from ``?tenant=``;
+    #: the console from its tenant picker (``dataclasses.replace(actor, target=name)``).
+    target: str = ""
 
     @classmethod
     def from_key(cls, key: ApiKey, client_addr: str, via: str = "apikey") -> Actor:
@@ -105,7 +111,39 @@ class Actor:
                             f"{self.scope!r})")
 
     def sees(self, tenant: str | None) -> bool:
-        return self.tenant is None or (tenant or "") == self.tenant
+        """Whether a user (or entry) of ``tenant`` is this actor's to see; one without a
+        tenant of its own belongs to the tenant runtime it was found in."""
+        return self.tenant is None or (tenant or self.target) == self.tenant
+
+
+def _scope(runtime: Runtime, actor: Actor) -> tuple[Runtime, Actor]:
+    """The runtime an operation works on, and the actor as seen from it.
+
+    A configured tenant (``[tenants.<name>]``) has a runtime of its own: its users file,
+    directory, database, guard and tokens. A tenant name that is not configured (the
+    tenant rows of the SQL own schema, or the ``tenant`` of a static user) narrows what the
+    global runtime shows instead, exactly as a key bound to that tenant would see it.
+    """
+    root = runtime.for_tenant("") or runtime
+    wanted = actor.tenant if actor.tenant is not None else actor.target
+    if wanted == "":
+        return root, replace(actor, target="")
+    tenant_runtime = root.for_tenant(wanted)
+    if tenant_runtime is not None:
+        return tenant_runtime, replace(actor, target=wanted)
+    return root, replace(actor, tenant=wanted, target="")
+
+
+def scoped(fn: Callable[Concatenate[Runtime, Actor, P], R]) -> Callable[
+        Concatenate[Runtime, Actor, P], R]:
+    """Run ``fn`` on the runtime and actor :func:`_scope` picks (idempotent)."""
+
+    @wraps(fn)
+    def run(runtime: Runtime, actor: Actor, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        scoped_runtime, scoped_actor = _scope(runtime, actor)
+        return fn(scoped_runtime, scoped_actor, *args, **kwargs)
+
+    return run
 
 
 def audit(runtime: Runtime, actor: Actor, what: str, outcome: str = "ok", *,
@@ -207,6 +245,7 @@ def _listable(runtime: Runtime, actor: Actor, query: str) -> Iterator[UserSummar
                     yield _static_summary(username, user)
 
 
+@scoped
 def find_users(runtime: Runtime, actor: Actor, query: str = "", *, offset: int = 0,
                limit: int = 50) -> UserPage:
     """Users whose name contains ``query`` (case-insensitive) in the SQL own schema and the
@@ -237,6 +276,7 @@ def _lookup(runtime: Runtime, actor: Actor, username: str) -> UserSummary | None
                        writable=identity.backend == "sql" and _sql_own(runtime) is not None)
 
 
+@scoped
 def user_detail(runtime: Runtime, actor: Actor, username: str) -> UserDetail:
     """One user and their SIP accounts (never a password). A user the actor's tenant does
     not hold is "not found", exactly like a user nobody holds."""
@@ -301,6 +341,7 @@ def _account_spec(body: AccountCreate, where: str) -> Any:
                              optional=optional, overrides=dict(body.overrides), where=where)
 
 
+@scoped
 def create_user(runtime: Runtime, actor: Actor, body: UserCreate) -> UserDetail:
     """A new user of the own schema, with accounts, through the CLI's write path."""
     actor.require("write")
@@ -331,6 +372,7 @@ def create_user(runtime: Runtime, actor: Actor, body: UserCreate) -> UserDetail:
     return user_detail(runtime, actor, body.username)
 
 
+@scoped
 def update_user(runtime: Runtime, actor: Actor, username: str, body: UserUpdate) -> UserDetail:
     """Change the fields ``body`` sets (display name, profile, enabled, overrides)."""
     actor.require("write")
@@ -355,6 +397,7 @@ def update_user(runtime: Runtime, actor: Actor, username: str, body: UserUpdate)
     return user_detail(runtime, actor, username)
 
 
+@scoped
 def set_password(runtime: Runtime, actor: Actor, username: str, password: str | None) -> None:
     actor.require("write")
     from zengine_sql import admin
@@ -366,6 +409,7 @@ def set_password(runtime: Runtime, actor: Actor, username: str, password: str | 
           detail="removed" if password is None else "")
 
 
+@scoped
 def delete_user(runtime: Runtime, actor: Actor, username: str) -> None:
     actor.require("write")
     from zengine_sql import admin
@@ -376,6 +420,7 @@ def delete_user(runtime: Runtime, actor: Actor, username: str) -> None:
     audit(runtime, actor, "user.deleted", username=username)
 
 
+@scoped
 def add_account(runtime: Runtime, actor: Actor, username: str,
                 body: AccountCreate) -> UserDetail:
     actor.require("write")
@@ -395,6 +440,7 @@ def add_account(runtime: Runtime, actor: Actor, username: str,
     return user_detail(runtime, actor, username)
 
 
+@scoped
 def set_sip_password(runtime: Runtime, actor: Actor, username: str, ident: str,
                      password: str) -> None:
     actor.require("write")
@@ -410,6 +456,7 @@ def set_sip_password(runtime: Runtime, actor: Actor, username: str, ident: str,
     audit(runtime, actor, "account.sip_password_set", username=username, detail=f"ident={ident}")
 
 
+@scoped
 def delete_account(runtime: Runtime, actor: Actor, username: str, ident: str) -> None:
     actor.require("write")
     from zengine_sql import admin
@@ -437,6 +484,7 @@ def _mask(document: bytes) -> str:
     return etree.tostring(root, encoding="unicode")
 
 
+@scoped
 def preview(runtime: Runtime, actor: Actor, username: str, *, family: str | None = None,
             version: str | None = None) -> PreviewView:
     """The document ``username``'s client of ``family``/``version`` gets (``zengine render``),
@@ -475,6 +523,7 @@ def _guard(runtime: Runtime) -> Any:
     return guard
 
 
+@scoped
 def lockouts(runtime: Runtime, actor: Actor) -> list[LockoutView]:
     """Accounts and addresses with failures in the guard's window, and how long each stays
     locked (what ``zengine lockouts list`` prints), in the actor's tenant."""
@@ -486,6 +535,7 @@ def lockouts(runtime: Runtime, actor: Actor) -> list[LockoutView]:
             for e in entries if actor.sees(e.tenant)]
 
 
+@scoped
 def clear_lockouts(runtime: Runtime, actor: Actor, name: str | None) -> Cleared:
     """Forget the failures and lockouts of ``name`` (a user or an address), or of everybody
     in the actor's tenant."""
@@ -527,6 +577,7 @@ def _token_view(info: Any) -> TokenView:
                      last_used_addr=info.last_used_addr, issued_by=info.issued_by)
 
 
+@scoped
 def issue_token(runtime: Runtime, actor: Actor, body: TokenIssue) -> IssuedTokenView:
     """A one-time setup token for a user: the answer carries the token, its link and the QR
     (SVG) this once; only its digest is stored."""
@@ -551,6 +602,7 @@ def issue_token(runtime: Runtime, actor: Actor, body: TokenIssue) -> IssuedToken
                            qr_svg=qr_svg(issued.link) if issued.link else "")
 
 
+@scoped
 def list_tokens(runtime: Runtime, actor: Actor, username: str | None = None, *,
                 offset: int = 0, limit: int = 50) -> TokenPage:
     """Tokens (id and state, never the token), newest first."""
@@ -572,6 +624,7 @@ def list_tokens(runtime: Runtime, actor: Actor, username: str | None = None, *,
                            total=len(views))
 
 
+@scoped
 def revoke_token(runtime: Runtime, actor: Actor, token_id: str) -> TokenView:
     actor.require("tokens")
     service = _tokens(runtime)
@@ -587,6 +640,7 @@ def revoke_token(runtime: Runtime, actor: Actor, token_id: str) -> TokenView:
     return _token_view(revoked)
 
 
+@scoped
 def revoke_user_tokens(runtime: Runtime, actor: Actor, username: str) -> Revoked:
     actor.require("tokens")
     service = _tokens(runtime)
@@ -599,24 +653,29 @@ def revoke_user_tokens(runtime: Runtime, actor: Actor, username: str) -> Revoked
 # -- tenants, profiles, plugins, status ---------------------------------------------------
 
 def tenants(runtime: Runtime, actor: Actor) -> list[TenantView]:
-    """The tenants zengine knows of: rows of the own schema's tenant table, and the tenants
-    named by the static file's users. Read-only."""
+    """The tenants zengine knows of: the configured ones (``[tenants.<name>]``, each with a
+    runtime of its own), the tenant rows of the SQL own schema and the tenants the static
+    file's users name. Read-only: tenants are configuration."""
     actor.require("read")
     from zengine_sql import admin
 
-    counts: dict[tuple[str, str], int] = {}
-    state = _sql_own(runtime)
+    root = runtime.for_tenant("") or runtime
+    counts: dict[tuple[str, str], int | None] = {
+        (name, "config"): None for name in root.tenants}
+    state = _sql_own(root)
     if state is not None:
         for row in _sql_call(lambda: admin.list_tenants(state)):
             counts[(row["name"], "sql")] = int(row["users"])
-    for user in _static_users(runtime).values():
+    for user in _static_users(root).values():
         if user.tenant:
             key = (user.tenant, "static")
-            counts[key] = counts.get(key, 0) + 1
+            counts[key] = (counts.get(key) or 0) + 1
     return [TenantView(name=name, source=source, users=n)
-            for (name, source), n in sorted(counts.items()) if actor.sees(name)]
+            for (name, source), n in sorted(counts.items())
+            if actor.tenant is None or name == actor.tenant]
 
 
+@scoped
 def profiles(runtime: Runtime, actor: Actor) -> list[ProfileView]:
     actor.require("read")
     return [ProfileView(name=name, settings=dict(values))
@@ -629,6 +688,7 @@ def plugins(runtime: Runtime, actor: Actor) -> list[PluginView]:
             for info in runtime.hooks.plugin_info()]
 
 
+@scoped
 def status(runtime: Runtime, actor: Actor) -> StatusView:
     """Every plugin's readiness probe, with the detail ``/readyz`` leaves out (no secret,
     URL or host name is in it by the probes' contract)."""
