@@ -20,22 +20,21 @@ import ipaddress
 import re
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from zengine.errors import BackendUnavailable, ConfigError
 from zengine.settings import resolve_secret
+from zengine.sqltypes import open_sqlite, unavailable_on_error
 from zengine_admin import migrate
 from zengine_admin.schema import API_KEYS
 from zengine_admin.settings import NAME, AdminSettings
-from zengine_tokens.api import open_sqlite
 
 if TYPE_CHECKING:
     from zengine.runtime import Runtime
@@ -142,16 +141,8 @@ def _info(row: sa.Row[tuple[object, ...]]) -> ApiKey:
                   last_used=m["last_used_at"], last_used_addr=m["last_used_addr"])
 
 
-@contextlib.contextmanager
-def _unavailable_on_error() -> Iterator[None]:
-    try:
-        yield
-    except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
-            sa_exc.ProgrammingError) as exc:
-        # The driver's message only: never the URL (it may carry a password).
-        orig = getattr(exc, "orig", None) or exc
-        first = (str(orig).strip().splitlines() or [""])[0][:200]
-        raise BackendUnavailable(f"api keys: {type(orig).__name__}: {first}") from None
+def _unavailable_on_error() -> contextlib.AbstractContextManager[None]:
+    return unavailable_on_error("api keys")
 
 
 _COLUMNS = [c for c in API_KEYS.c if c.name != "key_hash"]
