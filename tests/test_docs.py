@@ -17,9 +17,11 @@ def _plugin_models() -> list[type]:
     from zengine.tenantconfig import TenantKeys, TenantsSettings
     from zengine_admin.settings import AdminSettings
     from zengine_audit.settings import AuditSettings
+    from zengine_console.settings import ConsoleSettings
     from zengine_guard.settings import GuardSettings
 
-    return [GuardSettings, TenantsSettings, TenantKeys, AuditSettings, AdminSettings]
+    return [GuardSettings, TenantsSettings, TenantKeys, AuditSettings, AdminSettings,
+            ConsoleSettings]
 
 
 @pytest.mark.parametrize("model", MODELS + _plugin_models(), ids=lambda m: m.__name__)

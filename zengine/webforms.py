@@ -16,10 +16,12 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import structlog
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from starlette.requests import ClientDisconnect, Request
 
-from zengine.errors import StoreUnavailable
+from zengine.errors import ConfigError, StoreUnavailable
 from zengine.runtime import Runtime
+from zengine.settings import SecretFile, resolve_secret
 
 log = structlog.get_logger("zengine.web")
 
@@ -28,6 +30,52 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
        "frame-ancestors 'none'; base-uri 'none'")
 PAGE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache", "Content-Security-Policy": CSP}
 MAX_FORM_BYTES = 8192
+
+
+class SessionSettings(BaseModel):
+    """The session keys of a plugin's ``[plugins.<name>]`` table (the portal's, the
+    console's)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Key that signs the session cookie (at least 32 characters). Without it (or its file) a
+    #: random key is made at startup: sessions then end with a restart.
+    session_key: SecretStr | None = None
+    #: File holding the session key (first line); relative to the config file.
+    session_key_file: SecretFile | None = None
+    #: Seconds a sign-in lasts.
+    session_ttl: int = Field(900, ge=60, le=86400)
+
+    @field_validator("session_key")
+    @classmethod
+    def _key_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (try: python3 -c "
+                             "'import secrets; print(secrets.token_urlsafe(32))')")
+        return value
+
+
+def session_key(secret: SecretStr | None, secret_file: SecretFile | None, runtime: Runtime,
+                table: str) -> str:
+    """The key that signs session cookies: from the config or its file, else a random one
+    (one process only: each worker would make its own and refuse the others' cookies)."""
+    where = f"{runtime.settings.source} [{table}]"
+    resolved = resolve_secret(secret, secret_file, runtime.settings, f"{where} session_key")
+    if resolved is not None:
+        key = resolved.get_secret_value()
+        if len(key) < 32:
+            raise ConfigError(f"{where} session_key_file: the key must be at least 32 "
+                              "characters")
+        return key
+    if runtime.settings.server.workers > 1:
+        raise ConfigError(f"{where}: with [server] workers > 1 set session_key or "
+                          "session_key_file, so that every worker signs sessions alike")
+    prefix = table.rsplit(".", 1)[-1]
+    variable = "ZENGINE_" + table.upper().replace(".", "__") + "__SESSION_KEY"
+    log.warning(f"{prefix}.session_key_generated",
+                hint=f"set [{table}] session_key_file (or {variable}) to keep sessions "
+                     "across restarts")
+    return secrets.token_urlsafe(32)
 
 
 class FormError(Exception):

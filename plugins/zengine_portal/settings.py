@@ -6,9 +6,9 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
-from zengine.settings import SecretFile
+from zengine.webforms import SessionSettings
 from zengine_tokens.settings import Duration
 
 # Validated here so that a colour can be written into the theme stylesheet as it is: nothing
@@ -17,9 +17,7 @@ _COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 _PATH = re.compile(r"(?:/[A-Za-z0-9._~-]+)+")
 
 
-class PortalSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class PortalSettings(SessionSettings):
     #: The page is off unless an operator turns it on.
     enabled: bool = False
     #: Where the page is served; its forms and files live below it.
@@ -36,13 +34,6 @@ class PortalSettings(BaseModel):
     text_color: str = "#1b1f24"
     #: ``lang`` of the page.
     language: str = Field("en", pattern=r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
-    #: Key that signs the session cookie (at least 32 characters). Without it (or its file) a
-    #: random key is made at startup: sessions then end with a restart.
-    session_key: SecretStr | None = None
-    #: File holding the session key (first line); relative to the config file.
-    session_key_file: SecretFile | None = None
-    #: Seconds a sign-in lasts.
-    session_ttl: int = Field(900, ge=60, le=86400)
     #: Lifetime of a portal-issued token, e.g. ``"30m"``; unset means ``[plugins.tokens] ttl``.
     token_ttl: Duration | None = None
 
@@ -66,12 +57,4 @@ class PortalSettings(BaseModel):
     def _ttl(cls, value: timedelta | None) -> timedelta | None:
         if value is not None and not timedelta(minutes=1) <= value <= timedelta(days=30):
             raise ValueError("must be between 1 minute and 30 days")
-        return value
-
-    @field_validator("session_key")
-    @classmethod
-    def _key_length(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 32:
-            raise ValueError("must be at least 32 characters (try: python3 -c "
-                             "'import secrets; print(secrets.token_urlsafe(32))')")
         return value
