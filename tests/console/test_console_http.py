@@ -4,7 +4,9 @@ user, their document, their recent logins and why they failed, lockouts, tokens,
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -157,3 +159,9 @@ def test_no_key_or_cookie_in_the_log(console: ConsoleServer) -> None:
     assert "console" in output  # the access log saw the console's requests
     for secret in [*console.keys.values(), str(browser.cookie), ALICE_PASSWORD]:
         assert secret not in output
+    # Nor in the audit store's rows (the console's admin.* events among them).
+    with contextlib.closing(sqlite3.connect(console.config.parent / "audit.db")) as conn:
+        rows = conn.execute("SELECT * FROM zengine_audit_events").fetchall()
+    assert any("via=console" in str(row) for row in rows), rows
+    for secret in [*console.keys.values(), str(browser.cookie), ALICE_PASSWORD]:
+        assert secret not in repr(rows)
