@@ -52,6 +52,12 @@ class GuardSettings(BaseModel):
     tenant_max_verifications: int = Field(600, ge=1, le=10_000_000)
     flood_window: int = Field(10, ge=1, le=3600)
 
+    #: Keys each table of the in-process store keeps (accounts, addresses, locks, familiar
+    #: addresses, in-flight checks); past it the least recently written goes first. Bounds
+    #: a worker's guard memory (at most about 85 MB at the default, see docs/security.md)
+    #: against unlimited usernames and addresses. Redis expires its own keys instead.
+    memory_max_entries: int = Field(50_000, ge=100, le=10_000_000)
+
     # -- allow and deny lists, per path ("*" = every path) --------------------------------
     #: ``{"/id.php" = ["10.0.0.0/8"]}``: only these may log in on that path.
     allow: dict[str, tuple[str, ...]] = Field(default_factory=dict)

@@ -186,3 +186,43 @@ def test_guesses_in_flight_count_toward_the_threshold(make_state: Make) -> None:
     assert state.check(ALICE, T0).action == "ok"
     # Results that never come stop holding places after the in-flight timeout.
     assert state.check(ALICE, T0 + 11).action == "ok"
+
+
+def test_in_process_store_stays_bounded_under_unlimited_usernames_and_addresses() -> None:
+    """memory_max_entries caps every table: 5x as many distinct usernames and addresses as
+    the cap (failures, lockouts, successes, checks left in flight) leave at most the cap of
+    keys in each, and the newest state still holds (the last user stays locked)."""
+    from zengine_guard.state import FAMILIAR_PER_ACCOUNT, MemoryState
+
+    cap = 100
+    state = MemoryState(GuardSettings(memory_max_entries=cap, lockout_threshold=1))
+    for i in range(5 * cap):
+        who = Who(f"t{i % 7}", f"user{i}", f"2001:db8::{i:x}")
+        assert state.check(who, T0).action == "ok"
+        state.check(Who("", f"in-flight{i}", f"192.0.2.{i % 250}"), T0)  # never a result
+        state.fail(who, f"digest{i}", T0)
+        state.succeed(Who("", f"phone{i}", "198.51.100.1"), T0)
+        state.succeed(Who("", "bob", f"198.51.100.{i % 250}"), T0)
+        state.verification(Who(f"tenant{i}", "x", "192.0.2.1"), T0)
+    sizes = state.sizes()
+    # Each table reached the cap (the loop wrote 5x as many keys) and none passed it.
+    assert all(cap - 1 <= n <= cap for n in sizes.values()), sizes
+    last = Who(f"t{(5 * cap - 1) % 7}", f"user{5 * cap - 1}", f"2001:db8::{5 * cap - 1:x}")
+    assert state.check(last, T0).action == "locked"
+    # One account's familiar addresses are bounded too: the most recent ones are kept.
+    assert len(state._familiar[("", "bob")]) == FAMILIAR_PER_ACCOUNT
+    assert f"198.51.100.{(5 * cap - 1) % 250}" in state._familiar[("", "bob")]
+
+
+def test_expired_state_is_swept_from_the_front_of_each_table() -> None:
+    from zengine_guard.state import MemoryState
+
+    config = GuardSettings(lockout_threshold=1, lockout_base=60, window=3600)
+    state = MemoryState(config)
+    for i in range(1000):
+        state.fail(Who("", f"old{i}", "192.0.2.1"), f"d{i}", T0)
+    # Past the window and every lock: the next sweep (every 1,024 failures) drops them all.
+    for i in range(24):
+        state.fail(Who("", f"new{i}", "192.0.2.2"), f"d{i}", T0 + 7200)
+    sizes = state.sizes()
+    assert sizes["acct"] == 24 and sizes["addr"] == 1 and sizes["locks"] <= 48, sizes
