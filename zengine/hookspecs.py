@@ -33,9 +33,11 @@ if TYPE_CHECKING:
         Identity,
         LoginAttempt,
         LoginResult,
+        Observation,
         PluginSettingsSpec,
         ProvisionRequest,
         Readiness,
+        RequestSummary,
         ResolvedAccount,
         Transform,
     )
@@ -379,6 +381,43 @@ def zengine_readiness(runtime: Runtime) -> Iterable[Readiness] | None:
     --probe``; never on the provisioning path.
 
     Ordering: every plugin is asked; ``/readyz`` answers 503 when any result is not ready.
+
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec
+def zengine_request_finished(summary: RequestSummary, runtime: Runtime) -> None:
+    """Observe one answered provisioning request: path, status, outcome, client family and the
+    seconds the client waited (:class:`~zengine.models.RequestSummary`).
+
+    Called once per request on a provisioning path, every answer included (documents, error
+    documents, the 408/503 the HTTP layer gives on its own), on the **event loop**, just before
+    the response is sent. Any path that answers a provisioning request (the in-event-loop
+    fast path for cached requests included) must call it through
+    ``runtime.hooks.request_finished``. So: never block, do no I/O, keep it to a few
+    microseconds (count, add to a histogram). An exception is logged and swallowed.
+
+    The summary carries no username, address or secret; do not add them from elsewhere.
+
+    Ordering: every plugin is called.
+
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec
+def zengine_observe(observation: Observation, runtime: Runtime) -> None:
+    """Observe something countable: a login and how long it took, one backend call, a password
+    verification actually spent, a cache hit or miss, a shared-store error
+    (:class:`~zengine.models.Observation`; docs/plugins.md lists every name and its fields).
+
+    Reported by the core and plugins through ``runtime.observe(...)``, from worker threads
+    and from the event loop alike (a fast path on the event loop reports its cache hits
+    too), several times per request: never block, do no I/O, keep it to a few microseconds.
+    Ignore names you do not know. An exception is logged and swallowed.
+
+    Ordering: every plugin is called.
 
     .. versionadded:: 0.2
     """

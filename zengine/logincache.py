@@ -30,6 +30,8 @@ from typing import Literal, Protocol
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from zengine.models import Observation
+
 log = structlog.get_logger("zengine.logincache")
 
 #: Backends whose check is a remote bind, not a stored hash: a password changed there is only
@@ -126,13 +128,17 @@ def _field(value: str | None) -> bytes:
 
 class LoginCache:
     def __init__(self, settings: LoginCacheSettings, key: bytes, entries: _Entries,
-                 tenant: str = "") -> None:
+                 tenant: str = "", *,
+                 observe: Callable[[Observation], None] | None = None) -> None:
         self.settings = settings
         self._key = key
         self.entries = entries
         #: Slots are per (tenant, username): tenants share the store, and alice of one tenant
         #: must not evict alice of another.
         self.tenant = tenant
+        #: Told of each hit and miss (``login_cache``) and each store failure
+        #: (``store.error``); the runtime passes :meth:`~zengine.runtime.Runtime.observe`.
+        self.observe = observe
 
     def __repr__(self) -> str:
         return f"LoginCache(enabled={self.settings.enabled}, store={self.entries.kind!r})"
@@ -165,6 +171,8 @@ class LoginCache:
         except Exception as exc:
             log.warning("login_cache.store_unavailable", action=action, store=self.entries.kind,
                         error=type(exc).__name__)
+            if self.observe is not None:
+                self.observe(Observation("store.error", "login_cache", self.entries.kind))
             return None
 
     def check(self, key: LoginKey, password: str) -> bool:
@@ -192,12 +200,20 @@ class LoginCache:
         """``check``, else ``slow()`` (the real verification); remember a success, forget the
         user's entry on a failure."""
         if self.check(key, password):
+            self._count(key.backend, "hit")
             return True
+        if self.settings.enabled:
+            self._count(key.backend, "miss")
         if slow():
             self.remember(key, password)
             return True
         self.forget(key.username)
         return False
+
+
+    def _count(self, backend: str, result: str) -> None:
+        if self.observe is not None:
+            self.observe(Observation("login_cache", result, backend))
 
 
 def load_key(settings: LoginCacheSettings, resolve: Callable[[Path], Path]) -> bytes | None:
@@ -225,7 +241,8 @@ def load_key(settings: LoginCacheSettings, resolve: Callable[[Path], Path]) -> b
 
 
 def build(settings: LoginCacheSettings, resolve: Callable[[Path], Path],
-          shared: _Entries | None, *, tenant: str = "") -> LoginCache:
+          shared: _Entries | None, *, tenant: str = "",
+          observe: Callable[[Observation], None] | None = None) -> LoginCache:
     """The cache for one runtime: the shared store when there is one (and ``store = "auto"``)."""
     key = load_key(settings, resolve)
     entries: _Entries
@@ -237,4 +254,5 @@ def build(settings: LoginCacheSettings, resolve: Callable[[Path], Path],
     else:
         entries = LocalEntries(settings.max_entries)
     # Without a configured secret a random one per process: correct, just not shared.
-    return LoginCache(settings, key if key is not None else os.urandom(32), entries, tenant)
+    return LoginCache(settings, key if key is not None else os.urandom(32), entries, tenant,
+                      observe=observe)

@@ -342,3 +342,44 @@ class LoginResult:
     identity: Identity | None = None
     #: The backend that accepted or rejected; ``None`` when no backend knew the user.
     backend: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSummary:
+    """One provisioning request, answered: what :func:`~zengine.hookspecs.zengine_request_finished`
+    observes. Never a username, an address, a password or a token: counting needs none."""
+
+    #: The provisioning path asked (one of ``[server] paths`` / ``[clients] desktop_paths``).
+    path: str
+    status: int
+    #: ``served``, ``rejected``, ``unavailable``, an error kind (``bad_request``,
+    #: ``missing_credentials``, ``too_many_attempts``, ``overloaded``, ...), ``error`` for a
+    #: bug, or the HTTP layer's own ``deadline`` (503 past ``[server] backend_timeout``),
+    #: ``body_timeout`` (408) and ``method`` (405 for ``HEAD``).
+    outcome: str
+    #: The client family detected (``mobile``, ``desktop``, ...); ``None`` before detection.
+    family: str | None
+    #: Seconds from the request's arrival to its answer, the failure floor included: what the
+    #: client waited.
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """Something countable the core or a plugin did, for
+    :func:`~zengine.hookspecs.zengine_observe`. Every field is a bounded value chosen by code,
+    never by a client: no username, address, password or token.
+
+    The names the core and built-in plugins report (docs/plugins.md lists each one's fields):
+    ``login``, ``backend.authenticate``, ``backend.load_accounts``, ``password.argon2``,
+    ``password.bind``, ``login_cache``, ``document_cache``, ``store.error``. A plugin's own
+    names start with its plugin name and a dot.
+    """
+
+    name: str
+    #: What happened: ``accepted``, ``hit``, ``dummy``, an error kind, ... (per ``name``).
+    result: str | None = None
+    #: The plugin (backend or store kind) it concerns, when there is one.
+    backend: str | None = None
+    #: How long it took, when it was timed.
+    seconds: float | None = None

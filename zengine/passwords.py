@@ -21,8 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from zengine.errors import Overloaded
 from zengine.verifying import announce_verification
+from zengine.models import Observation
 
 T = TypeVar("T")
+_REAL = Observation("password.argon2", "real")
+_DUMMY = Observation("password.argon2", "dummy")
 
 
 class PasswordSettings(BaseModel):
@@ -110,8 +113,12 @@ class VerifyPool:
 
 
 class Passwords:
-    def __init__(self, settings: PasswordSettings | None = None) -> None:
+    def __init__(self, settings: PasswordSettings | None = None, *,
+                 observe: Callable[[Observation], None] | None = None) -> None:
         self.settings = settings or PasswordSettings()
+        #: Told of every verification actually run (``password.argon2``, ``real`` or
+        #: ``dummy``): the runtime passes :meth:`~zengine.runtime.Runtime.observe`.
+        self.observe = observe
         self._hasher = PasswordHasher(
             time_cost=self.settings.time_cost, memory_cost=self.settings.memory_kib,
             parallelism=self.settings.parallelism, type=Type.ID)
@@ -138,6 +145,7 @@ class Passwords:
         announce_verification()
         target = stored if stored is not None else self._dummy
         ok = self.pool.run(lambda: self._verify(target, password))
+        self._spent(stored)
         return ok and stored is not None
 
     async def verify_async(self, stored: str | None, password: str) -> bool:
@@ -145,7 +153,12 @@ class Passwords:
         announce_verification()
         target = stored if stored is not None else self._dummy
         ok = await self.pool.run_async(lambda: self._verify(target, password))
+        self._spent(stored)
         return ok and stored is not None
+
+    def _spent(self, stored: str | None) -> None:
+        if self.observe is not None:
+            self.observe(_DUMMY if stored is None else _REAL)
 
     def _verify(self, target: str, password: str) -> bool:
         try:

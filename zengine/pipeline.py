@@ -13,11 +13,13 @@ import structlog
 from zengine.challenge import error_answer
 from zengine.doccache import Rendered
 from zengine.errors import (
+    AccessDenied,
     BackendUnavailable,
     LoginFailed,
     MissingPassword,
     MissingUsername,
     NoAccounts,
+    Overloaded,
     TooManyAttempts,
     ZengineError,
 )
@@ -30,6 +32,7 @@ from zengine.models import (
     Identity,
     LoginAttempt,
     LoginResult,
+    Observation,
     ProvisionRequest,
     Rejected,
 )
@@ -90,6 +93,27 @@ def check_login(attempt: LoginAttempt, credentials: Credentials, request: Provis
     records the outcome. Returns the :class:`Identity`, the :class:`Rejected`, or ``None``
     for a user no backend knows. May raise :class:`~zengine.errors.Overloaded`.
     """
+    start = time.perf_counter()
+    verdict = "error"
+    try:
+        decided = _check_login(attempt, credentials, request, runtime)
+        # An unknown user and a wrong password are one result here too.
+        verdict = "accepted" if isinstance(decided, Identity) else "rejected"
+        return decided
+    except ZengineError as exc:
+        verdict = _LOGIN_RESULTS.get(exc.kind, "error")
+        raise
+    finally:
+        runtime.observe(Observation("login", verdict, None, time.perf_counter() - start))
+
+
+#: ``login`` observation results for the errors a login can end in.
+_LOGIN_RESULTS = {TooManyAttempts.kind: "refused", AccessDenied.kind: "denied",
+                  Overloaded.kind: "overloaded", BackendUnavailable.kind: "unavailable"}
+
+
+def _check_login(attempt: LoginAttempt, credentials: Credentials, request: ProvisionRequest,
+                 runtime: Runtime) -> AuthResult | None:
     try:
         runtime.hooks.login_check(attempt, runtime)
     except TooManyAttempts:
@@ -123,9 +147,12 @@ def render_for(identity: Identity, client: ClientInfo, runtime: Runtime,
     key: tuple[str, ...] | None = None
     if documents.settings.enabled:
         generations = runtime.hooks.data_generations(identity, runtime)
-        if generations is not None:
+        if generations is None:
+            runtime.observe(_DOC_UNCACHEABLE)
+        else:
             key = documents.key(identity, client, generations)
             cached = documents.get(key)
+            runtime.observe(_DOC_HIT if cached is not None else _DOC_MISS)
             if cached is not None:
                 outcome.account_count = cached.account_count
                 return cached.body
@@ -133,6 +160,12 @@ def render_for(identity: Identity, client: ClientInfo, runtime: Runtime,
     if key is not None:
         documents.put(key, Rendered(body, outcome.account_count))
     return body
+
+
+_DOC_HIT = Observation("document_cache", "hit")
+_DOC_MISS = Observation("document_cache", "miss")
+#: A plugin that shapes the document cannot tell when its data changes (docs/plugins.md).
+_DOC_UNCACHEABLE = Observation("document_cache", "uncacheable")
 
 
 def _render(identity: Identity, client: ClientInfo, runtime: Runtime, outcome: Outcome) -> bytes:
@@ -201,6 +234,10 @@ class Reply:
     #: Extra response headers decided with the status (``WWW-Authenticate`` on a
     #: challenge, ``Retry-After`` when the error carries one).
     headers: tuple[tuple[str, str], ...] = ()
+    #: What the request turned into and the client family, for
+    #: :func:`~zengine.hookspecs.zengine_request_finished`.
+    outcome: str = "error"
+    family: str | None = None
 
 
 def status_for(error: ZengineError, runtime: Runtime) -> int:
@@ -228,12 +265,14 @@ def _handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime) -> R
     outcome = Outcome()
     request: ProvisionRequest | None = None
     served = runtime
+    headers: tuple[tuple[str, str], ...] = ()
+    kind: str | None = None
     try:
         request = resolve_tenant(make_request(), runtime)
         served = runtime_for(request, runtime)
         if request.tenant:
             structlog.contextvars.bind_contextvars(tenant=request.tenant)
-        reply = Reply(200, provision(request, served, outcome))
+        status, body = 200, provision(request, served, outcome)
     except ZengineError as exc:
         if isinstance(exc, BackendUnavailable):
             outcome.outcome = "unavailable"
@@ -247,13 +286,16 @@ def _handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime) -> R
         status, headers = error_answer(exc, request, runtime.settings, status_for(exc, runtime))
         if exc.retry_after:
             headers = (*headers, ("Retry-After", str(exc.retry_after)))
-        reply = Reply(status, error_document(exc.public_message), exc.kind, headers)
+        body, kind = error_document(exc.public_message), exc.kind
     except Exception:
         # A bug, not bad input: the traceback goes to the (redacted) log, never to the client.
         log.exception("provision.crash")
         error = ZengineError("unexpected error")
-        reply = Reply(status_for(error, runtime), error_document(error.public_message), "internal")
+        status, body, kind = status_for(error, runtime), error_document(error.public_message), \
+            "internal"
     client = outcome.client
+    reply = Reply(status, body, kind, headers, outcome.outcome,
+                  client.family if client else None)
     log.info(
         "provision.request",
         outcome=outcome.outcome,

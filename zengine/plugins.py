@@ -5,8 +5,10 @@ The core calls hooks only through :class:`Hooks`, never ``pm.hook.x(**loose_keyw
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +29,12 @@ from zengine.models import (
     Identity,
     LoginAttempt,
     LoginResult,
+    Observation,
     PluginSettingsSpec,
     ProvisionRequest,
     Readiness,
     Rejected,
+    RequestSummary,
     ResolvedAccount,
     Transform,
 )
@@ -86,6 +90,7 @@ class Hooks:
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
+        self._listeners: dict[str, list[tuple[Any, str, bool, bool]]] = {}
 
     @property
     def _h(self) -> Any:
@@ -158,8 +163,9 @@ class Hooks:
         """
         last: Abstain | None = None
         for impl in self._chain("zengine_authenticate", chain):
-            result = impl.function(**_kwargs(impl, credentials=credentials, request=request,
-                                             runtime=runtime))
+            with self.timed("backend.authenticate", impl.plugin_name, runtime):
+                result = impl.function(**_kwargs(impl, credentials=credentials,
+                                                 request=request, runtime=runtime))
             if isinstance(result, Identity | Rejected):
                 return result
             if result is not None and not isinstance(result, Abstain):
@@ -221,7 +227,8 @@ class Hooks:
         for impl in reversed(self._h.zengine_load_accounts.get_hookimpls()):
             if impl.plugin_name in backends and impl.plugin_name not in trusted:
                 continue
-            batch = impl.function(**_kwargs(impl, identity=identity, runtime=runtime))
+            with self.timed("backend.load_accounts", impl.plugin_name, runtime):
+                batch = impl.function(**_kwargs(impl, identity=identity, runtime=runtime))
             for account in batch or ():
                 if not isinstance(account, Account):
                     raise TypeError(f"zengine_load_accounts returned {type(account).__name__}")
@@ -285,6 +292,48 @@ class Hooks:
             except Exception:
                 # Observers never change the response.
                 log.exception("audit.hook_failed", plugin=impl.plugin_name)
+
+    def request_finished(self, summary: RequestSummary, runtime: Runtime) -> None:
+        """:func:`~zengine.hookspecs.zengine_request_finished`; safe on the event loop."""
+        self._notify("zengine_request_finished", "summary", summary, runtime)
+
+    def observe(self, observation: Observation, runtime: Runtime) -> None:
+        """:func:`~zengine.hookspecs.zengine_observe`; safe on the event loop and in threads."""
+        self._notify("zengine_observe", "observation", observation, runtime)
+
+    def _notify(self, hook: str, arg: str, value: object, runtime: Runtime) -> None:
+        # Several times per request: the implementations and their argument names are looked
+        # up once (plugins are fixed once the runtime exists), not per call.
+        listeners = self._listeners.get(hook)
+        if listeners is None:
+            listeners = self._listeners[hook] = [
+                (impl.function, impl.plugin_name, arg in impl.argnames,
+                 "runtime" in impl.argnames)
+                for impl in getattr(self._h, hook).get_hookimpls()]
+        for function, plugin, with_value, with_runtime in listeners:
+            kwargs: dict[str, object] = {arg: value} if with_value else {}
+            if with_runtime:
+                kwargs["runtime"] = runtime
+            try:
+                function(**kwargs)
+            except Exception:
+                # Observers never change the answer.
+                log.exception("observer.hook_failed", hook=hook, plugin=plugin)
+
+    @contextlib.contextmanager
+    def timed(self, name: str, backend: str, runtime: Runtime) -> Iterator[None]:
+        """Report one backend call as an :class:`~zengine.models.Observation`: its seconds and
+        ``ok`` or the error kind it raised (the exception still propagates)."""
+        start = time.perf_counter()
+        result = "ok"
+        try:
+            yield
+        except Exception as exc:
+            result = getattr(exc, "kind", "error")
+            raise
+        finally:
+            self.observe(Observation(name, result, backend, time.perf_counter() - start),
+                         runtime)
 
     def register_routes(self, runtime: Runtime) -> list[BaseRoute]:
         routes: list[BaseRoute] = []

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from zengine import logincache
 from zengine.doccache import DocumentCache
 from zengine.errors import ConfigError
-from zengine.models import Transform
+from zengine.models import Observation, Transform
 from zengine.passwords import Passwords
 from zengine.plugins import Hooks, check_chain, check_disabled, create_plugin_manager
 from zengine.settings import Settings, format_validation_error
@@ -46,7 +46,7 @@ class Runtime:
     @cached_property
     def passwords(self) -> Passwords:
         """argon2id with the ``[passwords]`` parameters: hash, verify, needs_rehash."""
-        return Passwords(self.settings.passwords)
+        return Passwords(self.settings.passwords, observe=self.observe)
 
     @cached_property
     def logins(self) -> logincache.LoginCache:
@@ -55,7 +55,7 @@ class Runtime:
         # better than the cache's own bounded LRU.
         shared = self.store if self.store.kind != "memory" else None
         return logincache.build(self.settings.login_cache, self.settings.resolve_path, shared,
-                                tenant=self.tenant)
+                                tenant=self.tenant, observe=self.observe)
 
     @cached_property
     def resolver(self) -> TenantResolver:
@@ -66,6 +66,11 @@ class Runtime:
     def documents(self) -> DocumentCache:
         """The rendered-document cache (``[document_cache]``), in this process only."""
         return DocumentCache(self.settings.document_cache)
+
+    def observe(self, observation: Observation) -> None:
+        """Report something countable to :func:`~zengine.hookspecs.zengine_observe`; cheap,
+        safe from worker threads and the event loop."""
+        self.hooks.observe(observation, self)
 
     def config(self, name: str, model: type[M]) -> M:
         """The validated settings of plugin ``name`` (defaults when its table is absent)."""

@@ -16,7 +16,7 @@ from typing import TypeVar
 import structlog
 
 from zengine.errors import AccessDenied, BackendUnavailable, ConfigError, TooManyAttempts
-from zengine.models import AuditEvent, LoginAttempt, LoginResult
+from zengine.models import AuditEvent, LoginAttempt, LoginResult, Observation
 from zengine.runtime import Runtime
 from zengine.settings import resolve_secret
 from zengine_guard.settings import GuardSettings
@@ -27,6 +27,8 @@ NAME = "guard"
 security_log = structlog.get_logger("zengine.security")
 log = structlog.get_logger("zengine.guard")
 T = TypeVar("T")
+#: Every Redis error the guard meets (metrics count them; the log says so once per 10 s).
+_STORE_ERROR = Observation("store.error", "guard", "redis")
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
 
@@ -181,6 +183,7 @@ class Guard:
             return step(self.local)
 
     def _alarm(self, exc: BaseException) -> None:
+        self.runtime.observe(_STORE_ERROR)
         with self._alarm_lock:
             self.redis_errors += 1
             now = time.monotonic()

@@ -58,7 +58,8 @@ def zengine_startup(runtime: Runtime) -> None:
     password = resolve_secret(config.service_password, config.service_password_file,
                               runtime.settings, "[plugins.ldap] service_password")
     # No connection is opened here: a directory that is down must not stop the server.
-    runtime.state[NAME] = LdapBackend(config, runtime.settings, password, runtime.logins)
+    runtime.state[NAME] = LdapBackend(config, runtime.settings, password, runtime.logins,
+                                       observe=runtime.observe)
     if config.contact_service is not None:
         runtime.state[CONTACTS] = (contacts.build_service(
             config.contact_service, servers=config.servers, start_tls=config.start_tls,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -18,7 +19,15 @@ from pydantic import SecretStr
 
 from zengine.errors import BackendUnavailable
 from zengine.logincache import LoginCache, LoginKey
-from zengine.models import Abstain, Account, AuthResult, Identity, Readiness, Rejected
+from zengine.models import (
+    Abstain,
+    Account,
+    AuthResult,
+    Identity,
+    Observation,
+    Readiness,
+    Rejected,
+)
 from zengine.settings import Settings
 from zengine.verifying import announce_verification
 from zengine_ldap.directory import Reader, fill_dn, read_entry, user_bind
@@ -36,6 +45,8 @@ from zengine_ldap.servers import ServerList
 from zengine_ldap.settings import LdapSettings
 
 log = structlog.get_logger("zengine_ldap")
+_BIND_REAL = Observation("password.bind", "real", NAME)
+_BIND_DUMMY = Observation("password.bind", "dummy", NAME)
 
 
 class Handoff:
@@ -73,8 +84,11 @@ class _Login:
 
 class LdapBackend:
     def __init__(self, config: LdapSettings, settings: Settings,
-                 service_password: SecretStr | None, logins: LoginCache | None = None) -> None:
+                 service_password: SecretStr | None, logins: LoginCache | None = None,
+                 observe: Callable[[Observation], None] | None = None) -> None:
         self.config = config
+        #: Told of every user bind (``password.bind``, ``real`` or ``dummy``).
+        self.observe = observe
         #: The verified-login cache: a hit skips the user bind (search mode only), never the
         #: search, so a disabled or removed entry is still refused.
         self.logins = logins
@@ -136,6 +150,7 @@ class LdapBackend:
         def bind() -> bool:
             # A cache miss: the bind is this backend's slow verification.
             announce_verification()
+            self._spent(_BIND_REAL)
             return self.bind_pool.run(lambda conn: user_bind(conn, entry.dn, secret, start_tls))
 
         # The DN is the cache's material: an entry renamed or replaced never hits.
@@ -153,7 +168,12 @@ class LdapBackend:
         dn = f"cn=zengine-no-such-user,{self.config.search_base}"
         start_tls = self.config.start_tls
         announce_verification()
+        self._spent(_BIND_DUMMY)
         self.bind_pool.run(lambda conn: user_bind(conn, dn, secret, start_tls))
+
+    def _spent(self, observation: Observation) -> None:
+        if self.observe is not None:
+            self.observe(observation)
 
     def _authenticate_direct(self, username: str, secret: str) -> AuthResult | Abstain | None:
         dn = fill_dn(self.config.user_dn_template or "", username=username)
@@ -161,6 +181,8 @@ class LdapBackend:
         attributes = user_attributes(self.config, with_accounts=True)
 
         def bind_and_read(conn: Connection) -> _Login | Rejected | None:
+            # Unknown or not, the bind is spent (the server cannot tell before it).
+            self._spent(_BIND_REAL)
             if not user_bind(conn, dn, secret, start_tls):
                 return None
             # Read with the user's own rights, on the connection the user just bound.

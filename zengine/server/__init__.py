@@ -73,6 +73,9 @@ def serve(settings: Settings, *, config_path: str | None, host: str | None = Non
     if config_path:
         # Worker processes build their own app from the same config file.
         os.environ["ZENGINE_CONFIG"] = os.path.abspath(config_path)
+    # ... and see the worker count ``--workers`` chose (the metrics plugin's multiprocess
+    # mode depends on it).
+    os.environ["ZENGINE_SERVER__WORKERS"] = str(bind.workers)
     return engine.run(settings, bind)
 
 
