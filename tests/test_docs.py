@@ -19,9 +19,10 @@ def _plugin_models() -> list[type]:
     from zengine_audit.settings import AuditSettings
     from zengine_console.settings import ConsoleSettings
     from zengine_guard.settings import GuardSettings
+    from zengine_metrics.settings import MetricsSettings
 
     return [GuardSettings, TenantsSettings, TenantKeys, AuditSettings, AdminSettings,
-            ConsoleSettings]
+            ConsoleSettings, MetricsSettings]
 
 
 @pytest.mark.parametrize("model", MODELS + _plugin_models(), ids=lambda m: m.__name__)

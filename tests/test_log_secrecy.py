@@ -44,7 +44,9 @@ def test_real_server_output_holds_no_secret(tmp_path: Path, engine: str, workers
            "ZENGINE_SERVER__WORKERS": str(workers),
            "ZENGINE_PLUGINS__TOKENS__SQLITE_PATH": str(tmp_path / "tokens.db"),
            "ZENGINE_PLUGINS__AUDIT__STORE": "sqlite",
-           "ZENGINE_PLUGINS__AUDIT__SQLITE_PATH": str(tmp_path / "audit.db")}
+           "ZENGINE_PLUGINS__AUDIT__SQLITE_PATH": str(tmp_path / "audit.db"),
+           "ZENGINE_PLUGINS__METRICS__ENABLED": "true",
+           "ZENGINE_PLUGINS__METRICS__MULTIPROCESS_DIR": str(tmp_path / "metrics")}
     # Provisioning tokens, issued into the store the server uses: one fetched, then fetched
     # again (the replay window), and one guessed.
     runtime = build_runtime(load_settings(EXAMPLE_CONFIG, environ=env))
@@ -82,6 +84,8 @@ def test_real_server_output_holds_no_secret(tmp_path: Path, engine: str, workers
         assert httpx.get(f"{base}/desktop").status_code == 401
         desktop = httpx.get(f"{base}/desktop", headers={"Authorization": f"Basic {basic}"})
         assert b"Phonebook-Secret-4u" in desktop.content
+        # The metrics of the same traffic (every worker's, summed) name nobody either.
+        scraped = httpx.get(f"{base}/metrics").text
     time.sleep(0.2)  # worker processes flush their last lines on the way out
     output = server.output()
     # The log really was captured: access log lines and one request event per request.
@@ -92,6 +96,17 @@ def test_real_server_output_holds_no_secret(tmp_path: Path, engine: str, workers
     assert re.search(r'GET /token (HTTP/)?1\.1\\?" 200', output), output
     for secret in [*SECRETS, issued.token, guessed]:
         assert secret not in output, f"{secret!r} leaked into the {engine} server output"
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = [sample for family in text_string_to_metric_families(scraped)
+               for sample in family.samples]
+    requests = sum(s.value for s in samples if s.name == "zengine_requests_total")
+    assert requests == 8, scraped  # every provision.request line above
+    tokens = {s.labels["event"]: s.value for s in samples
+              if s.name == "zengine_token_events_total"}
+    assert tokens == {"used": 1, "replayed": 2, "refused": 1}, scraped
+    for secret in [*SECRETS, issued.token, guessed, basic, "alice", "bob", "127.0.0.1"]:
+        assert secret not in scraped, f"{secret!r} in the {engine} metrics"
     assert "?" not in "".join(line for line in output.splitlines()
                               if "id.php" in line or "/token" in line)
     # The audit store's rows, written by every worker: every event, and no secret in any column.

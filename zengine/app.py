@@ -80,17 +80,18 @@ def create_app(
 
     async def provision_endpoint(request: Request) -> Response:
         arrived = time.monotonic()
-        response, outcome, family = await answer(request, arrived)
+        response, outcome, family, tenant = await answer(request, arrived)
         rt.hooks.request_finished(RequestSummary(
             request.scope["path"], response.status_code, outcome, family,
-            time.monotonic() - arrived), rt)
+            time.monotonic() - arrived, tenant), rt)
         return response
 
-    async def answer(request: Request, arrived: float) -> tuple[Response, str, str | None]:
+    async def answer(request: Request,
+                     arrived: float) -> tuple[Response, str, str | None, str]:
         if request.method == "HEAD":
             # Starlette adds HEAD to GET routes; a login must not run without a body to send.
             return _error_response(405, "Method not allowed: use GET or POST.",
-                                   {"Allow": "GET, POST"}), "method", None
+                                   {"Allow": "GET, POST"}), "method", None, ""
         body = b""
         early_error: BadRequest | None = None
         try:
@@ -103,7 +104,7 @@ def create_app(
         except TimeoutError:
             log.info("provision.body_timeout", path=request.url.path)
             return _error_response(408, "Bad request: the request body took too long.",
-                                   {"Connection": "close"}), "body_timeout", None
+                                   {"Connection": "close"}), "body_timeout", None, ""
 
         path = request.url.path
         # The real client (trusted proxies' headers applied): for the log, audit and limits.
@@ -132,13 +133,14 @@ def create_app(
         if reply is None:
             log.warning("provision.deadline", path=path,
                         backend_timeout=settings.server.backend_timeout)
-            return _error_response(503, BackendUnavailable.public_message), "deadline", None
+            return _error_response(503, BackendUnavailable.public_message), "deadline", None, ""
         if reply.error_kind == LoginFailed.kind:
             # Asleep on the event loop, not in a worker thread: guessing cannot starve the pool.
             floor = settings.auth.failure_floor_ms / 1000
             await asyncio.sleep(max(0.0, floor - (time.monotonic() - arrived)))
-        return Response(reply.body, status_code=reply.status, media_type=XML_MEDIA_TYPE,
-                        headers={**NO_STORE, **dict(reply.headers)}), reply.outcome, reply.family
+        response = Response(reply.body, status_code=reply.status, media_type=XML_MEDIA_TYPE,
+                            headers={**NO_STORE, **dict(reply.headers)})
+        return response, reply.outcome, reply.family, reply.tenant
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

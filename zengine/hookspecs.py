@@ -391,16 +391,12 @@ def zengine_request_finished(summary: RequestSummary, runtime: Runtime) -> None:
     """Observe one answered provisioning request: path, status, outcome, client family and the
     seconds the client waited (:class:`~zengine.models.RequestSummary`).
 
-    Called once per request on a provisioning path, every answer included (documents, error
-    documents, the 408/503 the HTTP layer gives on its own), on the **event loop**, just before
-    the response is sent. Any path that answers a provisioning request (the in-event-loop
-    fast path for cached requests included) must call it through
-    ``runtime.hooks.request_finished``. So: never block, do no I/O, keep it to a few
-    microseconds (count, add to a histogram). An exception is logged and swallowed.
-
-    The summary carries no username, address or secret; do not add them from elsewhere.
-
-    Ordering: every plugin is called.
+    Called once per request on a provisioning path, every answer included (error documents,
+    the HTTP layer's own 408/503), on the **event loop**, just before the response is sent; any
+    code answering a provisioning request (an in-event-loop fast path for cached requests too)
+    calls ``runtime.hooks.request_finished``. Never block or do I/O; keep it to microseconds.
+    An exception is swallowed (logged the first time only). The summary holds no username,
+    address or secret: do not add them from elsewhere. Ordering: every plugin is called.
 
     .. versionadded:: 0.2
     """
@@ -415,8 +411,7 @@ def zengine_observe(observation: Observation, runtime: Runtime) -> None:
     Reported by the core and plugins through ``runtime.observe(...)``, from worker threads
     and from the event loop alike (a fast path on the event loop reports its cache hits
     too), several times per request: never block, do no I/O, keep it to a few microseconds.
-    Ignore names you do not know. An exception is logged and swallowed.
-
+    Ignore names you do not know. An exception is swallowed (logged the first time only).
     Ordering: every plugin is called.
 
     .. versionadded:: 0.2

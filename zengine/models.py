@@ -362,6 +362,10 @@ class RequestSummary:
     #: Seconds from the request's arrival to its answer, the failure floor included: what the
     #: client waited.
     seconds: float
+    #: The tenant the request was resolved to (``""`` without ``[tenants]``,
+    #: :data:`UNKNOWN_TENANT` for one refused, ``""`` too when the answer came before
+    #: resolution).
+    tenant: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -238,6 +238,7 @@ class Reply:
     #: :func:`~zengine.hookspecs.zengine_request_finished`.
     outcome: str = "error"
     family: str | None = None
+    tenant: str = ""
 
 
 def status_for(error: ZengineError, runtime: Runtime) -> int:
@@ -295,7 +296,7 @@ def _handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime) -> R
             "internal"
     client = outcome.client
     reply = Reply(status, body, kind, headers, outcome.outcome,
-                  client.family if client else None)
+                  client.family if client else None, request.tenant if request else "")
     log.info(
         "provision.request",
         outcome=outcome.outcome,

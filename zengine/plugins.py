@@ -91,6 +91,7 @@ class Hooks:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
         self._listeners: dict[str, list[tuple[Any, str, bool, bool]]] = {}
+        self._failed: set[tuple[str, str]] = set()
 
     @property
     def _h(self) -> Any:
@@ -317,8 +318,12 @@ class Hooks:
             try:
                 function(**kwargs)
             except Exception:
-                # Observers never change the answer.
-                log.exception("observer.hook_failed", hook=hook, plugin=plugin)
+                # Observers never change the answer. Logged once per plugin and hook: called
+                # several times per request, a broken one would otherwise flood the log and
+                # slow every request down with tracebacks.
+                if (hook, plugin) not in self._failed:
+                    self._failed.add((hook, plugin))
+                    log.exception("observer.hook_failed", hook=hook, plugin=plugin)
 
     @contextlib.contextmanager
     def timed(self, name: str, backend: str, runtime: Runtime) -> Iterator[None]:

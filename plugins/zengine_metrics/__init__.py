@@ -6,6 +6,8 @@ workers. Fed only by the core's observation hooks (``zengine_request_finished``,
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -28,15 +30,22 @@ def zengine_plugin_settings() -> PluginSettingsSpec:
     return PluginSettingsSpec(NAME, MetricsSettings)
 
 
+def _metrics(runtime: Runtime) -> Any:
+    # One set of metrics per process, owned by the global runtime: a tenant's runtime
+    # reports into it (its tenant becomes a label), so one scrape sees every tenant.
+    return (runtime.root or runtime).state.get(NAME)
+
+
 @hookimpl
 def zengine_startup(runtime: Runtime) -> None:
     config = runtime.config(NAME, MetricsSettings)
-    if not config.enabled:
+    if not config.enabled or runtime.root is not None:
         return
     # prometheus-client is imported only when metrics are on.
     from zengine_metrics.metrics import Metrics
 
-    metrics = runtime.state[NAME] = Metrics(config, runtime.settings.server.workers)
+    metrics = runtime.state[NAME] = Metrics(config, runtime.settings.server.workers,
+                                            runtime.tenants)
     if config.listen is not None:
         from zengine_metrics.listener import Listener
 
@@ -48,7 +57,9 @@ def zengine_shutdown(runtime: Runtime) -> None:
     listener = runtime.state.pop(LISTENER, None)
     if listener is not None:
         listener.close()
-    runtime.state.pop(NAME, None)
+    metrics = runtime.state.pop(NAME, None)
+    if metrics is not None:
+        metrics.close()
 
 
 @hookimpl
@@ -66,7 +77,7 @@ def zengine_register_routes(runtime: Runtime) -> list[BaseRoute] | None:
         # The real client: a request forwarded by a trusted proxy is judged by who sent it.
         client = addresses.resolve(request.client.host if request.client else "",
                                    request.headers)
-        metrics = runtime.state.get(NAME)
+        metrics = _metrics(runtime)
         if not allowed(client, networks):
             return PlainTextResponse("forbidden: not in [plugins.metrics] allow\n", 403)
         if metrics is None:
@@ -82,20 +93,20 @@ def zengine_register_routes(runtime: Runtime) -> list[BaseRoute] | None:
 
 @hookimpl
 def zengine_request_finished(summary: RequestSummary, runtime: Runtime) -> None:
-    metrics = runtime.state.get(NAME)
+    metrics = _metrics(runtime)
     if metrics is not None:
         metrics.request(summary)
 
 
 @hookimpl
 def zengine_observe(observation: Observation, runtime: Runtime) -> None:
-    metrics = runtime.state.get(NAME)
+    metrics = _metrics(runtime)
     if metrics is not None:
-        metrics.observe(observation)
+        metrics.observe(observation, runtime.tenant)
 
 
 @hookimpl
 def zengine_audit(event: AuditEvent, runtime: Runtime) -> None:
-    metrics = runtime.state.get(NAME)
+    metrics = _metrics(runtime)
     if metrics is not None:
         metrics.audit(event)

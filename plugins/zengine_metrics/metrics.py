@@ -5,9 +5,10 @@ Every label value comes from code, never from a client, and is bounded on top of
 (:class:`Labels`): a value that does not look like a short identifier, or a label's 33rd
 distinct value, is counted as ``other``. No label carries a username, an address or a token.
 
-Tenants (issue 13): when :class:`~zengine.models.RequestSummary` and
-:class:`~zengine.models.Observation` carry a tenant, it becomes one more label, ``tenant``,
-in :data:`TENANT_READY` order, bounded the same way (so by the configured tenants).
+Tenants: requests and logins carry a ``tenant`` label (``""`` without ``[tenants]``, the
+configured names, ``unknown`` for a request no tenant claims), bounded by the configuration.
+The other metrics are the deployment's: verification pool, caches and backends are shared or
+per plugin, not per tenant; a metric that gains a tenant later adds the label the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import structlog
@@ -34,10 +36,6 @@ MAX_VALUES = 32
 _VALUE = re.compile(r"[a-z][a-z0-9_.-]{0,39}")
 #: Seconds: from a cached login (well under a millisecond) to a backend at its deadline.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-#: The metrics a ``tenant`` label will be added to (all of them), listed for the docs test.
-TENANT_READY = ("requests", "request_duration", "logins", "backend_duration", "backend_errors",
-                "password_verifications", "login_cache", "document_cache", "refusals",
-                "token_events", "store_errors")
 #: ``token.*`` audit outcomes counted (anything else a plugin audits is ``other``).
 TOKEN_EVENTS = frozenset({"issued", "used", "replayed", "revoked", "refused"})
 #: ``login`` results that are refusals before any password was checked, or by the pool.
@@ -96,9 +94,11 @@ def multiprocess_dir(config: MetricsSettings) -> Path:
 class Metrics:
     """One runtime's metrics (``runtime.state["metrics"]``)."""
 
-    def __init__(self, config: MetricsSettings, workers: int) -> None:
+    def __init__(self, config: MetricsSettings, workers: int,
+                 tenants: Iterable[str] = ()) -> None:
         self.config = config
         self.label = Labels()
+        self.tenants = frozenset({"", *tenants})
         self.directory: Path | None = None
         registry: CollectorRegistry | None
         if workers > 1:
@@ -121,13 +121,14 @@ class Metrics:
             return Histogram(name, text, labels, registry=registry, buckets=BUCKETS)
 
         self.requests = counter("zengine_requests", "Provisioning requests answered.",
-                                ("outcome", "family", "status"))
+                                ("tenant", "outcome", "family", "status"))
         self.request_duration = histogram(
             "zengine_request_duration_seconds",
             "Seconds a provisioning request took, failure floor included.", ("outcome",))
         self.logins = histogram(
             "zengine_login_duration_seconds",
-            "Seconds a login's check took (guard, backends, password), by result.", ("result",))
+            "Seconds a login's check took (guard, backends, password), by result.",
+            ("tenant", "result"))
         self.backend_duration = histogram(
             "zengine_backend_duration_seconds", "Seconds one backend call took.",
             ("backend", "operation"))
@@ -159,16 +160,21 @@ class Metrics:
         label = self.label
         outcome = label("outcome", summary.outcome)
         status = str(summary.status) if 100 <= summary.status <= 599 else "other"
-        self.requests.labels(outcome, label("family", summary.family), status).inc()
+        self.requests.labels(self.tenant(summary.tenant), outcome,
+                             label("family", summary.family), status).inc()
         self.request_duration.labels(outcome).observe(summary.seconds)
         if summary.outcome == "deadline":
             self.refusals.labels("deadline").inc()
 
-    def observe(self, item: Observation) -> None:
+    def tenant(self, name: str) -> str:
+        """A configured tenant's name, ``""`` for none, ``unknown`` for anything else."""
+        return name if name in self.tenants else "unknown"
+
+    def observe(self, item: Observation, tenant: str = "") -> None:
         name, label = item.name, self.label
         if name == "login":
             result = label("result", item.result)
-            self.logins.labels(result).observe(item.seconds or 0.0)
+            self.logins.labels(self.tenant(tenant), result).observe(item.seconds or 0.0)
             refusal = REFUSING_LOGINS.get(item.result or "")
             if refusal is not None:
                 self.refusals.labels(refusal).inc()
@@ -196,6 +202,13 @@ class Metrics:
         elif event.event.startswith("token."):
             outcome = event.outcome if event.outcome in TOKEN_EVENTS else "other"
             self.token_events.labels(outcome).inc()
+
+    def close(self) -> None:
+        """Close this process's multiprocess files (the worker is stopping)."""
+        if self.directory is not None:
+            close_all = getattr(values.ValueClass, "close_all_files", None)
+            if close_all is not None:
+                close_all()
 
     def exposition(self) -> bytes:
         """The Prometheus text format: every worker's counts summed in multiprocess mode."""

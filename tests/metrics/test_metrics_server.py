@@ -54,22 +54,26 @@ def traffic(base: str) -> None:
 
 def check_counts(samples: Samples) -> None:
     requests = "zengine_requests_total"
-    assert value(samples, requests, outcome="served", family="mobile", status="200") == 2
-    assert value(samples, requests, outcome="rejected", family="mobile", status="200") == 3
-    assert value(samples, requests, outcome="missing_credentials", family="mobile",
-                 status="200") == 1
-    assert value(samples, requests, outcome="bad_request", family="none", status="400") == 1
-    assert value(samples, requests, outcome="too_many_attempts", family="mobile",
-                 status="429") == 1
+
+    def answered(outcome: str, family: str, status: str) -> float:
+        return value(samples, requests, tenant="", outcome=outcome, family=family,
+                     status=status)
+
+    assert answered("served", "mobile", "200") == 2
+    assert answered("rejected", "mobile", "200") == 3
+    assert answered("missing_credentials", "mobile", "200") == 1
+    assert answered("bad_request", "none", "400") == 1
+    assert answered("too_many_attempts", "mobile", "429") == 1
     assert total(samples, requests) == 8
     assert total(samples, "zengine_request_duration_seconds_count") == 8
     logins = "zengine_login_duration_seconds_count"
-    assert value(samples, logins, result="accepted") == 2
-    assert value(samples, logins, result="rejected") == 3
-    assert value(samples, logins, result="refused") == 1
+    assert value(samples, logins, tenant="", result="accepted") == 2
+    assert value(samples, logins, tenant="", result="rejected") == 3
+    assert value(samples, logins, tenant="", result="refused") == 1
     assert total(samples, logins) == 6
     # +Inf holds every observation, as the parser reads the histogram.
-    assert value(samples, "zengine_login_duration_seconds_bucket", result="accepted",
+    assert value(samples, "zengine_login_duration_seconds_bucket", tenant="",
+                 result="accepted",
                  le="+Inf") == 2
     verifications = "zengine_password_verifications_total"
     # alice once (then the cache), bob's two wrong passwords; nobody costs the dummy one.

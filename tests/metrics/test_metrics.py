@@ -1,0 +1,208 @@
+"""The observation hooks and the metrics plugin in one process: what each hook reports, the
+settings, the allow-list, bounded labels. The two-worker server is test_metrics_server.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+from structlog.testing import capture_logs
+
+from tests.conftest import EXAMPLE_CONFIG
+from tests.metrics.conftest import parse, value
+from tests.serverproc import free_port
+from zengine import hookimpl
+from zengine.app import create_app
+from zengine.errors import ConfigError
+from zengine.models import Observation, RequestSummary
+from zengine.runtime import build_runtime
+from zengine.settings import load_settings
+from zengine.testing import plugin_list
+from zengine_metrics.metrics import MAX_VALUES, Labels, Metrics
+from zengine_metrics.settings import MetricsSettings
+
+FAST = {"ZENGINE_AUTH__FAILURE_FLOOR_MS": "0"}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.observed: list[Observation] = []
+        self.finished: list[RequestSummary] = []
+
+    @hookimpl
+    def zengine_observe(self, observation: Observation) -> None:
+        self.observed.append(observation)
+
+    @hookimpl
+    def zengine_request_finished(self, summary: RequestSummary) -> None:
+        self.finished.append(summary)
+
+
+class Broken:
+    @hookimpl
+    def zengine_observe(self) -> None:
+        raise RuntimeError("an observer's bug")
+
+    @hookimpl
+    def zengine_request_finished(self) -> None:
+        raise RuntimeError("an observer's bug")
+
+
+def client_with(*extra: tuple[str, object], environ: dict[str, str] | None = None,
+                builtins: tuple[str, ...] = ("zoiper", "static", "urls", "audit")) -> TestClient:
+    settings = load_settings(EXAMPLE_CONFIG, environ={**FAST, **(environ or {})})
+    app = create_app(settings, load_entrypoints=False, plugins=[*plugin_list(*builtins), *extra])
+    return TestClient(app)
+
+
+def names(items: list[Observation]) -> list[tuple[str, str | None, str | None]]:
+    return [(item.name, item.result, item.backend) for item in items]
+
+
+def test_zengine_request_finished_sees_every_answer_without_a_name() -> None:
+    recorder = Recorder()
+    with client_with(("recorder", recorder)) as client:
+        assert client.get("/id.php?u=alice&p=wonderland&v=1.14").status_code == 200
+        client.get("/provision?u=alice&p=not-it&v=1.14")
+        client.get("/id.php?u=alice&v=1.14")
+        assert client.get("/id.php?p=x&p=y").status_code == 400
+        assert client.head("/id.php").status_code == 405
+        client.get("/livez")  # not a provisioning path: not a request here
+    seen = [(s.path, s.status, s.outcome, s.family, s.tenant) for s in recorder.finished]
+    assert seen == [("/id.php", 200, "served", "mobile", ""),
+                    ("/provision", 200, "rejected", "mobile", ""),
+                    ("/id.php", 200, "missing_credentials", "mobile", ""),
+                    ("/id.php", 400, "bad_request", None, ""),
+                    ("/id.php", 405, "method", None, "")]
+    assert all(0 < s.seconds < 60 for s in recorder.finished)
+    assert "alice" not in repr(recorder.finished) and "testclient" not in repr(recorder.finished)
+
+
+def test_zengine_observe_reports_logins_backends_passwords_and_caches() -> None:
+    recorder = Recorder()
+    with client_with(("recorder", recorder)) as client:
+        steps = []
+        for query in ("u=alice&p=wonderland&v=1.14", "u=alice&p=wonderland&v=1.14",
+                      "u=alice&p=not-it&v=1.14", "u=nobody&p=x&v=1.14"):
+            before = len(recorder.observed)
+            client.get(f"/id.php?{query}")
+            steps.append(names(recorder.observed[before:]))
+    first, again, wrong, unknown = steps
+    assert first == [("login_cache", "miss", "static"), ("password.argon2", "real", None),
+                     ("backend.authenticate", "ok", "static"), ("login", "accepted", None),
+                     ("document_cache", "miss", None), ("backend.load_accounts", "ok", "static")]
+    # The returning phone: no argon2, no backend read of accounts.
+    assert again == [("login_cache", "hit", "static"), ("backend.authenticate", "ok", "static"),
+                     ("login", "accepted", None), ("document_cache", "hit", None)]
+    assert wrong == [("login_cache", "miss", "static"), ("password.argon2", "real", None),
+                     ("backend.authenticate", "ok", "static"), ("login", "rejected", None)]
+    # Unknown and wrong are one login result; the dummy verification is spent and counted.
+    assert unknown == [("backend.authenticate", "ok", "static"),
+                       ("password.argon2", "dummy", None), ("login", "rejected", None)]
+    timed = [item for item in recorder.observed if item.name in ("login", "backend.authenticate")]
+    assert all(item.seconds is not None and item.seconds >= 0 for item in timed)
+    assert "alice" not in repr(recorder.observed)
+
+
+def test_zengine_observe_store_error_from_the_guard_when_redis_is_down() -> None:
+    recorder = Recorder()
+    environ = {"ZENGINE_PLUGINS__GUARD__REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+               "ZENGINE_PLUGINS__GUARD__REDIS_TIMEOUT": "0.2",
+               "ZENGINE_LOGIN_CACHE__STORE": "local"}
+    with client_with(("recorder", recorder), environ=environ,
+                     builtins=("zoiper", "static", "urls", "audit", "guard")) as client:
+        before = len(recorder.observed)
+        # on_redis_error = local: the login is still guarded and served.
+        assert b"<account>" in client.get("/id.php?u=alice&p=wonderland&v=1.14").content
+    errors = [item for item in recorder.observed[before:] if item.name == "store.error"]
+    assert errors and {(e.result, e.backend) for e in errors} == {("guard", "redis")}
+
+
+def test_zengine_observe_and_zengine_request_finished_exceptions_are_swallowed() -> None:
+    recorder = Recorder()
+    with capture_logs() as logs, client_with(("broken", Broken()),
+                                             ("recorder", recorder)) as client:
+        for _ in range(3):
+            assert b"<account>" in client.get("/id.php?u=alice&p=wonderland&v=1.14").content
+    assert [s.outcome for s in recorder.finished] == ["served"] * 3 and recorder.observed
+    # Once per hook, not once per call: a broken observer must not flood the log.
+    failures = [(e["hook"], e["plugin"]) for e in logs if e["event"] == "observer.hook_failed"]
+    assert sorted(failures) == [("zengine_observe", "broken"),
+                                ("zengine_request_finished", "broken")]
+
+
+def metrics_client(**table: object) -> TestClient:
+    environ = {f"ZENGINE_PLUGINS__METRICS__{key.upper()}": str(v) for key, v in table.items()}
+    return client_with(environ=environ,
+                       builtins=("zoiper", "static", "urls", "audit", "metrics"))
+
+
+def test_metrics_are_off_by_default() -> None:
+    with metrics_client() as client:
+        answer = client.get("/metrics")
+    assert answer.status_code == 404 and b"<error" in answer.content
+
+
+def test_metrics_allow_list_refuses_everyone_else() -> None:
+    # The test client's address is "testclient", in no allow-list.
+    with metrics_client(enabled="true") as client:
+        answer = client.get("/metrics")
+    assert answer.status_code == 403 and "allow" in answer.text
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ({"allow": '["10.0.0.0/33"]'}, "'10.0.0.0/33' is not an IP address or CIDR"),
+    ({"allow": "[]"}, "allow"),
+    ({"listen": "localhost"}, "is not host:port"),
+    ({"listen": "::1:9464"}, "in brackets"),
+    ({"listen": "127.0.0.1:70000"}, "from 1 to 65535"),
+    ({"path": "metrics"}, "path"),
+    ({"enabeld": "true"}, "enabeld"),
+])
+def test_metrics_settings_are_validated_naming_the_key(table: dict[str, str],
+                                                        message: str) -> None:
+    environ = {f"ZENGINE_PLUGINS__METRICS__{key.upper()}": v for key, v in table.items()}
+    settings = load_settings(EXAMPLE_CONFIG, environ=environ)
+    with pytest.raises(ConfigError, match="metrics") as caught:
+        build_runtime(settings, load_entrypoints=False,
+                      plugins=plugin_list("zoiper", "static", "metrics"))
+    assert message in str(caught.value)
+
+
+def test_metrics_listener_on_a_busy_port_is_a_config_error() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = MetricsSettings(enabled=True, listen=f"127.0.0.1:{port}")
+        from zengine_metrics.listener import Listener
+
+        with pytest.raises(ConfigError, match=f"listen = '127.0.0.1:{port}': cannot listen"):
+            Listener(config, lambda: b"")
+
+
+def test_labels_are_bounded() -> None:
+    label = Labels()
+    assert label("family", "alice@example.com") == "other"
+    assert label("family", "Robert'); DROP") == "other"
+    assert label("family", None) == "none"
+    kept = [label("family", f"f{i}") for i in range(MAX_VALUES + 5)]
+    assert kept[:MAX_VALUES] == [f"f{i}" for i in range(MAX_VALUES)]
+    assert set(kept[MAX_VALUES:]) == {"other"}
+    assert label("family", "f0") == "f0"
+
+
+def test_metrics_tenant_label_is_a_configured_tenant_or_unknown() -> None:
+    metrics = Metrics(MetricsSettings(enabled=True), workers=1, tenants=["acme"])
+    for tenant in ("", "acme", "?", "made-up"):
+        metrics.request(RequestSummary("/id.php", 200, "served", "mobile", 0.01, tenant))
+        metrics.observe(Observation("login", "accepted", None, 0.01), tenant)
+    samples: Any = parse(metrics.exposition().decode())
+    counts = {t: value(samples, "zengine_requests_total", tenant=t, outcome="served",
+                       family="mobile", status="200") for t in ("", "acme", "unknown")}
+    assert counts == {"": 1, "acme": 1, "unknown": 2}
+    assert value(samples, "zengine_login_duration_seconds_count", tenant="unknown",
+                 result="accepted") == 2
