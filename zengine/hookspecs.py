@@ -33,11 +33,9 @@ if TYPE_CHECKING:
         Identity,
         LoginAttempt,
         LoginResult,
-        Observation,
         PluginSettingsSpec,
         ProvisionRequest,
         Readiness,
-        RequestSummary,
         ResolvedAccount,
         Transform,
     )
@@ -45,6 +43,13 @@ if TYPE_CHECKING:
     from zengine.store import SharedStore
 
 hookspec = pluggy.HookspecMarker("zengine")
+
+# The observation hooks (for metrics) live in zengine.observehooks; they are part of this
+# contract, registered with it (``pm.add_hookspecs(hookspecs)`` sees them here).
+from zengine.observehooks import zengine_observe as zengine_observe  # noqa: E402
+from zengine.observehooks import (  # noqa: E402
+    zengine_request_finished as zengine_request_finished,
+)
 
 
 @hookspec
@@ -386,33 +391,3 @@ def zengine_readiness(runtime: Runtime) -> Iterable[Readiness] | None:
     """
 
 
-@hookspec
-def zengine_request_finished(summary: RequestSummary, runtime: Runtime) -> None:
-    """Observe one answered provisioning request: path, status, outcome, client family and the
-    seconds the client waited (:class:`~zengine.models.RequestSummary`).
-
-    Called once per request on a provisioning path, every answer included (error documents,
-    the HTTP layer's own 408/503), on the **event loop**, just before the response is sent; any
-    code answering a provisioning request (an in-event-loop fast path for cached requests too)
-    calls ``runtime.hooks.request_finished``. Never block or do I/O; keep it to microseconds.
-    An exception is swallowed (logged the first time only). The summary holds no username,
-    address or secret: do not add them from elsewhere. Ordering: every plugin is called.
-
-    .. versionadded:: 0.2
-    """
-
-
-@hookspec
-def zengine_observe(observation: Observation, runtime: Runtime) -> None:
-    """Observe something countable: a login and how long it took, one backend call, a password
-    verification actually spent, a cache hit or miss, a shared-store error
-    (:class:`~zengine.models.Observation`; docs/plugins.md lists every name and its fields).
-
-    Reported by the core and plugins through ``runtime.observe(...)``, from worker threads
-    and from the event loop alike (a fast path on the event loop reports its cache hits
-    too), several times per request: never block, do no I/O, keep it to a few microseconds.
-    Ignore names you do not know. An exception is swallowed (logged the first time only).
-    Ordering: every plugin is called.
-
-    .. versionadded:: 0.2
-    """

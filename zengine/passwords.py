@@ -20,8 +20,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from zengine.errors import Overloaded
-from zengine.verifying import announce_verification
 from zengine.models import Observation
+from zengine.verifying import announce_verification
 
 T = TypeVar("T")
 _REAL = Observation("password.argon2", "real")
