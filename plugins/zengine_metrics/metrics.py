@@ -20,6 +20,7 @@ import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, values
@@ -98,6 +99,9 @@ class Metrics:
                  tenants: Iterable[str] = ()) -> None:
         self.config = config
         self.label = Labels()
+        #: Each labelled child, found once: ``labels()`` validates and locks on every call,
+        #: and costs more than the increment. Bounded as the label values are.
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         self.tenants = frozenset({"", *tenants})
         self.directory: Path | None = None
         registry: CollectorRegistry | None
@@ -156,15 +160,22 @@ class Metrics:
 
     # -- fed by the hooks (cheap: a few dictionary lookups and an increment) ---------------
 
+    def _child(self, metric: Counter | Histogram, *values: str) -> Any:
+        key = (metric, values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     def request(self, summary: RequestSummary) -> None:
         label = self.label
         outcome = label("outcome", summary.outcome)
         status = str(summary.status) if 100 <= summary.status <= 599 else "other"
-        self.requests.labels(self.tenant(summary.tenant), outcome,
+        self._child(self.requests, self.tenant(summary.tenant), outcome,
                              label("family", summary.family), status).inc()
-        self.request_duration.labels(outcome).observe(summary.seconds)
+        self._child(self.request_duration, outcome).observe(summary.seconds)
         if summary.outcome == "deadline":
-            self.refusals.labels("deadline").inc()
+            self._child(self.refusals, "deadline").inc()
 
     def tenant(self, name: str) -> str:
         """A configured tenant's name, ``""`` for none, ``unknown`` for anything else."""
@@ -174,34 +185,35 @@ class Metrics:
         name, label = item.name, self.label
         if name == "login":
             result = label("result", item.result)
-            self.logins.labels(self.tenant(tenant), result).observe(item.seconds or 0.0)
+            self._child(self.logins, self.tenant(tenant), result).observe(item.seconds or 0.0)
             refusal = REFUSING_LOGINS.get(item.result or "")
             if refusal is not None:
-                self.refusals.labels(refusal).inc()
+                self._child(self.refusals, refusal).inc()
         elif name.startswith("backend."):
             backend, operation = label("backend", item.backend), label("operation", name[8:])
-            self.backend_duration.labels(backend, operation).observe(item.seconds or 0.0)
+            self._child(self.backend_duration, backend, operation).observe(item.seconds or 0.0)
             if item.result != "ok":
-                self.backend_errors.labels(backend, operation, label("kind", item.result)).inc()
+                kind = label("kind", item.result)
+                self._child(self.backend_errors, backend, operation, kind).inc()
         elif name == "password.argon2":
-            self.password_verifications.labels("argon2", label("kind", item.result)).inc()
+            self._child(self.password_verifications, "argon2", label("kind", item.result)).inc()
         elif name == "password.bind":
-            self.password_verifications.labels("ldap_bind", label("kind", item.result)).inc()
+            self._child(self.password_verifications, "ldap_bind", label("kind", item.result)).inc()
         elif name == "login_cache":
-            self.login_cache.labels(label("backend", item.backend),
+            self._child(self.login_cache, label("backend", item.backend),
                                     label("result", item.result)).inc()
         elif name == "document_cache":
-            self.document_cache.labels(label("result", item.result)).inc()
+            self._child(self.document_cache, label("result", item.result)).inc()
         elif name == "store.error":
-            self.store_errors.labels(label("store", item.backend),
+            self._child(self.store_errors, label("store", item.backend),
                                      label("component", item.result)).inc()
 
     def audit(self, event: AuditEvent) -> None:
         if event.event in ("login.locked", "login.limited"):
-            self.refusals.labels(event.event[6:]).inc()
+            self._child(self.refusals, event.event[6:]).inc()
         elif event.event.startswith("token."):
             outcome = event.outcome if event.outcome in TOKEN_EVENTS else "other"
-            self.token_events.labels(outcome).inc()
+            self._child(self.token_events, outcome).inc()
 
     def close(self) -> None:
         """Close this process's multiprocess files (the worker is stopping)."""
