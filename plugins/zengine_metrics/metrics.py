@@ -13,6 +13,7 @@ per plugin, not per tenant; a metric that gains a tenant later adds the label th
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -112,6 +113,8 @@ class Metrics:
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(self.directory)
             if not getattr(values.ValueClass, "_multiprocess", False):
                 values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+                # An engine may end a worker without the app's shutdown: close the files then.
+                atexit.register(self.close)
             registry = None
             self.registry = CollectorRegistry()
             MultiProcessCollector(self.registry, path=str(self.directory))  # type: ignore[no-untyped-call]
@@ -157,6 +160,9 @@ class Metrics:
         self.store_errors = counter("zengine_store_errors",
                                     "Shared-store (Redis) errors, by who met them.",
                                     ("store", "component"))
+        # Also makes every worker's file exist from its start, so a scrape always shows all.
+        counter("zengine_worker_starts",
+                "Worker processes started (rising while serving: workers restart).", ()).inc()
 
     # -- fed by the hooks (cheap: a few dictionary lookups and an increment) ---------------
 

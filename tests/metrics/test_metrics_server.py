@@ -121,9 +121,10 @@ def test_two_workers_metrics_on_the_main_listener_behind_the_allow_list(
                               headers={"X-Forwarded-For": "203.0.113.9"})
         assert forwarded.status_code == 403
         assert "203.0.113.9" not in forwarded.text
-        # The two workers really were two processes writing their own files.
+        # The two workers really were two processes writing their own files, both summed.
         run_dirs = list((tmp_path / "metrics").glob("run-*"))
         assert len(run_dirs) == 1 and len(list(run_dirs[0].glob("counter_*.db"))) == 2
+        assert value(parse(texts[-1]), "zengine_worker_starts_total") == 2
     # The directory of a server no longer running was removed at startup.
     assert not stale.exists()
 
