@@ -21,6 +21,8 @@ from zengine_metrics.settings import MetricsSettings
 
 NAME = "metrics"
 LISTENER = f"{NAME}.listener"
+#: Set while an app is built (``zengine_register_routes``): only a serving runtime counts.
+SERVING = f"{NAME}.serving"
 
 __all__ = ["NAME", "MetricsSettings"]
 
@@ -39,7 +41,9 @@ def _metrics(runtime: Runtime) -> Any:
 @hookimpl
 def zengine_startup(runtime: Runtime) -> None:
     config = runtime.config(NAME, MetricsSettings)
-    if not config.enabled or runtime.root is not None:
+    # A CLI command (check-config, users, lockouts) starts a runtime without an app: it must
+    # not bind the listener nor add a "worker" to the running server's counts.
+    if not config.enabled or runtime.root is not None or not runtime.state.get(SERVING):
         return
     # prometheus-client is imported only when metrics are on.
     from zengine_metrics.metrics import Metrics
@@ -65,7 +69,10 @@ def zengine_shutdown(runtime: Runtime) -> None:
 @hookimpl
 def zengine_register_routes(runtime: Runtime) -> list[BaseRoute] | None:
     config = runtime.config(NAME, MetricsSettings)
-    if not config.enabled or config.listen is not None:
+    if not config.enabled:
+        return None
+    runtime.state[SERVING] = True
+    if config.listen is not None:
         # With a listener of its own the path is not on the main listener at all (404).
         return None
     from zengine_metrics.listener import allowed

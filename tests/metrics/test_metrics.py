@@ -3,8 +3,11 @@ settings, the allow-list, bounded labels. The two-worker server is test_metrics_
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
@@ -206,3 +209,37 @@ def test_metrics_tenant_label_is_a_configured_tenant_or_unknown() -> None:
     assert counts == {"": 1, "acme": 1, "unknown": 2}
     assert value(samples, "zengine_login_duration_seconds_count", tenant="unknown",
                  result="accepted") == 2
+
+
+def test_metrics_stay_off_in_a_cli_runtime(tmp_path: Path) -> None:
+    """check-config, users, lockouts start a runtime but build no app: no listener is bound
+    (the running server holds the port) and no worker files are written."""
+    port = free_port()
+    environ = {"ZENGINE_PLUGINS__METRICS__ENABLED": "true",
+               "ZENGINE_PLUGINS__METRICS__LISTEN": f"127.0.0.1:{port}",
+               "ZENGINE_PLUGINS__METRICS__MULTIPROCESS_DIR": str(tmp_path / "m"),
+               "ZENGINE_SERVER__WORKERS": "2"}
+    runtime = build_runtime(load_settings(EXAMPLE_CONFIG, environ=environ),
+                            load_entrypoints=False,
+                            plugins=plugin_list("zoiper", "static", "metrics"))
+    runtime.start()
+    try:
+        assert "metrics" not in runtime.state and "metrics.listener" not in runtime.state
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))  # free: nobody listens there
+    finally:
+        runtime.stop()
+    assert not (tmp_path / "m").exists()
+
+
+def test_metrics_on_their_own_listener_in_process() -> None:
+    port = free_port()
+    with metrics_client(enabled="true", listen=f"127.0.0.1:{port}") as client:
+        assert client.get("/metrics").status_code == 404
+        client.get("/id.php?u=alice&p=wonderland&v=1.14")
+        answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30)
+    assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+    samples = parse(answer.text)
+    assert value(samples, "zengine_requests_total", tenant="", outcome="served",
+                 family="mobile", status="200") == 1
+    assert value(samples, "zengine_worker_starts_total") == 1
