@@ -564,9 +564,9 @@ def _token_tenant(runtime: Runtime, actor: Actor, username: str) -> str:
     identity = _identity(runtime, username)
     if identity is None or not actor.sees(identity.tenant):
         raise NotFound(f"no user {username!r}")
-    # Tokens are keyed by tenant "" like the CLI's and the portal's: the endpoint checks the
-    # user's tenant when it redeems one, and ``tokens list`` keeps showing them.
-    return ""
+    # The runtime's tenant ("" for the global one): the endpoint redeems the token with that
+    # tenant's users, never with another tenant's user of the same name.
+    return runtime.tenant
 
 
 def _token_view(info: Any) -> TokenView:
@@ -608,7 +608,7 @@ def list_tokens(runtime: Runtime, actor: Actor, username: str | None = None, *,
     """Tokens (id and state, never the token), newest first."""
     actor.require("tokens")
     service = _tokens(runtime)
-    infos = _backend_errors(lambda: service.list(username, tenant=""))
+    infos = _backend_errors(lambda: service.list(username, tenant=runtime.tenant))
     if actor.tenant is not None:
         tenants: dict[str, bool] = {}
 
@@ -628,13 +628,14 @@ def list_tokens(runtime: Runtime, actor: Actor, username: str | None = None, *,
 def revoke_token(runtime: Runtime, actor: Actor, token_id: str) -> TokenView:
     actor.require("tokens")
     service = _tokens(runtime)
-    info = next((i for i in _backend_errors(lambda: service.list(None, tenant=""))
-                 if i.id == token_id), None)
+    listed = _backend_errors(lambda: service.list(None, tenant=runtime.tenant))
+    info = next((i for i in listed if i.id == token_id), None)
     if info is None:
         raise NotFound(f"no token {token_id!r}")
     _token_tenant(runtime, actor, info.username)
     revoked = _backend_errors(lambda: service.revoke(
-        token_id, tenant="", actor=f"api:{actor.name}", client_addr=actor.client_addr))
+        token_id, tenant=runtime.tenant, actor=f"api:{actor.name}",
+        client_addr=actor.client_addr))
     if revoked is None:
         raise Conflict(f"token {token_id!r} is already revoked")
     return _token_view(revoked)
@@ -646,7 +647,8 @@ def revoke_user_tokens(runtime: Runtime, actor: Actor, username: str) -> Revoked
     service = _tokens(runtime)
     _token_tenant(runtime, actor, username)
     count = _backend_errors(lambda: service.revoke_user(
-        username, tenant="", actor=f"api:{actor.name}", client_addr=actor.client_addr))
+        username, tenant=runtime.tenant, actor=f"api:{actor.name}",
+        client_addr=actor.client_addr))
     return Revoked(revoked=int(count))
 
 

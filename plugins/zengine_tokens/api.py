@@ -199,7 +199,8 @@ class TokenService:
               client_addr: str | None, detail: str) -> None:
         self.runtime.hooks.audit(AuditEvent(event=event, outcome=outcome, username=username,
                                             backend=PLUGIN_NAME, client_addr=client_addr,
-                                            detail=detail), self.runtime)
+                                            detail=detail, tenant=self.runtime.tenant),
+                                 self.runtime)
 
     # -- operations --------------------------------------------------------------------
     def _check_user(self, username: str, account: str | None) -> None:

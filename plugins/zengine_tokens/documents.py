@@ -53,10 +53,9 @@ def add_tokens(document: Document, identity: Identity, runtime: Runtime) -> None
             continue
         # The hook gets no request: the address comes from the request's log context.
         addr = structlog.contextvars.get_contextvars().get("client_addr")
-        # Tenant "" like the CLI's and the portal's tokens (until tenants exist, issue 13):
-        # under the user's own tenant, `tokens list/revoke --user` and the portal's sign-out
-        # would not see this token.
-        issued = service.issue(identity.username, tenant="",
+        # The runtime's tenant ("" without [tenants]): the endpoint redeems the token with
+        # that tenant's users, never with another tenant's user of the same name.
+        issued = service.issue(identity.username, tenant=runtime.tenant,
                                account=resolved.account.ident, purpose="document",
                                actor="document", check_user=False,
                                client_addr=addr if isinstance(addr, str) else None)

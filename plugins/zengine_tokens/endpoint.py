@@ -110,7 +110,9 @@ def _accounts_of(runtime: Runtime, row: TokenRow) -> tuple[Identity, list[Accoun
     identity = runtime.hooks.find_identity(row.username, runtime, runtime.settings.auth.chain)
     if identity is None:
         raise Gone("user unknown")
-    if row.tenant and (identity.tenant or "") != row.tenant:
+    # A configured tenant's runtime holds only that tenant's users; elsewhere (the global
+    # runtime, a tenant that is only a name on users) the user's own tenant must match.
+    if row.tenant and row.tenant != runtime.tenant and (identity.tenant or "") != row.tenant:
         raise Gone("user in another tenant")
     accounts = runtime.hooks.load_accounts(identity, runtime)
     if row.account is not None:
@@ -144,6 +146,7 @@ class Redemption:
         self.runtime.hooks.audit(AuditEvent(
             event=event, outcome=outcome, username=row.username if row else None,
             backend=PLUGIN_NAME, client_addr=self.client_addr,
+            tenant=row.tenant if row else "",
             detail=f"{detail} id={row.id}" if row else detail), self.runtime)
 
     def refuse(self, row: TokenRow | None, reason: str) -> TokenReply:
@@ -190,10 +193,13 @@ class Redemption:
         row = consumed.row
         if consumed.outcome == "refused" or row is None:
             return self.refuse(row, consumed.reason or "unknown")
+        # The token's tenant's runtime (its users file, directory, rows): the global
+        # runtime may know a different user of the same name.
+        served = self.runtime.for_tenant(row.tenant) or self.runtime
         try:
-            identity, accounts = _accounts_of(self.runtime, row)
+            identity, accounts = _accounts_of(served, row)
             if self.config.reply == "full":
-                body = _full(self.runtime, identity, accounts, self.path, self.query,
+                body = _full(served, identity, accounts, self.path, self.query,
                              self.headers, self.client_addr)
             else:
                 body = _credentials(accounts)

@@ -1,0 +1,98 @@
+"""Tokens and tenants: a token issued for one tenant's user is redeemed with that tenant's
+users and accounts, never with the global runtime's user of the same name and account ident.
+
+The global users file here holds an alice whose account has the same ident as acme's alice's:
+before tokens carried their runtime's tenant, redeeming acme alice's token through the global
+runtime answered the global alice's SIP password.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lxml import etree
+from starlette.testclient import TestClient
+
+from tests.conftest import BUILTINS
+from tests.tenants_kit import FAST, HOSTS, PASSWORDS, SIP_SECRET, config
+from zengine.app import create_app
+from zengine.passwords import Passwords
+from zengine.settings import load_settings
+from zengine.testing import plugin_list
+from zengine_admin import service
+from zengine_admin.models import TokenIssue
+from zengine_admin.service import Actor
+from zengine_tokens.api import token_service
+
+GLOBAL_SECRET = "GlobalAliceSipSecret7"
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    hashed = Passwords(FAST).hash("global-pass")
+    users = tmp_path / "global-users.toml"
+    # Same username and the same account ident as acme's alice: only the tenant differs.
+    users.write_text(f"""
+[users.alice]
+password_hash = "{hashed}"
+[[users.alice.accounts]]
+ident = "acme-1"
+sip_username = "global-sip-alice"
+sip_password = "{GLOBAL_SECRET}"
+domain = "sip.global.example"
+""", encoding="utf-8")
+    users.chmod(0o600)
+    path = config(tmp_path, default="globex", extra="""
+[plugins.static]
+users_file = "global-users.toml"
+[plugins.tokens]
+issue_in_documents = true
+token_url = "https://prov.example.net/token?id="
+sqlite_path = "tokens.db"
+[plugins.admin]
+sqlite_path = "keys.db"
+""")
+    settings = load_settings(path, environ={})
+    app = create_app(settings, load_entrypoints=False,
+                     plugins=plugin_list(*BUILTINS, "tokens", "admin"))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def _redeemed_password(client: TestClient, token: str) -> str | None:
+    reply = client.get("/token", params={"id": token})
+    assert reply.status_code == 200, reply.text
+    return etree.fromstring(reply.content).findtext("accounts/account/password")
+
+
+def test_a_document_token_redeems_its_own_tenants_account(client: TestClient) -> None:
+    reply = client.get("/id.php", params={"username": "alice", "password": PASSWORDS["acme"],
+                                          "version": "1.14"},
+                       headers={"host": HOSTS["acme"]})
+    assert reply.status_code == 200, reply.text
+    token = etree.fromstring(reply.content).findtext("accounts/account/token") or ""
+    assert len(token) == 43
+    assert _redeemed_password(client, token) == SIP_SECRET["acme"]
+    acme = client.app.state.runtime.for_tenant("acme")  # type: ignore[attr-defined]
+    assert [info.tenant for info in token_service(acme).list("alice", tenant="acme")] \
+        == ["acme"]
+
+
+def test_an_admin_token_for_a_tenant_user_redeems_that_users_account(
+        client: TestClient) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    actor = Actor(name="helpdesk", scope="write", tenant="acme", client_addr="192.0.2.1")
+    issued = service.issue_token(runtime, actor, TokenIssue(username="alice"))
+    assert _redeemed_password(client, issued.token) == SIP_SECRET["acme"]
+    # The acme-bound actor lists and revokes it: it is acme's token.
+    page = service.list_tokens(runtime, actor)
+    assert [item.id for item in page.items] == [issued.id]
+    assert service.revoke_token(runtime, actor, issued.id).revoked
+
+
+def test_a_global_token_still_redeems_the_global_user(client: TestClient) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    issued = token_service(runtime).issue("alice", actor="test")
+    assert _redeemed_password(client, issued.token) == GLOBAL_SECRET
