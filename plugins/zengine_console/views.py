@@ -260,7 +260,9 @@ class Console:
                                         family=family)).document
         except Problem as exc:
             preview = f"({exc.detail})"
-        logins, audit_note = await anyio.to_thread.run_sync(self._recent, actor, username)
+        before = request.query_params.get("before") if request.method == "GET" else None
+        logins, older, audit_note = await anyio.to_thread.run_sync(
+            self._recent, actor, username, (before or "")[:200] or None)
         lockouts = [lock for lock in await self._call(service.lockouts, actor)
                     if lock.name == username]
         try:
@@ -269,27 +271,32 @@ class Console:
             tokens = []
         return self._page(
             request, "user.html", user=detail, preview=preview, logins=logins,
-            audit_note=audit_note, lockouts=lockouts, tokens=tokens, message=message,
+            audit_note=audit_note, older=older, lockouts=lockouts, tokens=tokens, message=message,
             issued=issued, family=family or "",
             # segno's SVG of the link: markup from the QR library, nothing from the user.
             qr=Markup(issued.qr_svg) if issued is not None else None)  # noqa: S704
 
-    def _recent(self, actor: Actor, username: str) -> tuple[list[Any], str | None]:
-        """The user's recent audit events, newest first (the audit store's typed query, in
-        the actor's tenant)."""
+    def _recent(self, actor: Actor, username: str,
+                cursor: str | None) -> tuple[list[Any], str | None, str | None]:
+        """The user's audit events, newest first, a page at a time (the audit store's typed
+        query and its stable cursor, in the actor's tenant): rows, the next page's cursor, a
+        note when there is nothing to show."""
         actor.require("read")
         try:
-            from zengine_audit.api import AuditQuery, AuditStoreOff, audit_service
+            from zengine_audit.api import AuditQuery, AuditStoreOff, BadCursor, audit_service
 
             audit = audit_service(self.runtime)
             audit.flush(1.0)  # what this console just did shows at once
             page = audit.query(AuditQuery(username=username, tenant=actor.tenant,
-                                          limit=self.config.audit_page))
+                                          limit=self.config.audit_page, cursor=cursor))
         except (ImportError, RuntimeError, AuditStoreOff):
-            return [], "The audit store is off ([plugins.audit] store): no login history."
+            return [], None, ("The audit store is off ([plugins.audit] store): no login "
+                              "history.")
+        except BadCursor:
+            return [], None, "That page of events does not exist: start from the newest."
         except ZengineError as exc:
-            return [], f"The audit store cannot be reached: {exc.public_message}"
-        return list(page.records), None
+            return [], None, f"The audit store cannot be reached: {exc.public_message}"
+        return list(page.records), page.next_cursor, None
 
     # -- actions ---------------------------------------------------------------------------
 

@@ -57,7 +57,10 @@ class Browser:
         return response
 
     def get(self, path: str, **params: str) -> httpx.Response:
-        return self._keep(httpx.get(self.base + path, params=params, headers=self._headers()))
+        # No params argument at all for a path that carries its own query (httpx would
+        # replace it with an empty one).
+        return self._keep(httpx.get(self.base + path, params=params or None,
+                                    headers=self._headers()))
 
     def post(self, path: str, form: dict[str, str]) -> httpx.Response:
         return self._keep(httpx.post(self.base + path, data=form, headers=self._headers()))

@@ -165,3 +165,26 @@ def test_no_key_or_cookie_in_the_log(console: ConsoleServer) -> None:
     assert any("via=console" in str(row) for row in rows), rows
     for secret in [*console.keys.values(), str(browser.cookie), ALICE_PASSWORD]:
         assert secret not in repr(rows)
+
+
+def test_login_history_pages_back_with_a_stable_cursor(console: ConsoleServer) -> None:
+    for _ in range(12):  # 24 events (login.accepted, document.served): more than a page
+        assert b"<account>" in console.login("alice", ALICE_PASSWORD).content
+    browser = console.browser()
+    browser.sign_in(console.keys["reader"])
+
+    def event_ids(html: str) -> list[int]:
+        return [int(i) for i in re.findall(r'<tr id="event-(\d+)"', html)]
+
+    first = browser.get("/console/user", name="alice")
+    page1 = event_ids(first.text)
+    assert len(page1) == 20 and page1 == sorted(page1, reverse=True)
+    older = re.search(r'id="older" href="([^"]+)"', first.text)
+    assert older is not None
+    # Newer events arriving between pages do not shift the next one.
+    assert b"<account>" in console.login("alice", ALICE_PASSWORD).content
+    page2 = event_ids(browser.get(older.group(1).replace("&amp;", "&")).text)
+    assert page2 and max(page2) < min(page1)
+    assert page2 == sorted(page2, reverse=True)
+    refused = browser.get("/console/user", name="alice", before="not-a-cursor")
+    assert refused.status_code == 200 and "does not exist" in refused.text
