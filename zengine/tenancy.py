@@ -204,12 +204,16 @@ class PathKeyMask:
 
 def mask_scope(scope: dict[str, Any]) -> None:
     path = scope.get("path", "")
-    if not path.startswith(PATH_KEY_PREFIX):
+    # Near misses too (``/t/<key>`` with nothing after it, ``//t/<key>/...``): they are
+    # 404s, but the access log prints their path.
+    stripped = path.lstrip("/")
+    if not stripped.startswith(PATH_KEY_PREFIX[1:]):
         return
-    key, sep, rest = path[len(PATH_KEY_PREFIX):].partition("/")
-    if not sep or key == MASKED_SEGMENT:
+    lead = path[:len(path) - len(stripped)]
+    key, sep, rest = stripped[len(PATH_KEY_PREFIX) - 1:].partition("/")
+    if not key or key == MASKED_SEGMENT:
         return
-    masked = f"{PATH_KEY_PREFIX}{MASKED_SEGMENT}/{rest}"
+    masked = f"{lead}{PATH_KEY_PREFIX[1:]}{MASKED_SEGMENT}{sep}{rest}"
     # The same dict the server logs from: change it in place.
     scope["path"] = masked
     scope["raw_path"] = masked.encode("ascii", "replace")
