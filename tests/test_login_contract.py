@@ -426,3 +426,37 @@ def test_announce_verification_once_per_login_and_only_inside_one() -> None:
         assert verification_spent()
     assert calls == [1]
     assert not verification_spent()
+
+
+def test_refused_logins_are_held_until_the_failure_floor_like_wrong_ones(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A locked-out attacker's connection waits out the floor on the event loop for each 429
+    (it cannot loop as fast as the CPU answers and take the CPU from the real user); a served
+    login is not held. Sleeps are recorded, not waited for: no timing."""
+    import asyncio
+
+    import zengine.app
+    from tests.conftest import BUILTINS, EXAMPLE_CONFIG
+    from zengine.settings import load_settings
+
+    real_sleep = asyncio.sleep
+    slept: list[float] = []
+
+    async def recorded(delay: float, *args: Any, **kwargs: Any) -> Any:
+        slept.append(delay)
+        return await real_sleep(0)
+
+    monkeypatch.setattr(zengine.app.asyncio, "sleep", recorded)
+    settings = load_settings(EXAMPLE_CONFIG, environ={"ZENGINE_AUTH__FAILURE_FLOOR_MS": "10000"})
+    app = create_app(settings, load_entrypoints=False,
+                     plugins=[*plugin_list(*BUILTINS), ("guard", Guard({"mallory"}))])
+    with TestClient(app) as client:
+        def held(user: str, password: str, status: int) -> bool:
+            slept.clear()
+            answer = client.get("/id.php", params={"u": user, "p": password})
+            assert answer.status_code == status
+            return any(delay > 5 for delay in slept)
+
+        assert held("mallory", "guess", 429)
+        assert held("alice", "not-her-password", 200)  # the wrong-login document
+        assert not held("alice", "wonderland", 200)

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from zengine import health
 from zengine.addresses import ClientAddresses
-from zengine.errors import BackendUnavailable, BadRequest, LoginFailed
+from zengine.errors import BackendUnavailable, BadRequest, LoginFailed, TooManyAttempts
 from zengine.models import ProvisionRequest, RequestSummary
 from zengine.pipeline import Reply, handle
 from zengine.request import build_request
@@ -34,6 +34,8 @@ XML_MEDIA_TYPE = "application/xml; charset=utf-8"
 # The body carries SIP passwords: no cache, proxy or browser may keep it.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache", "X-Content-Type-Options": "nosniff"}
 log = structlog.get_logger("zengine.app")
+#: Answers held until ``[auth] failure_floor_ms`` after the request arrived.
+HELD_UNTIL_FLOOR = frozenset({LoginFailed.kind, TooManyAttempts.kind})
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -134,8 +136,11 @@ def create_app(
             log.warning("provision.deadline", path=path,
                         backend_timeout=settings.server.backend_timeout)
             return _error_response(503, BackendUnavailable.public_message), "deadline", None, ""
-        if reply.error_kind == LoginFailed.kind:
+        if reply.error_kind in HELD_UNTIL_FLOOR:
             # Asleep on the event loop, not in a worker thread: guessing cannot starve the pool.
+            # A refused (locked, limited) login waits too: otherwise each of a locked-out
+            # attacker's connections loops as fast as the CPU answers 429s, and the CPU is
+            # what the real user's login needs.
             floor = settings.auth.failure_floor_ms / 1000
             await asyncio.sleep(max(0.0, floor - (time.monotonic() - arrived)))
         response = Response(reply.body, status_code=reply.status, media_type=XML_MEDIA_TYPE,
