@@ -38,10 +38,11 @@ domain = "sip.{tenant}.example"
 
 
 def config(tmp_path: Path, *, extra: str = "", resolve: str | None = None,
-           default: str | None = None, users: bool = True) -> Path:
-    """A config with tenants acme and globex on per-tenant users files."""
+           default: str | None = None, sql: str | None = None) -> Path:
+    """A config with tenants acme and globex on per-tenant users files, or (``sql``: the
+    ``[plugins.sql]`` table) on the shared SQL schema."""
     for tenant in ("acme", "globex"):
-        if users:
+        if sql is None:
             users_file(tmp_path / f"{tenant}-users.toml", tenant)
     digests = {t: [key_digest(PATH_SECRET.encode(), k) for k in keys]
                for t, keys in KEYS.items()}
@@ -55,7 +56,7 @@ time_cost = 1
 memory_kib = 64
 parallelism = 1
 [auth]
-chain = ["static"]
+chain = ["{'static' if sql is None else 'sql'}"]
 failure_floor_ms = 0
 [tenants]
 {chain}{fallback}path_key_secret = "{PATH_SECRET}"
@@ -64,14 +65,15 @@ hosts = ["{HOSTS['acme']}"]
 path_keys = {digests['acme']!r}
 [tenants.acme.document]
 customer_sid = "acme-sid"
-[tenants.acme.plugins.static]
-users_file = "acme-users.toml"
+{'' if sql is not None else '[tenants.acme.plugins.static]'}
+{'' if sql is not None else 'users_file = "acme-users.toml"'}
 [tenants.globex]
 hosts = ["*.globex.example"]
 path_keys = {digests['globex']!r}
 suffixes = ["globex", "globex.example"]
-[tenants.globex.plugins.static]
-users_file = "globex-users.toml"
+{'' if sql is not None else '[tenants.globex.plugins.static]'}
+{'' if sql is not None else 'users_file = "globex-users.toml"'}
+{sql or ''}
 {extra}
 """
     path = tmp_path / "zengine.toml"

@@ -150,11 +150,12 @@ class LoginCache:
     def _mac(self, *parts: str | None) -> bytes:
         return hmac.new(self._key, b"".join(_field(p) for p in parts), hashlib.sha256).digest()
 
-    def _slot(self, username: str) -> str:
+    def _slot(self, username: str, tenant: str | None = None) -> str:
         # The username is keyed too: a dump of the store does not even list who logged in. One
         # slot per login name (the digest holds backend and tenant), so a lockout or an
         # operator's command can drop it knowing the name alone.
-        parts = ("user", username) if not self.tenant else ("tenant-user", self.tenant, username)
+        tenant = self.tenant if tenant is None else tenant
+        parts = ("user", username) if not tenant else ("tenant-user", tenant, username)
         return f"{_KEY_PREFIX}:{self._mac(*parts).hex()[:32]}"
 
     def _digest(self, key: LoginKey, password: str) -> bytes:
@@ -190,10 +191,11 @@ class LoginCache:
         ttl = self.ttl_for(key.backend)
         self._safely("set", lambda: self.entries.set(slot, digest, ttl))
 
-    def forget(self, username: str) -> None:
-        """Drop the user's entry: lockout, disable, a failed login, an operator's change."""
+    def forget(self, username: str, *, tenant: str | None = None) -> None:
+        """Drop the user's entry: lockout, disable, a failed login, an operator's change
+        (``tenant``: another tenant's user than this cache's, for operator tools)."""
         if self.settings.enabled:
-            slot = self._slot(username)
+            slot = self._slot(username, tenant)
             self._safely("delete", lambda: self.entries.delete(slot))
 
     def verify(self, key: LoginKey, password: str, slow: Callable[[], bool]) -> bool:

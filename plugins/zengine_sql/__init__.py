@@ -48,7 +48,8 @@ def open_state(runtime: Runtime) -> SqlState | None:
                         wait=config.pool_timeout, deadline=float(config.statement_timeout))
     return SqlState(config=config, url=url, engine=engine, box=box,
                     mapping=config.mapping if config.mode == "mapping" else None,
-                    passwords=runtime.passwords, logins=runtime.logins, watchdog=watchdog)
+                    passwords=runtime.passwords, logins=runtime.logins, watchdog=watchdog,
+                    tenant=runtime.tenant or None)
 
 
 @hookimpl

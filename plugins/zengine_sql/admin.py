@@ -132,11 +132,28 @@ def _new_id(result: sa.CursorResult[Any]) -> int:
     return int(key[0])
 
 
-def user_id(conn: Connection, username: str) -> int:
-    found = conn.execute(sa.select(USERS.c.id).where(USERS.c.username == username)).scalar()
-    if found is None:
-        raise UnknownUser(f"no user {username!r}")
-    return int(found)
+def user_id(conn: Connection, username: str, tenant: str | None = None) -> int:
+    """The user's id. ``tenant`` names the tenant; ``None`` is the one user of that name
+    (refused, naming the tenants, when the name exists in several).
+
+    Every function below that takes ``tenant=`` defaults it to the state's own tenant, so a
+    caller holding a tenant's runtime (the admin API) is scoped to that tenant by itself.
+    """
+    query = (sa.select(USERS.c.id, USERS.c.username, TENANTS.c.name.label("tenant"))
+             .select_from(USERS.outerjoin(TENANTS, USERS.c.tenant_id == TENANTS.c.id))
+             .where(USERS.c.username == username))
+    if tenant is not None:
+        query = query.where(TENANTS.c.name == tenant)
+    # MariaDB's collation may match "alice " for "alice": the database narrows, Python decides.
+    rows = [row for row in conn.execute(query.limit(8)).all() if row.username == username]
+    if not rows:
+        raise UnknownUser(f"no user {username!r}"
+                          + (f" in tenant {tenant!r}" if tenant else ""))
+    if len(rows) > 1:
+        tenants = ", ".join(sorted(str(row.tenant or "-") for row in rows))
+        raise AdminError(f"user {username!r} exists in several tenants ({tenants}); name one "
+                         "with --tenant")
+    return int(rows[0].id)
 
 
 def check_text(where: str, field_name: str, value: Any) -> None:
@@ -170,9 +187,16 @@ def insert_user(conn: Connection, box: SecretBox | None, spec: UserSpec,
         raise AdminError(f"username {spec.username!r} is empty or starts/ends with spaces",
                          field="username")
     _check_texts(spec)
-    exists = conn.execute(sa.select(USERS.c.id).where(USERS.c.username == spec.username)).first()
+    # Unique per tenant; the database cannot compare a NULL tenant, so this check does.
+    exists = conn.execute(
+        sa.select(USERS.c.id).select_from(USERS.outerjoin(TENANTS,
+                                                          USERS.c.tenant_id == TENANTS.c.id))
+        .where(USERS.c.username == spec.username,
+               TENANTS.c.name == spec.tenant if spec.tenant is not None
+               else USERS.c.tenant_id.is_(None))).first()
     if exists is not None:
-        raise Exists(f"user {spec.username!r} already exists", field="username")
+        where = f" in tenant {spec.tenant!r}" if spec.tenant is not None else ""
+        raise Exists(f"user {spec.username!r} already exists{where}", field="username")
     password_hash = spec.password_hash
     if spec.password is not None:
         password_hash = passwords.hash(spec.password)
@@ -211,18 +235,23 @@ def insert_account(conn: Connection, box: SecretBox | None, owner: int, spec: Ac
 
 
 def add_user(state: SqlState, spec: UserSpec) -> None:
+    if spec.tenant is None:
+        spec.tenant = state.tenant
     with unavailable_on_error(state.url), state.engine.begin() as conn:
         insert_user(conn, state.box, spec, state.passwords)
 
 
-def add_account(state: SqlState, username: str, spec: AccountSpec) -> None:
+def add_account(state: SqlState, username: str, spec: AccountSpec, *,
+                tenant: str | None = None) -> None:
+    tenant = tenant if tenant is not None else state.tenant
     with unavailable_on_error(state.url), state.engine.begin() as conn:
-        insert_account(conn, state.box, user_id(conn, username), spec)
+        insert_account(conn, state.box, user_id(conn, username, tenant), spec)
 
 
 def list_users(state: SqlState, tenant: str | None = None, *,
                search: str = "") -> list[dict[str, Any]]:
     """Users (of ``tenant``), whose name contains ``search`` when given (case-insensitive)."""
+    tenant = tenant if tenant is not None else state.tenant
     count = (sa.select(sa.func.count()).select_from(ACCOUNTS)
              .where(ACCOUNTS.c.user_id == USERS.c.id).scalar_subquery())
     query = (sa.select(USERS.c.username, USERS.c.enabled, USERS.c.profile,
@@ -251,14 +280,17 @@ def list_tenants(state: SqlState) -> list[dict[str, Any]]:
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
-def show_user(state: SqlState, username: str, *, with_secrets: bool = False) -> dict[str, Any]:
+def show_user(state: SqlState, username: str, *, with_secrets: bool = False,
+              tenant: str | None = None) -> dict[str, Any]:
     """Everything about one user; SIP passwords only when asked (export)."""
+    tenant = tenant if tenant is not None else state.tenant
     with unavailable_on_error(state.url), state.engine.connect() as conn:
+        owner = user_id(conn, username, tenant)
         row = conn.execute(
             sa.select(USERS, TENANTS.c.name.label("tenant"))
             .select_from(USERS.outerjoin(TENANTS, USERS.c.tenant_id == TENANTS.c.id))
-            .where(USERS.c.username == username)).first()
-        if row is None or row.username != username:
+            .where(USERS.c.id == owner)).first()
+        if row is None:
             raise UnknownUser(f"no user {username!r}")
         accounts = conn.execute(sa.select(ACCOUNTS).where(ACCOUNTS.c.user_id == row.id)
                                 .order_by(ACCOUNTS.c.position, ACCOUNTS.c.id)).all()
@@ -289,19 +321,21 @@ def user_document(user: Mapping[Any, Any], accounts: list[Mapping[Any, Any]],
     return doc
 
 
-def forget_login(state: SqlState, username: str) -> None:
+def forget_login(state: SqlState, username: str, tenant: str | None = None) -> None:
     """Drop the user's verified-login cache entry (shared with the servers when the cache
     lives in Redis; a server's in-process cache stops matching by itself, see docs/security.md)."""
-    state.logins.forget(username)
+    state.logins.forget(username, tenant=tenant)
 
 
-def set_password(state: SqlState, username: str, password: str | None) -> None:
+def set_password(state: SqlState, username: str, password: str | None, *,
+                 tenant: str | None = None) -> None:
+    tenant = tenant if tenant is not None else state.tenant
     check_text("", "password", password)
     new_hash = state.passwords.hash(password) if password is not None else None
     with unavailable_on_error(state.url), state.engine.begin() as conn:
-        conn.execute(sa.update(USERS).where(USERS.c.id == user_id(conn, username))
+        conn.execute(sa.update(USERS).where(USERS.c.id == user_id(conn, username, tenant))
                      .values(password_hash=new_hash, updated_at=utcnow()))
-        forget_login(state, username)
+        forget_login(state, username, tenant)
 
 
 #: User fields :func:`update_user` changes; ``enabled`` has :func:`set_enabled`.
@@ -309,8 +343,9 @@ USER_UPDATABLE = ("display_name", "profile", "overrides")
 
 
 def update_user(state: SqlState, username: str, changes: Mapping[str, Any],
-                profiles: Collection[str]) -> None:
+                profiles: Collection[str], *, tenant: str | None = None) -> None:
     """Change some of :data:`USER_UPDATABLE`, with the checks ``users add`` applies."""
+    tenant = tenant if tenant is not None else state.tenant
     unknown = set(changes) - set(USER_UPDATABLE)
     if unknown:
         raise AdminError(f"cannot change {', '.join(sorted(unknown))}",
@@ -326,44 +361,53 @@ def update_user(state: SqlState, username: str, changes: Mapping[str, Any],
     if "overrides" in values and values["overrides"] is None:
         values["overrides"] = {}
     with unavailable_on_error(state.url), state.engine.begin() as conn:
-        conn.execute(sa.update(USERS).where(USERS.c.id == user_id(conn, username))
+        conn.execute(sa.update(USERS).where(USERS.c.id == user_id(conn, username, tenant))
                      .values(**values, updated_at=utcnow()))
-        forget_login(state, username)
+        forget_login(state, username, tenant)
 
 
-def set_sip_password(state: SqlState, username: str, ident: str, password: str) -> None:
+def set_sip_password(state: SqlState, username: str, ident: str, password: str, *,
+                     tenant: str | None = None) -> None:
+    tenant = tenant if tenant is not None else state.tenant
     box = state.box
     if box is None:
         raise AdminError("no encryption key configured")
     check_text("", "sip_password", password)
     with unavailable_on_error(state.url), state.engine.begin() as conn:
         done = conn.execute(sa.update(ACCOUNTS).where(
-            ACCOUNTS.c.user_id == user_id(conn, username), ACCOUNTS.c.ident == ident,
+            ACCOUNTS.c.user_id == user_id(conn, username, tenant), ACCOUNTS.c.ident == ident,
         ).values(sip_password=box.encrypt(password), key_id=box.current)).rowcount
     if not done:
         raise AdminError(f"user {username!r} has no account {ident!r}")
 
 
-def set_enabled(state: SqlState, username: str, enabled: bool) -> None:
+def set_enabled(state: SqlState, username: str, enabled: bool, *,
+                tenant: str | None = None) -> None:
+    tenant = tenant if tenant is not None else state.tenant
     with unavailable_on_error(state.url), state.engine.begin() as conn:
-        conn.execute(sa.update(USERS).where(USERS.c.id == user_id(conn, username))
+        conn.execute(sa.update(USERS).where(USERS.c.id == user_id(conn, username, tenant))
                      .values(enabled=enabled, updated_at=utcnow()))
-        forget_login(state, username)
+        forget_login(state, username, tenant)
 
 
-def delete_user(state: SqlState, username: str) -> None:
+def delete_user(state: SqlState, username: str, *,
+                tenant: str | None = None) -> None:
+    tenant = tenant if tenant is not None else state.tenant
     with unavailable_on_error(state.url), state.engine.begin() as conn:
-        owner = user_id(conn, username)
-        forget_login(state, username)
+        owner = user_id(conn, username, tenant)
+        forget_login(state, username, tenant)
         # Explicit, so the result does not depend on the database enforcing ON DELETE CASCADE.
         conn.execute(sa.delete(ACCOUNTS).where(ACCOUNTS.c.user_id == owner))
         conn.execute(sa.delete(USERS).where(USERS.c.id == owner))
 
 
-def delete_account(state: SqlState, username: str, ident: str) -> None:
+def delete_account(state: SqlState, username: str, ident: str, *,
+                   tenant: str | None = None) -> None:
+    tenant = tenant if tenant is not None else state.tenant
     with unavailable_on_error(state.url), state.engine.begin() as conn:
         done = conn.execute(sa.delete(ACCOUNTS).where(
-            ACCOUNTS.c.user_id == user_id(conn, username), ACCOUNTS.c.ident == ident)).rowcount
+            ACCOUNTS.c.user_id == user_id(conn, username, tenant),
+            ACCOUNTS.c.ident == ident)).rowcount
     if not done:
         raise AdminError(f"user {username!r} has no account {ident!r}")
 

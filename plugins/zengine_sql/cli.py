@@ -90,7 +90,6 @@ def _users_configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = _action(sub, "add", "add a user (password from the prompt or stdin)")
     add.add_argument("username")
-    add.add_argument("--tenant")
     add.add_argument("--profile")
     add.add_argument("--display-name")
     add.add_argument("--overrides", help="JSON object of catalogue fields for this user")
@@ -106,7 +105,6 @@ def _users_configure(parser: argparse.ArgumentParser) -> None:
         acc.add_argument(f"--{name.replace('_', '-')}")
     acc.add_argument("--overrides", help="JSON object of catalogue fields for this account")
     lst = _action(sub, "list", "list users")
-    lst.add_argument("--tenant")
     lst.add_argument("--json", action="store_true")
     show = _action(sub, "show", "show one user and their accounts (no secrets)")
     show.add_argument("username")
@@ -130,6 +128,10 @@ def _users_configure(parser: argparse.ArgumentParser) -> None:
     exp.add_argument("--output", "-o", type=Path, help="file (default: stdout)")
     exp.add_argument("--with-sip-passwords", action="store_true",
                      help="include decrypted SIP passwords (keep the file safe)")
+    for child in (add, acc, lst, show, setpw, delete, *(
+            sub.choices[name] for name in ("disable", "enable"))):
+        child.add_argument("--tenant", help="the user's tenant ([tenants.<name>]); without it "
+                           "the one user of that name (list: every tenant)")
 
 
 def _users_run(args: argparse.Namespace, runtime: Runtime) -> int:
@@ -138,11 +140,18 @@ def _users_run(args: argparse.Namespace, runtime: Runtime) -> int:
         raise admin.AdminError("mode = 'mapping' reads the PBX's tables: manage those users "
                                "with the PBX's own tools")
     action = args.action
+    tenant = getattr(args, "tenant", None)
+    if tenant is not None and runtime.tenants and tenant not in runtime.tenants:
+        # A typo would create a tenant no request can reach.
+        raise admin.AdminError(f"tenant {tenant!r} is not configured; [tenants] has "
+                               f"{', '.join(sorted(runtime.tenants))}")
+    served = runtime.for_tenant(tenant or "") or runtime
+    profiles = served.settings.profiles
     if action == "add":
         spec = admin.UserSpec(username=args.username, tenant=args.tenant, profile=args.profile,
                               display_name=args.display_name, enabled=not args.disabled,
                               overrides=_overrides(args.overrides, account=False))
-        admin.check_user(spec, runtime.settings.profiles)
+        admin.check_user(spec, profiles)
         if not args.no_password:
             spec.password = read_password("Password")
         admin.add_user(state, spec)
@@ -153,9 +162,9 @@ def _users_run(args: argparse.Namespace, runtime: Runtime) -> int:
             sip_password="",
             optional={name: getattr(args, name) for name in admin.ACCOUNT_OPTIONAL},
             overrides=_overrides(args.overrides, account=True))
-        admin.check_account(account, runtime.settings.profiles)
+        admin.check_account(account, profiles)
         account.sip_password = read_password("SIP password")
-        admin.add_account(state, args.username, account)
+        admin.add_account(state, args.username, account, tenant=tenant)
         print(f"added account {args.ident!r} to {args.username!r}")
     elif action == "list":
         users = admin.list_users(state, args.tenant)
@@ -167,24 +176,25 @@ def _users_run(args: argparse.Namespace, runtime: Runtime) -> int:
                 print(f"{user['username']}\ttenant={user['tenant'] or '-'}\t"
                       f"profile={user['profile'] or '-'}\taccounts={user['accounts']}{flags}")
     elif action == "show":
-        doc = admin.show_user(state, args.username)
+        doc = admin.show_user(state, args.username, tenant=tenant)
         doc["password_hash"] = "<set>" if doc["password_hash"] else None
         print(json.dumps(doc, indent=2, default=str))
     elif action == "set-password":
         if args.sip:
-            admin.set_sip_password(state, args.username, args.sip, read_password("SIP password"))
+            admin.set_sip_password(state, args.username, args.sip, read_password("SIP password"),
+                                   tenant=tenant)
         else:
-            admin.set_password(state, args.username, read_password("Password"))
+            admin.set_password(state, args.username, read_password("Password"), tenant=tenant)
         print("password changed")
     elif action in ("disable", "enable"):
-        admin.set_enabled(state, args.username, action == "enable")
+        admin.set_enabled(state, args.username, action == "enable", tenant=tenant)
         print(f"{action}d user {args.username!r}")
     elif action == "delete":
         if args.account:
-            admin.delete_account(state, args.username, args.account)
+            admin.delete_account(state, args.username, args.account, tenant=tenant)
             print(f"deleted account {args.account!r} of {args.username!r}")
         else:
-            admin.delete_user(state, args.username)
+            admin.delete_user(state, args.username, tenant=tenant)
             print(f"deleted user {args.username!r}")
     elif action == "import":
         return _import(state, args, runtime.settings.profiles)

@@ -25,15 +25,23 @@ def _user_query() -> sa.Select[Any]:
             .select_from(USERS.outerjoin(TENANTS, USERS.c.tenant_id == TENANTS.c.id)))
 
 
-def find_user_row(conn: Connection, username: str) -> Row[Any] | None:
+def find_user_row(conn: Connection, username: str,
+                  tenant: str | None = None) -> Row[Any] | None:
+    """The user ``username`` of ``tenant``; with ``tenant=None`` the only user of that name
+    (the one without a tenant when the name exists in several)."""
     if xml_invalid_char(username) is not None:
         # No stored name holds one (the schema refuses them); PostgreSQL would raise on NUL.
         return None
-    # One indexed lookup on the unique username index: the cost does not grow with users.
-    row = conn.execute(_user_query().where(USERS.c.username == username)).first()
+    # One indexed lookup on the username index: the cost does not grow with users.
+    query = _user_query().where(USERS.c.username == username)
+    if tenant is not None:
+        query = query.where(TENANTS.c.name == tenant)
     # MariaDB's collations ignore trailing spaces (PAD SPACE) and often case: the database
     # narrows, Python decides, so ``carol `` and ``Carol`` never log in as ``carol``.
-    return row if row is not None and row.username == username else None
+    rows = [row for row in conn.execute(query.limit(8)).all() if row.username == username]
+    if len(rows) > 1:
+        rows = [row for row in rows if row.tenant is None]
+    return rows[0] if len(rows) == 1 else None
 
 
 def identity_from_row(row: Row[Any]) -> Identity:
@@ -45,7 +53,7 @@ def identity_from_row(row: Row[Any]) -> Identity:
 def authenticate(state: SqlState, credentials: Credentials) -> Identity | Rejected | None:
     password = credentials.password.get_secret_value()
     with state.connect() as conn:
-        row = find_user_row(conn, credentials.username)
+        row = find_user_row(conn, credentials.username, state.tenant)
     if row is None or row.password_hash is None:
         # Unknown here: abstain at once. The core spends one dummy verification when no
         # backend decides, so a chain of backends never burns it twice.
@@ -75,7 +83,7 @@ def _rehash(state: SqlState, user_id: int, old_hash: str, password: str) -> None
 
 def find_identity(state: SqlState, username: str) -> Identity | None:
     with state.connect() as conn:
-        row = find_user_row(conn, username)
+        row = find_user_row(conn, username, state.tenant)
     if row is None or not row.enabled:
         return None
     return identity_from_row(row)
@@ -88,8 +96,14 @@ def load_accounts(state: SqlState, identity: Identity) -> list[Account]:
                           .outerjoin(TENANTS, USERS.c.tenant_id == TENANTS.c.id))
              .where(USERS.c.username == identity.username, ACCOUNTS.c.enabled == sa.true())
              .order_by(ACCOUNTS.c.position, ACCOUNTS.c.id))
+    if state.tenant is not None:
+        # A tenant's runtime reads only its tenant's rows.
+        query = query.where(TENANTS.c.name == state.tenant)
     with state.connect() as conn:
-        rows = conn.execute(query).all()
+        rows = [row for row in conn.execute(query).all()]
+    if len({row.user_id for row in rows}) > 1:
+        # The name exists in several tenants and no tenant is given: only the untenanted one.
+        rows = [row for row in rows if row.tenant is None]
     if not rows:
         return []
     if not rows[0].uen:

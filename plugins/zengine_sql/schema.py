@@ -45,13 +45,17 @@ class Tenant(Base, table=True):
 
 class User(Base, table=True):
     __tablename__ = "zengine_users"
+    # Unique per tenant (the naming convention names it after its first column). A NULL
+    # tenant is not compared by the database; the admin path checks those names itself.
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "username",
+                                          name="uq_zengine_users_tenant_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     tenant_id: int | None = Field(
         default=None, sa_column=sa.Column(sa.Integer, sa.ForeignKey("zengine_tenants.id"),
                                           nullable=True, index=True))
-    #: The provisioning login; unique across tenants because a request carries no tenant.
-    username: str = Field(sa_column=sa.Column(login_string(255), nullable=False, unique=True))
+    #: The provisioning login; unique within its tenant (``[tenants]``: the request names it).
+    username: str = Field(sa_column=sa.Column(login_string(255), nullable=False, index=True))
     #: argon2id PHC string; ``None`` means "no provisioning login here" (e.g. LDAP logs in).
     password_hash: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
     display_name: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))

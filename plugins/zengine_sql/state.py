@@ -41,6 +41,9 @@ class SqlState:
     verified: ContextVar[tuple[str, SecretStr] | None] = field(default_factory=_verified_var)
     #: Gate and deadline of request-path operations (see zengine_sql.deadline).
     watchdog: Watchdog | None = None
+    #: The tenant whose rows this state serves (a tenant's runtime); ``None``: every row, as
+    #: before tenants (the global runtime, the CLI without ``--tenant``).
+    tenant: str | None = None
 
     @contextlib.contextmanager
     def connect(self, *, begin: bool = False) -> Iterator[Connection]:

@@ -149,7 +149,8 @@ def _parse_csv(reader: csv.DictReader[str], source: str) -> list[UserSpec]:
     if "username" not in header:
         raise ImportFailed(f"{source}: missing column 'username'")
     names = {"profile": "account_profile", "overrides": "account_overrides"}
-    users: dict[str, UserSpec] = {}
+    # One user per (tenant, username): the same login may be in two tenants.
+    users: dict[tuple[str | None, str], UserSpec] = {}
     for row in reader:
         where = f"{source} row {reader.line_num}"
         if None in row:
@@ -158,9 +159,9 @@ def _parse_csv(reader: csv.DictReader[str], source: str) -> list[UserSpec]:
         row = {key: restore_cell(value) if isinstance(value, str) else value
                for key, value in row.items()}
         user = _user(row, where)
-        known = users.get(user.username)
+        known = users.get((user.tenant, user.username))
         if known is None:
-            users[user.username] = known = user
+            users[(user.tenant, user.username)] = known = user
         elif row.get("password") or row.get("password_hash"):
             raise _err(where, "password", f"user {user.username!r} already given a password "
                                           "on an earlier row")
@@ -179,7 +180,7 @@ def parse_json(text: str, source: str) -> list[UserSpec]:
     if not isinstance(data, list):
         raise ImportFailed(f'{source}: expected a list of users (or {{"users": [...]}})')
     result: list[UserSpec] = []
-    seen: set[str] = set()
+    seen: set[tuple[str | None, str]] = set()
     for number, item in enumerate(data, start=1):
         where = f"{source} row {number}"
         if not isinstance(item, dict):
@@ -188,9 +189,9 @@ def parse_json(text: str, source: str) -> list[UserSpec]:
         if unknown:
             raise _err(where, unknown[0], "unknown key")
         user = _user(item, where)
-        if user.username in seen:
+        if (user.tenant, user.username) in seen:
             raise _err(where, "username", f"{user.username!r} appears twice")
-        seen.add(user.username)
+        seen.add((user.tenant, user.username))
         accounts = item.get("accounts") or []
         if not isinstance(accounts, list):
             raise _err(where, "accounts", "must be a list")
@@ -233,8 +234,13 @@ def import_users(state: SqlState, specs: list[UserSpec], *, replace: bool = Fals
     with unavailable_on_error(state.url), state.engine.begin() as conn:
         for number, spec in enumerate(specs, start=1):
             if replace:
-                old = conn.execute(sa.select(USERS.c.id)
-                                   .where(USERS.c.username == spec.username)).scalar()
+                # The same name in another tenant is another user: never replaced here.
+                old = conn.execute(
+                    sa.select(USERS.c.id)
+                    .select_from(USERS.outerjoin(TENANTS, USERS.c.tenant_id == TENANTS.c.id))
+                    .where(USERS.c.username == spec.username,
+                           TENANTS.c.name == spec.tenant if spec.tenant is not None
+                           else USERS.c.tenant_id.is_(None))).scalar()
                 if old is not None:
                     conn.execute(sa.delete(ACCOUNTS).where(ACCOUNTS.c.user_id == old))
                     conn.execute(sa.delete(USERS).where(USERS.c.id == old))

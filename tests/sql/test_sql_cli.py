@@ -208,7 +208,7 @@ def test_db_upgrade_current_generate_and_rotate(run: Run, tmp_path: Path, own_db
     code, out, _ = run("db", "current", cfg=fresh)
     assert code == 0 and out.startswith("empty")
     code, out, _ = run("db", "upgrade", cfg=fresh)
-    assert code == 0 and "schema at revision 0001" in out
+    assert code == 0 and "schema at revision 0002" in out
     code, out, _ = run("db", "generate-key", cfg=fresh)
     assert len(base64.urlsafe_b64decode(out.strip())) == 32
 
@@ -223,7 +223,7 @@ def test_db_upgrade_current_generate_and_rotate(run: Run, tmp_path: Path, own_db
 
 def test_db_check(run: Run, tmp_path: Path, own_db: URL) -> None:
     code, out, _ = run("db", "check")
-    assert code == 0 and "own schema at revision 0001: OK" in out
+    assert code == 0 and "own schema at revision 0002: OK" in out
     fresh = write_config(tmp_path / "fresh.toml", make_url(f"sqlite:///{tmp_path}/new.db"), {})
     code, _, err = run("db", "check", cfg=fresh)
     assert code == 1 and "run `zengine db upgrade`" in err

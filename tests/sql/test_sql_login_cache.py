@@ -55,7 +55,7 @@ def test_sql_disable_refuses_a_cached_login(rt: Runtime, monkeypatch: pytest.Mon
     state = zengine_sql.get_state(rt)
     assert state is not None
     # The entry stays in place, to prove the disabled flag is read on a hit too.
-    monkeypatch.setattr(state.logins, "forget", lambda username: None)
+    monkeypatch.setattr(state.logins, "forget", lambda username, **_: None)
     admin.set_enabled(state, "carol", False)
     result = login(rt, PASSWORD)
     assert isinstance(result, Rejected) and result.reason == "user disabled"
