@@ -151,6 +151,7 @@ def _parse_csv(reader: csv.DictReader[str], source: str) -> list[UserSpec]:
     names = {"profile": "account_profile", "overrides": "account_overrides"}
     # One user per (tenant, username): the same login may be in two tenants.
     users: dict[tuple[str | None, str], UserSpec] = {}
+    last: dict[str, UserSpec] = {}
     for row in reader:
         where = f"{source} row {reader.line_num}"
         if None in row:
@@ -159,12 +160,16 @@ def _parse_csv(reader: csv.DictReader[str], source: str) -> list[UserSpec]:
         row = {key: restore_cell(value) if isinstance(value, str) else value
                for key, value in row.items()}
         user = _user(row, where)
-        known = users.get((user.tenant, user.username))
+        # A continuation row leaves the tenant empty: it belongs to the user of that name
+        # given last.
+        known = (users.get((user.tenant, user.username)) if user.tenant is not None
+                 else last.get(user.username))
         if known is None:
             users[(user.tenant, user.username)] = known = user
         elif row.get("password") or row.get("password_hash"):
             raise _err(where, "password", f"user {user.username!r} already given a password "
                                           "on an earlier row")
+        last[user.username] = known
         if any(row.get(key) for key in ("ident", "sip_username", "sip_password", "domain")):
             known.accounts.append(_account(row, where, names))
     return list(users.values())
