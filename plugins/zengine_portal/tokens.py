@@ -18,6 +18,8 @@ class TokensApi:
                               "is not loaded (is it in [plugins] disabled?)")
         self._runtime = runtime
 
-    def service(self) -> TokenService:
+    def service(self, tenant: str = "") -> TokenService:
+        """The tokens service of ``tenant``'s runtime (the global one for ``""``): it looks
+        the user up, and keys the token, in that tenant."""
         # The service exists once the tokens plugin has started.
-        return token_service(self._runtime)
+        return token_service(self._runtime.for_tenant(tenant) or self._runtime)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from zengine.models import AuditEvent, Credentials, Identity, ProvisionRequest
 from zengine.pipeline import Outcome, authenticate
 from zengine.request import refuse_unstorable
 from zengine.runtime import Runtime
+from zengine.tenancy import resolve_tenant, runtime_for
 from zengine.webforms import PAGE_HEADERS, FormError, Sessions
 from zengine.webforms import csrf_ok as _csrf_ok
 from zengine.webforms import csrf_token as _csrf
@@ -44,8 +45,6 @@ log = structlog.get_logger("zengine.portal")
 #: ``__Secure-``: a browser only accepts this cookie over HTTPS (or from localhost) with the
 #: Secure flag, so a network attacker cannot plant one over plain HTTP.
 COOKIE = "__Secure-zengine-portal"
-#: Tokens are keyed by tenant "" until tenants exist (issue 13), like the tokens CLI's.
-TENANT = ""
 # HTML statuses of sign-in failures; the [errors.status] table is about what Zoiper shows.
 STATUS = {"missing_credentials": 400, "wrong_login": 403, "backend_unavailable": 503,
           "too_many_attempts": 429, "no_accounts": 403}
@@ -57,6 +56,8 @@ AUDIT_OUTCOME = {"missing_credentials": "refused", "wrong_login": "refused",
 class SignedIn:
     identity: Identity
     accounts: int
+    #: The tenant the sign-in was resolved to, as a phone's login would be (host, suffix).
+    tenant: str = ""
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -171,7 +172,7 @@ class Portal:
         addr = self._client_addr(request)
         try:
             signed_in = await run_in_threadpool(self._sign_in, username, password, addr,
-                                                request.url.path)
+                                                request.url.path, request.headers)
         except ZengineError as exc:
             if isinstance(exc, LoginFailed):
                 # Asleep on the event loop like a phone's failed login, to the same floor.
@@ -183,33 +184,41 @@ class Portal:
                 exc.public_message, "" if isinstance(exc, BadRequest) else username,
                 {"Retry-After": str(retry)} if retry else None)
         # A fresh session (new id and CSRF token) for the signed-in user.
-        self.sessions.start(request.session, signed_in.identity.username, TENANT)
+        self.sessions.start(request.session, signed_in.identity.username, signed_in.tenant)
         # Just authenticated, accounts loaded: the service need not look the user up again.
         return await self._issue(request, check_user=False)
 
-    def _sign_in(self, username: str, password: str, addr: str, path: str) -> SignedIn:
-        """The same authentication (and guard) a phone's provisioning login goes through."""
+    def _sign_in(self, username: str, password: str, addr: str, path: str,
+                 headers: Mapping[str, str]) -> SignedIn:
+        """The same tenant resolution, authentication (and guard) a phone's provisioning
+        login goes through."""
         credentials = Credentials(username, SecretStr(password), source="portal")
-        request = ProvisionRequest(path=path, params={}, headers={}, client_addr=addr,
+        request = ProvisionRequest(path=path, params={}, headers=headers, client_addr=addr,
                                    version_raw=None, credentials=credentials)
         outcome = Outcome(username=username or None)
+        served = self.runtime
         try:
             # What a phone's request is checked for before any backend sees it.
             refuse_unstorable(credentials)
-            identity = authenticate(request, self.runtime, outcome)
-            accounts = len(self.runtime.hooks.load_accounts(identity, self.runtime))
+            request = resolve_tenant(request, self.runtime)
+            served = runtime_for(request, self.runtime)
+            identity = authenticate(request, served, outcome)
+            accounts = len(served.hooks.load_accounts(identity, served))
             if not accounts:
                 raise NoAccounts(f"no accounts for {identity.username!r}")
         except ZengineError as exc:
-            self._audit(AUDIT_OUTCOME.get(exc.kind, exc.kind), outcome, addr, exc.detail)
+            self._audit(AUDIT_OUTCOME.get(exc.kind, exc.kind), outcome, addr, exc.detail,
+                        request.tenant)
             raise
-        self._audit("accepted", outcome, addr, None)
-        return SignedIn(identity, accounts)
+        self._audit("accepted", outcome, addr, None, request.tenant)
+        return SignedIn(identity, accounts, request.tenant)
 
-    def _audit(self, result: str, outcome: Outcome, addr: str, detail: str | None) -> None:
+    def _audit(self, result: str, outcome: Outcome, addr: str, detail: str | None,
+               tenant: str = "") -> None:
         self.runtime.hooks.audit(AuditEvent(
             event="portal.signin", outcome=result, username=outcome.username,
-            backend=outcome.backend, client_addr=addr, detail=detail), self.runtime)
+            backend=outcome.backend, client_addr=addr, detail=detail, tenant=tenant),
+            self.runtime)
 
     async def new_token(self, request: Request) -> Response:
         if request.method != "POST":
@@ -223,7 +232,7 @@ class Portal:
         user, tenant = request.session["user"], request.session.get("tenant", "")
         try:
             issued = await run_in_threadpool(
-                self.api.service().issue, user, tenant=tenant, ttl=self.config.token_ttl,
+                self.api.service(tenant).issue, user, tenant=tenant, ttl=self.config.token_ttl,
                 revoke_older=True, actor="portal", client_addr=self._client_addr(request),
                 check_user=check_user)
             if not issued.link:
@@ -248,10 +257,11 @@ class Portal:
         form = await _form(request)
         if not _csrf_ok(request, form) or await self._user(request) is None:
             return self._refused(request)
+        tenant = request.session.get("tenant", "")
         try:
             count = await run_in_threadpool(
-                self.api.service().revoke_user, request.session["user"],
-                tenant=request.session.get("tenant", ""), actor="portal",
+                self.api.service(tenant).revoke_user, request.session["user"],
+                tenant=tenant, actor="portal",
                 client_addr=self._client_addr(request))
         except ZengineError as exc:
             log.warning("portal.revoke_failed", kind=exc.kind, detail=exc.detail)
