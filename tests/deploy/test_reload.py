@@ -83,3 +83,32 @@ def test_sighup_reloads_users_under_load_without_failing_a_request(tmp_path: Pat
     text = log.read_text()
     assert "zengine.reloaded" in text and "not valid TOML" in text
     assert NEW not in text and OLD not in text
+
+
+@pytest.mark.subprocess
+def test_sighup_adds_a_tenant_without_a_restart(tmp_path: Path) -> None:
+    from tests.tenants_kit import PASSWORDS, SIP, config, served_sip, users_file
+
+    cfg = config(tmp_path)
+    log = tmp_path / "serve.log"
+    initech = {"host": "prov.initech.example"}
+    params = {"username": "alice", "password": PASSWORDS["acme"]}
+    with zengine_server(cfg, log) as (proc, base), httpx.Client(timeout=10) as client:
+        assert b"Wrong username or password" in client.get(
+            f"{base}/id.php", params=params, headers=initech).content
+        # The new tenant: its users file (acme's alice, as a stand-in) and its table.
+        users_file(tmp_path / "initech-users.toml", "acme")
+        cfg.write_text(cfg.read_text() + '\n[tenants.initech]\nhosts = ["prov.initech.example"]'
+                       '\n[tenants.initech.plugins.static]\nusers_file = "initech-users.toml"\n')
+        os.kill(proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while not served_sip(client.get(f"{base}/id.php", params=params,
+                                        headers=initech).content):
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
+        # The tenants that were there carry on, each with its own alice.
+        acme = client.get(f"{base}/id.php", params=params,
+                          headers={"host": "prov.acme.example"})
+        assert SIP["acme"] in acme.text
+        assert proc.poll() is None
+    assert "zengine.reloaded" in log.read_text()
