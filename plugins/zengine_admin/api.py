@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -168,6 +169,15 @@ OPS: list[Op] = [
        errors=(404, 409)),
     Op("GET", "/lockouts", "listLockouts", "Login failures and lockouts", "lockouts", "read",
        lambda rt, a, x: service.lockouts(rt, a), list[m.LockoutView], errors=(404,)),
+    Op("GET", "/audit", "queryAudit", "Stored audit events, newest first", "audit", "read",
+       lambda rt, a, x: service.audit_events(
+           rt, a, username=x.query.username, since=x.query.since, until=x.query.until,
+           outcomes=x.query.outcome, events=x.query.event, limit=x.query.limit,
+           cursor=x.query.cursor),
+       m.AuditPageView, query=q.AuditQuery, errors=(400, 404),
+       description="Logins (accepted, refused and why), documents served, token and admin "
+                   "actions, from the audit store (`[plugins.audit] store`). Page on with "
+                   "`cursor` = the previous page's `next_cursor`."),
     Op("DELETE", "/lockouts", "clearLockouts",
        "Clear the failures and lockouts of one user or address (name), or all", "lockouts",
        "write", lambda rt, a, x: service.clear_lockouts(rt, a, x.query.name), m.Cleared,
@@ -214,6 +224,20 @@ async def _body(request: Request, model: type[BaseModel]) -> BaseModel:
         return model.model_validate(data)
     except ValidationError as exc:
         raise _invalid(exc, "body") from None
+
+
+def _check_parameters(request: Request, model: type[BaseModel] | None) -> None:
+    """An unknown or repeated query parameter is refused, naming it: a mistyped filter must
+    not silently widen a list (``?usernme=alice`` listing everybody)."""
+    known = {"tenant", *(model.model_fields if model is not None else ())}
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name not in known:
+            raise Invalid(name, f"unknown query parameter; known here: "
+                                f"{', '.join(sorted(known))}")
+        if name in seen:
+            raise Invalid(name, "given more than once")
+        seen.add(name)
 
 
 def _query(request: Request, model: type[BaseModel]) -> BaseModel:
@@ -263,6 +287,7 @@ class Api:
         # The key's scope is checked before the input: a read key learns nothing of a write
         # operation's rules.
         actor.require(op.scope)
+        _check_parameters(request, op.query)
         actor = _target(request, actor)
         query = _query(request, op.query) if op.query is not None else None
         body = await _body(request, op.body) if op.body is not None else None
@@ -313,7 +338,11 @@ class Api:
         # Unmatched paths below the prefix get a problem document, not the core's plain 404;
         # no trailing-slash redirect (it would echo the query string).
         router = Router(inner, redirect_slashes=False, default=self.not_found)
-        return [Mount(PREFIX, app=router)]
+        mount = Mount(PREFIX, app=router)
+        # Starlette's pattern stops at a newline ("." without DOTALL): a path parameter with
+        # a %0A would fall through to the core's XML 404 instead of this API's problem.
+        mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+        return [mount]
 
 
 def routes(runtime: Runtime) -> list[BaseRoute]:

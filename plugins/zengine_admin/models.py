@@ -13,6 +13,9 @@ T = TypeVar("T")
 
 _NAME = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{0,253}[^\s\x00-\x1f\x7f])?$"
 _IDENT = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$"
+#: One line of text a provisioning document can carry: no control character (XML 1.0 has
+#: none, and no phone can type one). The service refuses the rest of what XML cannot carry.
+LINE = "^[^\\x00-\\x1f\\x7f\ufffe\uffff]*$"
 
 
 class Out(BaseModel):
@@ -72,25 +75,25 @@ class UserPage(Page[UserSummary]):
 
 class AccountCreate(In):
     ident: str = Field(pattern=_IDENT)
-    sip_username: str = Field(min_length=1, max_length=255)
-    sip_password: str = Field(min_length=1, max_length=255)
-    domain: str = Field(min_length=1, max_length=255)
-    name: str | None = Field(None, max_length=255)
-    auth_username: str | None = Field(None, max_length=255)
-    caller_id: str | None = Field(None, max_length=255)
-    outbound_proxy: str | None = Field(None, max_length=255)
+    sip_username: str = Field(min_length=1, max_length=255, pattern=LINE)
+    sip_password: str = Field(min_length=1, max_length=255, pattern=LINE)
+    domain: str = Field(min_length=1, max_length=255, pattern=LINE)
+    name: str | None = Field(None, max_length=255, pattern=LINE)
+    auth_username: str | None = Field(None, max_length=255, pattern=LINE)
+    caller_id: str | None = Field(None, max_length=255, pattern=LINE)
+    outbound_proxy: str | None = Field(None, max_length=255, pattern=LINE)
     transport: Literal["UDP", "TCP", "TLS", "udp", "tcp", "tls"] | None = None
-    profile: str | None = Field(None, max_length=64)
+    profile: str | None = Field(None, max_length=64, pattern=LINE)
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
 class UserCreate(In):
     username: str = Field(min_length=1, max_length=255, pattern=_NAME)
     #: The provisioning password (hashed with argon2id); omit for a user without a login.
-    password: str | None = Field(None, min_length=1, max_length=1024)
-    display_name: str | None = Field(None, max_length=255)
-    profile: str | None = Field(None, max_length=64)
-    tenant: str | None = Field(None, min_length=1, max_length=64)
+    password: str | None = Field(None, min_length=1, max_length=1024, pattern=LINE)
+    display_name: str | None = Field(None, max_length=255, pattern=LINE)
+    profile: str | None = Field(None, max_length=64, pattern=LINE)
+    tenant: str | None = Field(None, min_length=1, max_length=64, pattern=LINE)
     enabled: bool = True
     overrides: dict[str, Any] = Field(default_factory=dict)
     accounts: list[AccountCreate] = Field(default_factory=list, max_length=64)
@@ -99,25 +102,25 @@ class UserCreate(In):
 class UserUpdate(In):
     """Only the fields sent change; ``null`` clears an optional one."""
 
-    display_name: str | None = Field(None, max_length=255)
-    profile: str | None = Field(None, max_length=64)
+    display_name: str | None = Field(None, max_length=255, pattern=LINE)
+    profile: str | None = Field(None, max_length=64, pattern=LINE)
     enabled: bool | None = None
     overrides: dict[str, Any] | None = None
 
 
 class PasswordSet(In):
     #: The new provisioning password; ``null`` removes the login (the user keeps accounts).
-    password: str | None = Field(min_length=1, max_length=1024)
+    password: str | None = Field(min_length=1, max_length=1024, pattern=LINE)
 
 
 class SipPasswordSet(In):
-    sip_password: str = Field(min_length=1, max_length=255)
+    sip_password: str = Field(min_length=1, max_length=255, pattern=LINE)
 
 
 class TokenIssue(In):
-    username: str = Field(min_length=1, max_length=255)
+    username: str = Field(min_length=1, max_length=255, pattern=LINE)
     #: One account's ident; omit for all of the user's accounts.
-    account: str | None = Field(None, min_length=1, max_length=128)
+    account: str | None = Field(None, min_length=1, max_length=128, pattern=LINE)
     #: Lifetime in seconds (default ``[plugins.tokens] ttl``).
     ttl_seconds: int | None = Field(None, ge=60, le=366 * 86400)
     uses: int | None = Field(None, ge=1, le=1000)
@@ -222,13 +225,26 @@ class PreviewView(Out):
 
 
 class AuditEntry(Out):
+    id: int
     time: datetime
     event: str
     outcome: str
+    tenant: str
     username: str | None = None
     backend: str | None = None
     client_addr: str | None = None
+    family: str | None = None
+    version: str | None = None
+    account_count: int = 0
     detail: str | None = None
+
+
+class AuditPageView(Out):
+    """Newest first. ``next_cursor`` is ``null`` on the last page, else what to pass as
+    ``cursor`` for the next, older page (stable: new events never shift later pages)."""
+
+    items: list[AuditEntry]
+    next_cursor: str | None = None
 
 
 class ProblemView(Out):

@@ -111,3 +111,17 @@ def document(ops: Sequence[Op], common: Sequence[int]) -> dict[str, Any]:
                            "type": "http", "scheme": "bearer", "bearerFormat": "zk_<id>_<secret>",
                            "description": "An API key from `zengine apikeys create`."}}},
     }
+
+
+def main() -> None:
+    """Print the document (``python -m zengine_admin.openapi > docs/api/openapi.json``)."""
+    import json
+    import sys
+
+    from zengine_admin.api import COMMON_ERRORS, OPS
+
+    sys.stdout.write(json.dumps(document(OPS, COMMON_ERRORS), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

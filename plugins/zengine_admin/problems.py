@@ -60,8 +60,10 @@ class Invalid(Problem):
     slug = "invalid"
     title = "Invalid request"
 
-    def __init__(self, field_name: str, detail: str) -> None:
-        super().__init__(f"{field_name}: {detail}", errors=[FieldError(field_name, detail)])
+    def __init__(self, field_name: str, detail: str, *, whole: str | None = None) -> None:
+        """``whole``: the full message when ``detail`` already names the field."""
+        super().__init__(whole or f"{field_name}: {detail}",
+                         errors=[FieldError(field_name, detail)])
 
 
 class Unauthorized(Problem):

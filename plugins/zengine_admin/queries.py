@@ -34,11 +34,19 @@ class PreviewQuery(Query):
     version: str | None = Field(None, min_length=1, max_length=32, pattern=r"^[0-9A-Za-z.\-]+$")
 
 
-class AuditQuery(Paging):
+class AuditQuery(Query):
     username: str | None = Field(None, min_length=1, max_length=255)
-    outcome: str | None = Field(None, min_length=1, max_length=32)
+    #: Comma-separated outcomes, any of which matches (``accepted,refused``).
+    outcome: str | None = Field(None, min_length=1, max_length=200)
+    #: Comma-separated event names; one ending in ``*`` is a prefix (``login.*,token.*``).
+    event: str | None = Field(None, min_length=1, max_length=200)
+    #: From this time, inclusive (ISO 8601; without a zone: UTC).
     since: datetime | None = None
+    #: Until this time, exclusive.
     until: datetime | None = None
+    limit: int = Field(50, ge=1, le=500)
+    #: ``next_cursor`` of the previous page.
+    cursor: str | None = Field(None, min_length=1, max_length=200)
 
 
 class LockoutClearQuery(Query):

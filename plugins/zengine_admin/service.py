@@ -19,6 +19,7 @@ refusal (``problem.status``, ``problem.detail``, ``problem.errors`` naming the f
 * :func:`lockouts`, :func:`clear_lockouts`
 * :func:`issue_token` (the token, its link and the QR as SVG, once), :func:`list_tokens`,
   :func:`revoke_token`, :func:`revoke_user_tokens`
+* :func:`audit_events` (stored audit events, paged by cursor)
 * :func:`tenants`, :func:`profiles`, :func:`plugins`, :func:`status`
 
 Answers are the pydantic models of :mod:`zengine_admin.models`.
@@ -29,7 +30,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial, wraps
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -42,6 +43,8 @@ from zengine_admin.keys import SCOPE_RANK, ApiKey, Scope
 from zengine_admin.models import (
     AccountCreate,
     AccountView,
+    AuditEntry,
+    AuditPageView,
     BackendStatus,
     Cleared,
     IssuedTokenView,
@@ -201,7 +204,7 @@ def _admin_error(exc: Exception) -> Problem:
     if isinstance(exc, admin.Exists):
         return Conflict(text)
     field = getattr(exc, "field", None)
-    return Invalid(field, text) if field else Problem(text)
+    return Invalid(field, text, whole=text) if field else Problem(text)
 
 
 def _sql_call(step: Callable[[], R]) -> R:
@@ -650,6 +653,57 @@ def revoke_user_tokens(runtime: Runtime, actor: Actor, username: str) -> Revoked
         username, tenant=runtime.tenant, actor=f"api:{actor.name}",
         client_addr=actor.client_addr))
     return Revoked(revoked=int(count))
+
+
+# -- audit ------------------------------------------------------------------------------
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _split(text: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+@scoped
+def audit_events(runtime: Runtime, actor: Actor, *, username: str | None = None,
+                 since: datetime | None = None, until: datetime | None = None,
+                 outcomes: str | None = None, events: str | None = None, limit: int = 50,
+                 cursor: str | None = None) -> AuditPageView:
+    """Stored audit events, newest first, narrowed by user, time range (``since``
+    inclusive, ``until`` exclusive; naive times are UTC), outcomes and events (comma-separated;
+    an event ending in ``*`` is a prefix); ``cursor`` pages on. An actor bound to a tenant
+    sees that tenant's events; an all-tenants actor every tenant's, or one tenant's with
+    ``target`` (``?tenant=``)."""
+    actor.require("read")
+    from zengine_audit.api import AuditQuery, AuditStoreOff, BadCursor, audit_service
+
+    root = runtime.for_tenant("") or runtime
+    try:
+        service = audit_service(root)
+    except RuntimeError:
+        raise NotFound("the audit plugin is not running") from None
+    if actor.tenant is not None:
+        tenant: str | None = actor.tenant
+    else:
+        tenant = actor.target or (None if runtime is root else runtime.tenant)
+    try:
+        query = AuditQuery(username=username, tenant=tenant, since=_aware(since),
+                           until=_aware(until), outcomes=_split(outcomes),
+                           events=_split(events), limit=limit, cursor=cursor)
+        page = _backend_errors(lambda: service.query(query))
+    except AuditStoreOff:
+        raise NotFound("the audit store is off: set [plugins.audit] store to keep events "
+                       "in a database") from None
+    except BadCursor as exc:
+        raise Invalid("cursor", str(exc)) from None
+    except ValueError as exc:
+        raise Problem(str(exc)) from None
+    return AuditPageView(items=[AuditEntry(
+        id=r.id, time=r.at, event=r.event, outcome=r.outcome, tenant=r.tenant,
+        username=r.username, backend=r.backend, client_addr=r.client_addr, family=r.family,
+        version=r.version, account_count=r.account_count, detail=r.detail)
+        for r in page.records], next_cursor=page.next_cursor)
 
 
 # -- tenants, profiles, plugins, status ---------------------------------------------------

@@ -26,13 +26,15 @@ PROVIDER = "0123456789abcdef0123456789abcdef"
 
 def write_config(directory: Path, db: URL | None = None, *, admin: dict[str, Any] | None = None,
                  guard: dict[str, Any] | None = None, chain: tuple[str, ...] = ("sql", "static"),
-                 server: dict[str, Any] | None = None) -> Path:
+                 server: dict[str, Any] | None = None, failure_floor_ms: int = 200) -> Path:
     users = write_users(directory)
     db = db if db is not None else URL.create("sqlite", database=str(directory / "own.db"))
     tables: dict[str, dict[str, Any]] = {
         "server": {"public_url": "https://prov.example.com", **(server or {})},
         "logging": {"format": "json", "level": "info"},
-        "auth": {"chain": list(chain), "failure_floor_ms": 200},
+        "auth": {"chain": list(chain), "failure_floor_ms": failure_floor_ms},
+        # Cheap hashes: users are created by the dozen here; the cost is not what is tested.
+        "passwords": {"time_cost": 1, "memory_kib": 1024, "parallelism": 1},
         "plugins.static": {"users_file": str(users)},
         "plugins.sql": {"url": url_text(db), "create_schema_on_start": True,
                         "connect_timeout": 2, "statement_timeout": 5, "pool_timeout": 2},
@@ -41,6 +43,7 @@ def write_config(directory: Path, db: URL | None = None, *, admin: dict[str, Any
         "plugins.admin": {"enabled": True, "sqlite_path": str(directory / "admin.db"),
                           **(admin or {})},
         "plugins.guard": {"lockout_threshold": 100, **(guard or {})},
+        "plugins.audit": {"store": "auto", "flush_interval": 0.05},
         "profiles.office": {"SIP_transport_type": "TLS"},
     }
     lines = []
@@ -59,14 +62,21 @@ def runtime_from(config: Path) -> Runtime:
     return runtime
 
 
-def make_key(config: Path, name: str, scope: str, **kwargs: Any) -> str:
+def make_keys(config: Path, *specs: tuple[str, str, dict[str, Any]]) -> list[str]:
+    """Keys ``(name, scope, options)`` made in one runtime, as ``zengine apikeys create``."""
     from zengine_admin.keys import key_store
 
     runtime = runtime_from(config)
     try:
-        return key_store(runtime).create(name, scope, **kwargs).key
+        store = key_store(runtime)
+        return [store.create(name, scope, **options).key  # type: ignore[arg-type]
+                for name, scope, options in specs]
     finally:
         runtime.stop()
+
+
+def make_key(config: Path, name: str, scope: str, **kwargs: Any) -> str:
+    return make_keys(config, (name, scope, kwargs))[0]
 
 
 @dataclass
@@ -116,10 +126,9 @@ class AdminServer:
 
 def start(tmp_path: Path, db: URL | None = None, **kwargs: Any) -> Iterator[AdminServer]:
     config = write_config(tmp_path, db, **kwargs)
-    keys = {"admin": make_key(config, "admin", "write"),
-            "reader": make_key(config, "reader", "read"),
-            "onboarding": make_key(config, "onboarding", "tokens"),
-            "acme": make_key(config, "acme-admin", "write", tenant="acme")}
+    made = make_keys(config, ("admin", "write", {}), ("reader", "read", {}),
+                     ("onboarding", "tokens", {}), ("acme-admin", "write", {"tenant": "acme"}))
+    keys = dict(zip(("admin", "reader", "onboarding", "acme"), made, strict=True))
     with running_server(config, tmp_path) as server:
         yield AdminServer(server, config, keys)
 

@@ -149,3 +149,27 @@ def test_bad_keys_are_counted_by_the_guard_and_cleared(tmp_path: Path) -> None:
                                          headers=attacker).status == 200
         events = srv.server.output()
         assert "audit.admin.lockouts.cleared" in events and "198.51.100.7" in events
+
+
+def test_audit_query_shows_admin_actions_with_who_and_where(srv: AdminServer) -> None:
+    admin = srv.client()
+    assert admin.call("POST", "/api/v1/users", {**CAROL, "username": "hank"}).status == 201
+    assert admin.call("DELETE", "/api/v1/users/hank").status == 204
+    deadline = time.monotonic() + 10
+    while True:
+        page = admin.call("GET", "/api/v1/audit?username=hank&event=admin.*").json()
+        if len(page["items"]) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    events = [(e["event"], e["client_addr"]) for e in page["items"]]
+    assert events[:2] == [("admin.user.deleted", "127.0.0.1"),
+                          ("admin.user.created", "127.0.0.1")]
+    assert "actor=admin" in page["items"][0]["detail"]
+    one = admin.call("GET", "/api/v1/audit?username=hank&limit=1").json()
+    assert len(one["items"]) == 1 and one["next_cursor"]
+    older = admin.call("GET", f"/api/v1/audit?username=hank&limit=1&cursor={one['next_cursor']}")
+    assert older.status == 200 and older.json()["items"][0]["id"] != one["items"][0]["id"]
+    bad = admin.call("GET", "/api/v1/audit?cursor=nonsense")
+    assert bad.status == 422 and bad.json()["errors"][0]["field"] == "cursor"
+    future = admin.call("GET", "/api/v1/audit?username=hank&since=2999-01-01T00:00:00Z")
+    assert future.json()["items"] == []
