@@ -411,3 +411,45 @@ def test_tenant_path_keys_stay_out_of_access_request_and_audit_logs(tmp_path: Pa
     assert "audit.login.accepted" in output and '"tenant": "?"' in output
     for secret in [*KEYS["acme"], *KEYS["globex"], wrong_key, PATH_SECRET]:
         assert secret not in output, f"a path key leaked into the {engine} server output"
+
+
+@pytest.mark.subprocess
+def test_admin_api_keys_passwords_and_tokens_stay_out_of_the_output(tmp_path: Path) -> None:
+    """API keys (good and bad), the passwords and SIP passwords an API client sends, and the
+    tokens it is handed appear in no line the server writes, even at debug level."""
+    from tests.admin.conftest import Client, start
+
+    seen: list[str] = []
+    for srv in start(tmp_path, log_level="debug"):
+        admin = srv.client()
+        seen.extend(srv.keys.values())
+        seen.extend(key[16:] for key in srv.keys.values())
+        near_miss = srv.keys["reader"][:-4] + "AAAA"
+        seen.append(near_miss)
+        assert Client(srv.server).call("GET", "/api/v1/users", key=near_miss).status == 401
+        assert Client(srv.server).call("GET", "/api/v1/users",
+                                       key="zk_0123456789ab_" + "Q" * 43).status == 401
+        seen.append("Q" * 43)
+        made = admin.call("POST", "/api/v1/users", {
+            "username": "ivy", "password": "Api-Pass-Ivy-1",
+            "accounts": [{"ident": "ivy-1", "sip_username": "ivy", "domain": "sip.example.com",
+                          "sip_password": "Api-Sip-Ivy-2"}]})
+        assert made.status == 201
+        assert admin.call("PUT", "/api/v1/users/ivy/password",
+                          {"password": "Api-Pass-Ivy-3"}).status == 204
+        assert admin.call("PUT", "/api/v1/users/ivy/accounts/ivy-1/sip-password",
+                          {"sip_password": "Api-Sip-Ivy-4"}).status == 204
+        # A refused body must not echo a secret either (the field names it, not the value).
+        refused = admin.call("POST", "/api/v1/users", {
+            "username": "ivy", "password": "Api-Pass-Ivy-5", "profile": "nope"})
+        assert refused.status == 422 and b"Api-Pass-Ivy-5" not in refused.body
+        issued = admin.call("POST", "/api/v1/tokens", {"username": "ivy"}).json()
+        seen.append(issued["token"])
+        preview = admin.call("GET", "/api/v1/users/alice/preview").json()["document"]
+        assert "Tea&" not in preview
+        time.sleep(0.3)
+        output = srv.server.output()
+    assert "audit.admin.user.created" in output and "admin.key_refused" in output
+    for secret in [*seen, "Api-Pass-Ivy-1", "Api-Sip-Ivy-2", "Api-Pass-Ivy-3", "Api-Sip-Ivy-4",
+                   "Api-Pass-Ivy-5", *SECRETS]:
+        assert secret not in output, f"{secret!r} leaked into the server output"

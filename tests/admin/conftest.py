@@ -26,12 +26,13 @@ PROVIDER = "0123456789abcdef0123456789abcdef"
 
 def write_config(directory: Path, db: URL | None = None, *, admin: dict[str, Any] | None = None,
                  guard: dict[str, Any] | None = None, chain: tuple[str, ...] = ("sql", "static"),
-                 server: dict[str, Any] | None = None, failure_floor_ms: int = 200) -> Path:
+                 server: dict[str, Any] | None = None, failure_floor_ms: int = 200,
+                 log_level: str = "info", audit: dict[str, Any] | None = None) -> Path:
     users = write_users(directory)
     db = db if db is not None else URL.create("sqlite", database=str(directory / "own.db"))
     tables: dict[str, dict[str, Any]] = {
         "server": {"public_url": "https://prov.example.com", **(server or {})},
-        "logging": {"format": "json", "level": "info"},
+        "logging": {"format": "json", "level": log_level},
         "auth": {"chain": list(chain), "failure_floor_ms": failure_floor_ms},
         # Cheap hashes: users are created by the dozen here; the cost is not what is tested.
         "passwords": {"time_cost": 1, "memory_kib": 1024, "parallelism": 1},
@@ -43,9 +44,10 @@ def write_config(directory: Path, db: URL | None = None, *, admin: dict[str, Any
         "plugins.admin": {"enabled": True, "sqlite_path": str(directory / "admin.db"),
                           **(admin or {})},
         "plugins.guard": {"lockout_threshold": 100, **(guard or {})},
-        "plugins.audit": {"store": "auto", "flush_interval": 0.05},
         "profiles.office": {"SIP_transport_type": "TLS"},
     }
+    if audit is not None:
+        tables["plugins.audit"] = audit
     lines = []
     for table, values in tables.items():
         lines.append(f"[{table}]")
@@ -125,6 +127,8 @@ class AdminServer:
 
 
 def start(tmp_path: Path, db: URL | None = None, **kwargs: Any) -> Iterator[AdminServer]:
+    # The audit store in the SQL backend's database, so the audit query has rows.
+    kwargs.setdefault("audit", {"store": "auto", "flush_interval": 0.05})
     config = write_config(tmp_path, db, **kwargs)
     made = make_keys(config, ("admin", "write", {}), ("reader", "read", {}),
                      ("onboarding", "tokens", {}), ("acme-admin", "write", {"tenant": "acme"}))
