@@ -289,7 +289,7 @@ def user_detail(runtime: Runtime, actor: Actor, username: str) -> UserDetail:
     state = _sql_own(runtime)
     if state is not None and "sql" in runtime.settings.auth.chain:
         try:
-            doc = _backend_errors(lambda: admin.show_user(state, username))
+            doc = _backend_errors(lambda: admin.show_user(state, username, tenant=actor.tenant))
         except admin.AdminError:
             doc = None
         if doc is not None and actor.sees(doc["tenant"]):
@@ -324,7 +324,7 @@ def _owned(runtime: Runtime, actor: Actor, state: SqlState, username: str) -> No
     from zengine_sql import admin
 
     try:
-        doc = _backend_errors(lambda: admin.show_user(state, username))
+        doc = _backend_errors(lambda: admin.show_user(state, username, tenant=actor.tenant))
     except admin.AdminError:
         identity = _identity(runtime, username)
         if identity is not None and actor.sees(identity.tenant):
@@ -390,9 +390,10 @@ def update_user(runtime: Runtime, actor: Actor, username: str, body: UserUpdate)
             admin.check_overrides(changes["overrides"], "overrides", account=False)
         enabled = changes.pop("enabled", None)
         if changes:
-            admin.update_user(state, username, changes, runtime.settings.profiles)
+            admin.update_user(state, username, changes, runtime.settings.profiles,
+                              tenant=actor.tenant)
         if enabled is not None:
-            admin.set_enabled(state, username, enabled)
+            admin.set_enabled(state, username, enabled, tenant=actor.tenant)
 
     _sql_call(update)
     audit(runtime, actor, "user.updated", username=username,
@@ -407,7 +408,8 @@ def set_password(runtime: Runtime, actor: Actor, username: str, password: str | 
 
     state = _writable(runtime)
     _owned(runtime, actor, state, username)
-    _sql_call(lambda: admin.set_password(state, username, password))
+    _sql_call(lambda: admin.set_password(state, username, password,
+                                              tenant=actor.tenant))
     audit(runtime, actor, "user.password_set", username=username,
           detail="removed" if password is None else "")
 
@@ -419,7 +421,7 @@ def delete_user(runtime: Runtime, actor: Actor, username: str) -> None:
 
     state = _writable(runtime)
     _owned(runtime, actor, state, username)
-    _sql_call(lambda: admin.delete_user(state, username))
+    _sql_call(lambda: admin.delete_user(state, username, tenant=actor.tenant))
     audit(runtime, actor, "user.deleted", username=username)
 
 
@@ -436,7 +438,7 @@ def add_account(runtime: Runtime, actor: Actor, username: str,
     def add() -> None:
         admin.check_overrides(spec.overrides, "overrides", account=True)
         admin.check_account(spec, runtime.settings.profiles)
-        admin.add_account(state, username, spec)
+        admin.add_account(state, username, spec, tenant=actor.tenant)
 
     _sql_call(add)
     audit(runtime, actor, "account.created", username=username, detail=f"ident={body.ident}")
@@ -452,7 +454,8 @@ def set_sip_password(runtime: Runtime, actor: Actor, username: str, ident: str,
     state = _writable(runtime)
     _owned(runtime, actor, state, username)
     try:
-        _backend_errors(lambda: admin.set_sip_password(state, username, ident, password))
+        _backend_errors(lambda: admin.set_sip_password(
+            state, username, ident, password, tenant=actor.tenant))
     except admin.AdminError as exc:
         raise (NotFound(str(exc)) if "has no account" in str(exc)
                else _admin_error(exc)) from None
@@ -467,7 +470,8 @@ def delete_account(runtime: Runtime, actor: Actor, username: str, ident: str) ->
     state = _writable(runtime)
     _owned(runtime, actor, state, username)
     try:
-        _backend_errors(lambda: admin.delete_account(state, username, ident))
+        _backend_errors(lambda: admin.delete_account(state, username, ident,
+                                                             tenant=actor.tenant))
     except admin.AdminError as exc:
         raise NotFound(str(exc)) from None
     audit(runtime, actor, "account.deleted", username=username, detail=f"ident={ident}")
