@@ -39,7 +39,8 @@ def ha1(username: str, realm: str, password: str) -> str:
 def _auth_columns(m: MappingSettings) -> dict[str, str]:
     names = {"key": m.key_column or m.login_column, "login": m.login_column,
              "domain": m.domain_column, "password": m.password_column, "ha1": m.ha1_column,
-             "realm": m.realm_column, "auth_type": m.auth_type_column}
+             "realm": m.realm_column, "auth_type": m.auth_type_column,
+             "tenant": m.tenant_column}
     return {role: name for role, name in names.items() if name is not None}
 
 
@@ -88,11 +89,16 @@ def _split_login(m: MappingSettings, login: str) -> tuple[str, str | None]:
     return login, None
 
 
-def _where(m: MappingSettings, table: TableClause, login: str) -> list[Any]:
+def _where(m: MappingSettings, table: TableClause, login: str,
+           tenant: str | None = None) -> list[Any]:
     user, domain = _split_login(m, login)
     clauses: list[Any] = [table.c[m.login_column] == user]
     if domain is not None and m.domain_column is not None:
         clauses.append(table.c[m.domain_column] == domain)
+    value = m.tenant if m.tenant is not None else tenant
+    if m.tenant_column is not None and value is not None:
+        # A tenant's runtime sees its own rows only; the global one (no tenant) sees all.
+        clauses.append(table.c[m.tenant_column] == value)
     return clauses
 
 
@@ -102,7 +108,7 @@ def _auth_rows(state: SqlState, m: MappingSettings, login: str) -> list[Row[Any]
         return []
     table = auth_table(m)
     query = (sa.select(*_labelled(table, _auth_columns(m), "a_"))
-             .where(*_where(m, table, login)).limit(2))
+             .where(*_where(m, table, login, state.tenant)).limit(2))
     with state.connect() as conn:
         rows = conn.execute(query).all()
     # Byte-exact, whatever the collation (MariaDB pads spaces and folds case).
@@ -212,12 +218,12 @@ def load_accounts(state: SqlState, identity: Identity) -> list[Account]:
     table = auth_table(m)
     columns = _labelled(table, _auth_columns(m), "a_")
     accounts = accounts_table(m)
-    query = sa.select(*columns).where(*_where(m, table, identity.username))
+    query = sa.select(*columns).where(*_where(m, table, identity.username, state.tenant))
     if accounts is not None:
         key = table.c[m.key_column or m.login_column]
         query = (sa.select(*columns, *_labelled(accounts, _account_columns(m), "e_"))
                  .select_from(table.join(accounts, accounts.c[m.accounts_join_column or ""] == key))
-                 .where(*_where(m, table, identity.username)))
+                 .where(*_where(m, table, identity.username, state.tenant)))
         if m.accounts_ident_column is not None:
             query = query.order_by(accounts.c[m.accounts_ident_column])
     with state.connect() as conn:

@@ -87,6 +87,12 @@ class MappingSettings(_Model):
     accounts_domain_column: str | None = None
     #: Profile for every account from the mapped tables.
     profile: str | None = None
+    #: A column of ``table`` naming each row's tenant: a tenant's runtime only logs in (and
+    #: reads accounts of) rows whose value is ``tenant``, by default the tenant's name.
+    tenant_column: str | None = None
+    #: The value of ``tenant_column`` for this tenant (set it in the
+    #: ``[tenants.<name>.plugins.sql.mapping]`` overlay when it differs from the name).
+    tenant: str | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -103,6 +109,8 @@ class MappingSettings(_Model):
             raise ValueError("set password_column or ha1_column: logins need something to check")
         if self.accounts_table is not None and self.accounts_join_column is None:
             raise ValueError("accounts_table needs accounts_join_column")
+        if self.tenant is not None and self.tenant_column is None:
+            raise ValueError("tenant needs tenant_column, the column that holds it")
         return self
 
 

@@ -83,3 +83,58 @@ def test_same_username_in_two_tenants_never_crosses_over_real_http(
     code, out = run(monkeypatch, capsys, cfg, "users", "list", "--json")
     enabled = {user["tenant"]: user["enabled"] for user in json.loads(out)}
     assert enabled == {"acme": True, "globex": False}
+
+
+def test_mapping_mode_tenant_column_keeps_each_tenants_rows(own_db: URL) -> None:
+    import secrets
+
+    from pydantic import SecretStr
+
+    import zengine_sql
+    from tests.sql.conftest import sql_config
+    from zengine.models import Credentials, ProvisionRequest
+    from zengine.runtime import Runtime, build_runtime
+    from zengine.settings import settings_from_mapping
+
+    table = f"pbx_users_{secrets.token_hex(4)}"
+    engine = sa.create_engine(own_db, poolclass=sa.pool.NullPool)
+    meta = sa.MetaData()
+    pbx = sa.Table(table, meta, sa.Column("id", sa.Integer, primary_key=True),
+                   sa.Column("login", sa.String(64)), sa.Column("secret", sa.String(64)),
+                   sa.Column("customer", sa.String(64)))
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(pbx), [
+            {"login": "alice", "secret": PASSWORDS["acme"], "customer": "ACME-01"},
+            {"login": "alice", "secret": PASSWORDS["globex"], "customer": "globex"}])
+    mapping = {"table": table, "login_column": "login", "password_column": "secret",
+               "stored_as": "plain", "domain": "sip.example.net", "tenant_column": "customer"}
+    settings = settings_from_mapping({
+        "auth": {"chain": ["sql"]},
+        "plugins": {"sql": sql_config(own_db, mode="mapping", mapping=mapping)},
+        # acme's rows say "ACME-01"; globex's say its name, the default.
+        "tenants": {"acme": {"plugins": {"sql": {"mapping": {"tenant": "ACME-01"}}}},
+                    "globex": {}},
+    }, environ={})
+    runtime = build_runtime(settings, load_entrypoints=False, plugins=[("sql", zengine_sql)])
+    runtime.start()
+    request = ProvisionRequest(path="/id.php", params={}, headers={}, client_addr="::1",
+                               credentials=None, version_raw=None)
+    try:
+        for name, other in (("acme", "globex"), ("globex", "acme")):
+            tenant = runtime.tenants[name]
+
+            def login(password: str, tenant: Runtime = tenant) -> object:
+                return tenant.hooks.authenticate(
+                    Credentials("alice", SecretStr(password)), request, tenant, ("sql",))
+
+            identity = login(PASSWORDS[name])
+            assert getattr(identity, "backend", None) == "sql", (name, identity)
+            accounts = tenant.hooks.load_accounts(identity, tenant)  # type: ignore[arg-type]
+            assert [a.sip_password.get_secret_value() for a in accounts] == [PASSWORDS[name]]
+            # The other tenant's alice (same login) is not this tenant's row.
+            assert type(login(PASSWORDS[other])).__name__ == "Rejected"
+    finally:
+        runtime.stop()
+        meta.drop_all(engine)
+        engine.dispose()
