@@ -131,6 +131,15 @@ class TokenService:
         return "sql"
 
     @property
+    def location(self) -> str:
+        """Where the tokens live (the database URL, or the SQLite file), to tell stores
+        apart; never logged."""
+        engine = self._sql_engine() if self.backend == "sql" else None
+        if engine is not None:
+            return engine.url.render_as_string(hide_password=False)
+        return str(self.runtime.settings.resolve_path(self.config.sqlite_path))
+
+    @property
     def store(self) -> TokenStore:
         with self._lock:
             if self._store is None:

@@ -177,6 +177,24 @@ class Redemption:
                 log.debug("token.done", duration_ms=round((time.perf_counter() - start) * 1000,
                                                           2))
 
+    def redeem(self, service: TokenService,
+               token: str) -> tuple[Consumed, TokenService, Runtime]:
+        """Consume ``token`` in the store that holds it: the global runtime's, else a
+        tenant's own (``[tenants.<name>.plugins.tokens]``, or the tenant's own SQL database):
+        the one endpoint serves every tenant. A store several runtimes share is asked once."""
+        consumed = service.redeem(token, self.client_addr)
+        found_in = self.runtime
+        asked = {service.location}
+        for tenant in self.runtime.tenants.values():
+            if consumed.row is not None or consumed.reason != "unknown":
+                break
+            other = token_service(tenant)
+            if other.location in asked:
+                continue
+            asked.add(other.location)
+            consumed, service, found_in = other.redeem(token, self.client_addr), other, tenant
+        return consumed, service, found_in
+
     def _run(self, service: TokenService) -> TokenReply:
         token = token_param(self.query, self.config.param, 4096)
         attempt = self.attempt(token)
@@ -186,7 +204,7 @@ class Redemption:
         except TooManyAttempts as exc:
             self.audit("token.refused", "refused", None, f"reason=guard ({exc.detail})")
             raise
-        consumed: Consumed = service.redeem(token, self.client_addr)
+        consumed, service, found_in = self.redeem(service, token)
         del token  # never kept, logged or passed on
         self.runtime.hooks.login_result(attempt, LoginResult(
             accepted=consumed.outcome != "refused", backend=PLUGIN_NAME), self.runtime)
@@ -195,7 +213,7 @@ class Redemption:
             return self.refuse(row, consumed.reason or "unknown")
         # The token's tenant's runtime (its users file, directory, rows): the global
         # runtime may know a different user of the same name.
-        served = self.runtime.for_tenant(row.tenant) or self.runtime
+        served = self.runtime.for_tenant(row.tenant) or found_in
         try:
             identity, accounts = _accounts_of(served, row)
             if self.config.reply == "full":

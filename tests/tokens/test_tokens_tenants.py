@@ -96,3 +96,29 @@ def test_a_global_token_still_redeems_the_global_user(client: TestClient) -> Non
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     issued = token_service(runtime).issue("alice", actor="test")
     assert _redeemed_password(client, issued.token) == GLOBAL_SECRET
+
+
+def test_a_tenant_with_its_own_token_store_has_its_tokens_redeemed(tmp_path: Path) -> None:
+    """[tenants.acme.plugins.tokens] sqlite_path (or acme's own SQL database): acme's tokens
+    live there, and the one endpoint must find them (it asked the global store only)."""
+    path = config(tmp_path, extra="""
+[plugins.tokens]
+issue_in_documents = true
+token_url = "https://prov.example.net/token?id="
+sqlite_path = "tokens.db"
+[tenants.acme.plugins.tokens]
+sqlite_path = "acme-tokens.db"
+""")
+    app = create_app(load_settings(path, environ={}), load_entrypoints=False,
+                     plugins=plugin_list(*BUILTINS, "tokens"))
+    with TestClient(app) as client:
+        tokens = {}
+        for tenant in ("acme", "globex"):
+            reply = client.get("/id.php", params={"username": "alice", "version": "1.14",
+                                                  "password": PASSWORDS[tenant]},
+                               headers={"host": HOSTS[tenant]})
+            tokens[tenant] = etree.fromstring(reply.content).findtext(
+                "accounts/account/token") or ""
+        assert (tmp_path / "acme-tokens.db").exists()
+        for tenant, token in tokens.items():
+            assert _redeemed_password(client, token) == SIP_SECRET[tenant]
