@@ -6,17 +6,19 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import anyio
 import structlog
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from zengine import health
 from zengine.addresses import ClientAddresses
@@ -72,10 +74,38 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _error_response(status, messages.get(status, "Bad request."), headers)
 
 
+async def _answer(reply: Reply, arrived: float, failure_floor_ms: int) -> Response:
+    """The response for a pipeline reply, on either path: the same bytes, the same headers."""
+    if reply.error_kind in HELD_UNTIL_FLOOR:
+        # Asleep on the event loop, not in a worker thread: guessing cannot starve the pool.
+        # A refused (locked, limited) login waits too: otherwise each of a locked-out
+        # attacker's connections loops as fast as the CPU answers 429s, and the CPU is
+        # what the real user's login needs.
+        floor = failure_floor_ms / 1000
+        await asyncio.sleep(max(0.0, floor - (time.monotonic() - arrived)))
+    return Response(reply.body, status_code=reply.status, media_type=XML_MEDIA_TYPE,
+                    headers={**NO_STORE, **dict(reply.headers)})
+
+
+Front = Callable[[Scope, Receive, Send], Awaitable[bool]]
+
+
+class ZengineApp(Starlette):
+    """Starlette, with the fast path (:mod:`zengine.fastpath`) in front of its middleware."""
+
+    front: Front | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is not None and scope["type"] == "http" \
+                and await self.front(scope, receive, send):
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings, *, load_entrypoints: bool = True,
     plugins: Sequence[tuple[str, object]] = (), runtime: Runtime | None = None,
-) -> Starlette:
+) -> ZengineApp:
     """Build everything the server needs from ``settings``; nothing is global."""
     rt = runtime or build_runtime(settings, load_entrypoints=load_entrypoints, plugins=plugins)
     addresses = ClientAddresses(settings.server.trusted_proxies)
@@ -136,16 +166,34 @@ def create_app(
             log.warning("provision.deadline", path=path,
                         backend_timeout=settings.server.backend_timeout)
             return _error_response(503, BackendUnavailable.public_message), "deadline", None, ""
-        if reply.error_kind in HELD_UNTIL_FLOOR:
-            # Asleep on the event loop, not in a worker thread: guessing cannot starve the pool.
-            # A refused (locked, limited) login waits too: otherwise each of a locked-out
-            # attacker's connections loops as fast as the CPU answers 429s, and the CPU is
-            # what the real user's login needs.
-            floor = settings.auth.failure_floor_ms / 1000
-            await asyncio.sleep(max(0.0, floor - (time.monotonic() - arrived)))
-        response = Response(reply.body, status_code=reply.status, media_type=XML_MEDIA_TYPE,
-                            headers={**NO_STORE, **dict(reply.headers)})
+        response = await _answer(reply, arrived, settings.auth.failure_floor_ms)
         return response, reply.outcome, reply.family, reply.tenant
+
+    provisioning = frozenset(_paths(settings))
+
+    async def front(scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answer a fully cached login here and return ``True``; else ``False`` having done
+        nothing, and the request goes the long way (Starlette, the worker thread)."""
+        path = scope["path"]
+        if not rt.started or not rt.fast.enabled or scope["method"] != "GET" \
+                or path not in provisioning or scope.get("root_path"):
+            return False
+        arrived = time.monotonic()
+        headers = Headers(scope=scope)
+        peer = scope.get("client")
+        client_addr = addresses.resolve(peer[0] if peer else "", headers)
+        hit = rt.fast.lookup(path=path, query=scope.get("query_string", b""), headers=headers,
+                             client_addr=client_addr)
+        if hit is None:
+            return False
+        reply = handle(lambda: hit.request, rt, path=path, client_addr=client_addr, hit=hit)
+        response = await _answer(reply, arrived, settings.auth.failure_floor_ms)
+        # What the endpoint reports for every request, metrics included.
+        rt.hooks.request_finished(RequestSummary(
+            path, response.status_code, reply.outcome, reply.family,
+            time.monotonic() - arrived, reply.tenant), rt)
+        await response(scope, receive, send)
+        return True
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -168,8 +216,9 @@ def create_app(
     routes.extend(health.routes(rt))
     routes.extend(plugin_routes(rt.hooks.register_routes(rt),
                                 [*_paths(settings), *health.HEALTH_PATHS]))
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
-                    exception_handlers={404: _http_error, 405: _http_error})
+    app = ZengineApp(routes=routes, lifespan=lifespan, middleware=middleware,
+                     exception_handlers={404: _http_error, 405: _http_error})
+    app.front = front
     # No slash redirect: it would echo the query (the password) in a Location built from the
     # client's Host header. ``/id.php/`` is a 404 error document like any unknown path.
     app.router.redirect_slashes = False

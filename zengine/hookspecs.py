@@ -2,8 +2,9 @@
 
 Rules that hold for every hook:
 
-* Hooks are synchronous. The HTTP endpoint runs the pipeline in a worker thread, so a hook may
-  block on a database or directory call, but should respect its own timeouts.
+* Hooks are synchronous. The pipeline runs in a worker thread, so a hook may block on a
+  database or directory call within its own timeouts (a fully cached login runs on the event
+  loop, and only when every plugin on its path says so: :func:`zengine_inline_safe`).
 * ``runtime`` is the :class:`zengine.runtime.Runtime` of the running app: settings, the plugin's
   validated config (``runtime.config(name, Model)``) and per-plugin state (``runtime.state``).
   A hookimpl may leave out any parameter it does not need.
@@ -46,6 +47,8 @@ hookspec = pluggy.HookspecMarker("zengine")
 
 # The observation hooks (for metrics) live in zengine.observehooks; they are part of this
 # contract, registered with it (``pm.add_hookspecs(hookspecs)`` sees them here).
+# The fast path's declaration lives in zengine.fasthooks, registered the same way.
+from zengine.fasthooks import zengine_inline_safe as zengine_inline_safe  # noqa: E402
 from zengine.observehooks import zengine_observe as zengine_observe  # noqa: E402
 from zengine.observehooks import (  # noqa: E402
     zengine_request_finished as zengine_request_finished,

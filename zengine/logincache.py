@@ -139,6 +139,9 @@ class LoginCache:
         #: Told of each hit and miss (``login_cache``) and each store failure
         #: (``store.error``); the runtime passes :meth:`~zengine.runtime.Runtime.observe`.
         self.observe = observe
+        #: Called with the username whenever an entry is forgotten (the fast path's memo
+        #: forgets with it).
+        self.listeners: list[Callable[[str], None]] = []
 
     def __repr__(self) -> str:
         return f"LoginCache(enabled={self.settings.enabled}, store={self.entries.kind!r})"
@@ -146,6 +149,10 @@ class LoginCache:
     def ttl_for(self, backend: str) -> int:
         return self.settings.backend_ttl.get(
             backend, DEFAULT_BACKEND_TTL.get(backend, self.settings.ttl))
+
+    def keyed(self, *parts: str | None) -> bytes:
+        """HMAC-SHA256 under the cache's key of the length-prefixed ``parts``."""
+        return self._mac(*parts)
 
     def _mac(self, *parts: str | None) -> bytes:
         return hmac.new(self._key, b"".join(_field(p) for p in parts), hashlib.sha256).digest()
@@ -194,6 +201,9 @@ class LoginCache:
     def forget(self, username: str, *, tenant: str | None = None) -> None:
         """Drop the user's entry: lockout, disable, a failed login, an operator's change
         (``tenant``: another tenant's user than this cache's, for operator tools)."""
+        # Over-forgetting is safe: the fast path's memo of this name goes too.
+        for listener in self.listeners:
+            listener(username)
         if self.settings.enabled:
             slot = self._slot(username, tenant)
             self._safely("delete", lambda: self.entries.delete(slot))

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -25,6 +26,7 @@ from zengine.errors import (
 )
 from zengine.models import (
     UNKNOWN_TENANT,
+    Abstain,
     AuditEvent,
     AuthResult,
     ClientInfo,
@@ -43,6 +45,9 @@ from zengine.transforms import apply_transforms
 from zengine.verifying import login_in_progress
 from zengine.xmlio import error_document, serialize
 
+if TYPE_CHECKING:
+    from zengine.fastpath import Hit
+
 log = structlog.get_logger("zengine.pipeline")
 
 
@@ -55,9 +60,12 @@ class Outcome:
     client: ClientInfo | None = None
     account_count: int = 0
     username: str | None = None
+    #: The data generations the document was cached under (``None``: not cacheable).
+    generations: list[str] | None = None
 
 
-def authenticate(request: ProvisionRequest, runtime: Runtime, outcome: Outcome) -> Identity:
+def authenticate(request: ProvisionRequest, runtime: Runtime, outcome: Outcome,
+                 known: Identity | None = None) -> Identity:
     credentials = request.credentials
     if credentials is None or not credentials.username:
         raise MissingUsername("no username in request")
@@ -67,7 +75,7 @@ def authenticate(request: ProvisionRequest, runtime: Runtime, outcome: Outcome) 
     attempt = LoginAttempt(username=credentials.username, secret=credentials.password,
                            client_addr=request.client_addr, tenant=request.tenant,
                            path=request.path)
-    result = check_login(attempt, credentials, request, runtime)
+    result = check_login(attempt, credentials, request, runtime, known=known)
     if isinstance(result, Identity):
         outcome.backend = result.backend
         if runtime.tenant and result.tenant != runtime.tenant:
@@ -81,7 +89,7 @@ def authenticate(request: ProvisionRequest, runtime: Runtime, outcome: Outcome) 
 
 
 def check_login(attempt: LoginAttempt, credentials: Credentials, request: ProvisionRequest,
-                runtime: Runtime) -> AuthResult | None:
+                runtime: Runtime, *, known: Identity | None = None) -> AuthResult | None:
     """The guarded authentication chain, for provisioning and for any plugin's own sign-in.
 
     :func:`~zengine.hookspecs.zengine_login_check` may refuse first (raising
@@ -92,11 +100,15 @@ def check_login(attempt: LoginAttempt, credentials: Credentials, request: Provis
     (:class:`~zengine.models.Abstain`); :func:`~zengine.hookspecs.zengine_login_result`
     records the outcome. Returns the :class:`Identity`, the :class:`Rejected`, or ``None``
     for a user no backend knows. May raise :class:`~zengine.errors.Overloaded`.
+
+    ``known`` (the fast path, :mod:`zengine.fastpath`) is the chain's answer for this very
+    password a moment ago, with the backend's data unchanged: it stands in for the chain;
+    the guard's hooks run all the same.
     """
     start = time.perf_counter()
     verdict = "error"
     try:
-        decided = _check_login(attempt, credentials, request, runtime)
+        decided = _check_login(attempt, credentials, request, runtime, known)
         # An unknown user and a wrong password are one result here too.
         verdict = "accepted" if isinstance(decided, Identity) else "rejected"
         return decided
@@ -113,7 +125,7 @@ _LOGIN_RESULTS = {TooManyAttempts.kind: "refused", AccessDenied.kind: "denied",
 
 
 def _check_login(attempt: LoginAttempt, credentials: Credentials, request: ProvisionRequest,
-                 runtime: Runtime) -> AuthResult | None:
+                 runtime: Runtime, known: Identity | None) -> AuthResult | None:
     try:
         runtime.hooks.login_check(attempt, runtime)
     except TooManyAttempts:
@@ -122,12 +134,16 @@ def _check_login(attempt: LoginAttempt, credentials: Credentials, request: Provi
         runtime.logins.forget(attempt.username)
         raise
     # A verified-login cache hit spends no slow verification, so it never reaches
-    # zengine_login_verification (a guard's flood limit on verifications).
+    # zengine_login_verification (a guard's flood limit on verifications); neither does the
+    # fast path's answer (``known``), which is one.
     with login_in_progress(lambda: runtime.hooks.login_verification(attempt, runtime)):
-        # An unknown tenant asks no backend (it has none), and then costs and answers
-        # exactly what an unknown user does.
-        result = None if attempt.tenant == UNKNOWN_TENANT else runtime.hooks.authenticate(
-            credentials, request, runtime, runtime.settings.auth.chain)
+        if known is not None:
+            result: AuthResult | Abstain | None = known
+        else:
+            # An unknown tenant asks no backend (it has none), and then costs and answers
+            # exactly what an unknown user does.
+            result = None if attempt.tenant == UNKNOWN_TENANT else runtime.hooks.authenticate(
+                credentials, request, runtime, runtime.settings.auth.chain)
         if result is None:
             # Nobody knows this user: spend what a wrong password costs, once for the chain.
             runtime.passwords.verify(None, credentials.password.get_secret_value())
@@ -150,6 +166,7 @@ def render_for(identity: Identity, client: ClientInfo, runtime: Runtime,
         if generations is None:
             runtime.observe(_DOC_UNCACHEABLE)
         else:
+            outcome.generations = generations
             key = documents.key(identity, client, generations)
             cached = documents.get(key)
             runtime.observe(_DOC_HIT if cached is not None else _DOC_MISS)
@@ -189,17 +206,38 @@ def detect_client(request: ProvisionRequest, runtime: Runtime) -> ClientInfo:
     return client
 
 
-def provision(request: ProvisionRequest, runtime: Runtime, outcome: Outcome) -> bytes:
-    """Run one request through every hook; raises :class:`ZengineError` for error documents."""
-    outcome.client = detect_client(request, runtime)
+def admit(request: ProvisionRequest, runtime: Runtime) -> ClientInfo:
+    """Everything decided from the (tenant-resolved) request alone before the login, on both
+    the fast and the long path: which client it is. A new request-dependent step goes here
+    (or, like the tenant, before the runtime is chosen: :func:`zengine.tenancy.resolve_tenant`
+    runs in :func:`_handle` and in :meth:`zengine.fastpath.FastPath.lookup`), so that both
+    paths decide alike; whatever it decides must reach the fast path's memo key."""
+    return detect_client(request, runtime)
+
+
+def provision(request: ProvisionRequest, runtime: Runtime, outcome: Outcome,
+              hit: Hit | None = None) -> bytes:
+    """Run one request through every hook; raises :class:`ZengineError` for error documents.
+
+    ``hit`` (the fast path) carries the client, the chain's answer and the rendered document
+    from the caches; every hook that observes or limits logins runs all the same."""
+    outcome.client = hit.client if hit is not None else admit(request, runtime)
     try:
-        identity = authenticate(request, runtime, outcome)
+        identity = authenticate(request, runtime, outcome,
+                                known=hit.identity if hit is not None else None)
     except LoginFailed as exc:
         outcome.outcome = "rejected"
         _audit(runtime, request, outcome, "login.refused", "rejected", exc.detail)
         raise
     _audit(runtime, request, outcome, "login.accepted", "accepted")
-    body = render_for(identity, outcome.client, runtime, outcome)
+    if hit is not None:
+        outcome.account_count = hit.rendered.account_count
+        body = hit.rendered.body
+    else:
+        body = render_for(identity, outcome.client, runtime, outcome)
+        if outcome.generations is not None and request.credentials is not None \
+                and runtime.started:
+            runtime.fast.remember(request.credentials, identity, outcome.generations)
     outcome.outcome = "served"
     _audit(runtime, request, outcome, "document.served", "served")
     return body
@@ -247,21 +285,23 @@ def status_for(error: ZengineError, runtime: Runtime) -> int:
 
 
 def handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime, *,
-           path: str = "", client_addr: str = "") -> Reply:
+           path: str = "", client_addr: str = "", hit: Hit | None = None) -> Reply:
     """Parse, provision and log one request. Never raises: every failure is an error document.
 
-    Runs in a worker thread; ``make_request`` is called here so that request parsing errors
-    take the same path as every other error.
+    Runs in a worker thread, or on the event loop with a fast-path ``hit``;
+    ``make_request`` is called here so that request parsing errors take the same path as
+    every other error.
     """
     # Every line logged while handling this request carries its id, path (never the query
     # string) and client address.
     with structlog.contextvars.bound_contextvars(
         request_id=uuid.uuid4().hex[:16], path=path, client_addr=client_addr
     ):
-        return _handle(make_request, runtime)
+        return _handle(make_request, runtime, hit)
 
 
-def _handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime) -> Reply:
+def _handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime,
+            hit: Hit | None) -> Reply:
     start = time.perf_counter()
     outcome = Outcome()
     request: ProvisionRequest | None = None
@@ -269,11 +309,15 @@ def _handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime) -> R
     headers: tuple[tuple[str, str], ...] = ()
     kind: str | None = None
     try:
-        request = resolve_tenant(make_request(), runtime)
-        served = runtime_for(request, runtime)
+        if hit is not None:
+            # The fast path resolved the tenant already (resolve_tenant, the same function).
+            request, served = hit.request, hit.runtime
+        else:
+            request = resolve_tenant(make_request(), runtime)
+            served = runtime_for(request, runtime)
         if request.tenant:
             structlog.contextvars.bind_contextvars(tenant=request.tenant)
-        status, body = 200, provision(request, served, outcome)
+        status, body = 200, provision(request, served, outcome, hit)
     except ZengineError as exc:
         if isinstance(exc, BackendUnavailable):
             outcome.outcome = "unavailable"

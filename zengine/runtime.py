@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -18,6 +18,9 @@ from zengine.plugins import Hooks, check_chain, check_disabled, create_plugin_ma
 from zengine.settings import Settings, format_validation_error
 from zengine.store import MemoryStore, SharedStore
 from zengine.tenancy import TenantResolver
+
+if TYPE_CHECKING:
+    from zengine.fastpath import FastPath
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -72,6 +75,15 @@ class Runtime:
         safe from worker threads and the event loop."""
         self.hooks.observe(observation, self)
 
+    @cached_property
+    def fast(self) -> FastPath:
+        """The event-loop path for fully cached logins (:mod:`zengine.fastpath`)."""
+        from zengine.fastpath import FastPath  # it imports the pipeline, which imports us
+
+        fast = FastPath(self)
+        self.logins.listeners.append(fast.forget)
+        return fast
+
     def config(self, name: str, model: type[M]) -> M:
         """The validated settings of plugin ``name`` (defaults when its table is absent)."""
         value = self.plugin_configs.get(name)
@@ -98,6 +110,8 @@ class Runtime:
             _ = self.logins
             self.hooks.startup(self)
             self.transforms = self.hooks.transforms(self)
+            # After startup: the guard knows by then whether its counters live in Redis.
+            self.fast.decide()
             self.started = True
             # Every tenant's plugin state (users files, pools, guard) is built now, not on
             # its first request.

@@ -62,6 +62,9 @@ class ServerSettings(_Model):
     paths: tuple[str, ...] = ("/id.php", "/provision")
     #: The engine's access log (never with the query string); ``false`` turns it off.
     access_log: bool = True
+    #: Answer a fully cached returning login on the event loop (see docs/benchmarks.md);
+    #: ``false`` sends every request through the worker-thread path.
+    fast_path: bool = True
     #: Longest accepted parameter value, in characters.
     max_param_length: int = Field(256, ge=16, le=65536)
     #: Largest accepted POST body, in bytes.

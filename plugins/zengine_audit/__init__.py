@@ -63,3 +63,9 @@ def zengine_audit(event: AuditEvent, runtime: Runtime) -> None:
     # log line itself on the request path.
     fields = {name: getattr(event, name) for name in _FIELDS}
     log.info(f"audit.{event.event}", **fields)
+
+
+@hookimpl
+def zengine_inline_safe() -> bool:
+    # A log line, written like the engine's access line, which runs on the loop anyway.
+    return True

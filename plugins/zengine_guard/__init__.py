@@ -75,6 +75,14 @@ def zengine_shutdown(runtime: Runtime) -> None:
 
 
 @hookimpl
+def zengine_inline_safe(runtime: Runtime) -> bool:
+    """In-process counters are a few dictionary steps under a lock held for no I/O; Redis
+    round trips are not for the event loop."""
+    guard = _guard(runtime)
+    return guard is None or guard.redis_client is None
+
+
+@hookimpl
 def zengine_login_check(attempt: LoginAttempt, runtime: Runtime) -> None:
     guard = _guard(runtime)
     if guard is not None:

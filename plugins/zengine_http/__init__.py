@@ -142,3 +142,10 @@ def zengine_load_accounts(identity: Identity, runtime: Runtime) -> list[Account]
 def zengine_data_generation(runtime: Runtime) -> str | None:
     # The remote service's data changes without telling us: never cached while configured.
     return None if _service(runtime) is not None else "inert"
+
+
+@hookimpl
+def zengine_inline_safe() -> bool:
+    # Configured, this backend reports no data generation, so its answers are never reused
+    # and its authenticate always runs in the worker thread; inert, it answers nothing.
+    return True

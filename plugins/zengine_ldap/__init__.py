@@ -113,3 +113,10 @@ def zengine_readiness(runtime: Runtime) -> list[Readiness] | None:
 def zengine_data_generation(runtime: Runtime) -> str | None:
     # The directory changes without telling us: an active LDAP backend is never cached.
     return None if _backend(runtime) is not None else "inert"
+
+
+@hookimpl
+def zengine_inline_safe() -> bool:
+    # Configured, this backend reports no data generation, so its answers are never reused
+    # and its authenticate always runs in the worker thread; inert, it answers nothing.
+    return True

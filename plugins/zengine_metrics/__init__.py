@@ -117,3 +117,10 @@ def zengine_audit(event: AuditEvent, runtime: Runtime) -> None:
     metrics = _metrics(runtime)
     if metrics is not None:
         metrics.audit(event)
+
+
+@hookimpl
+def zengine_inline_safe() -> bool:
+    # A counter increment in memory (multiprocess mode: a value in a memory-mapped file),
+    # already done on the event loop for every zengine_request_finished.
+    return True

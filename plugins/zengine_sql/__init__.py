@@ -134,3 +134,10 @@ def zengine_data_generation(runtime: Runtime) -> str | None:
     # Rows change under other processes (the CLI, the PBX): no cheap generation yet, so a
     # configured SQL backend's documents are built on every request.
     return None if get_state(runtime) is not None else "inert"
+
+
+@hookimpl
+def zengine_inline_safe() -> bool:
+    # Configured, this backend reports no data generation, so its answers are never reused
+    # and its authenticate always runs in the worker thread; inert, it answers nothing.
+    return True

@@ -87,3 +87,10 @@ def zengine_load_accounts(identity: Identity, runtime: Runtime) -> list[Account]
 def zengine_data_generation(runtime: Runtime) -> str:
     # Which load of the users file is in use: a reload is a new mapping, and a new generation.
     return str(id(_users(runtime)))
+
+
+@hookimpl
+def zengine_inline_safe() -> bool:
+    # Every answer comes from the loaded users file, and its generation (which load is in
+    # use) changes with any change to it: a disabled user or a new hash is a new load.
+    return True

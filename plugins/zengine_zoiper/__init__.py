@@ -51,3 +51,9 @@ def zengine_transforms(runtime: Runtime) -> Iterable[Transform]:
 def zengine_data_generation() -> str:
     # The builders and transforms are pure functions of their inputs and the frozen settings.
     return "1"
+
+
+@hookimpl
+def zengine_inline_safe() -> bool:
+    # Client detection reads the request only.
+    return True
