@@ -56,8 +56,8 @@ class AuditWriter:
         self._last_drop_log = -WARN_EVERY
         self._last_fail_log = -WARN_EVERY
         self._next_purge = 0.0
-        #: A batch is being taken or written (``flush`` waits for it).
-        self._busy = False
+        #: Events taken from the queue and written (only the writer thread changes it).
+        self._done = 0
         #: Events dropped because the queue was full or the store failed at shutdown.
         self.dropped = 0
         #: Rows written since start.
@@ -107,6 +107,12 @@ class AuditWriter:
         self._stop.set()
         self._wake.set()
         thread.join(timeout)
+        if thread.is_alive():
+            # Still writing (a slow database): it is a daemon thread and ends with the
+            # process; what it has not written by then is lost, and said so.
+            log.error("audit.store_dropped", reason="not written at shutdown",
+                      queued=self.queued)
+            return
         left = len(self._queue) + len(self._pending)
         if left:
             self._queue.clear()
@@ -118,10 +124,14 @@ class AuditWriter:
         return len(self._queue) + len(self._pending)
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every event queued before the call is written; ``False`` on timeout."""
+        """Wait until every event queued before the call is written (not those queued
+        meanwhile: a busy server's queue is never empty); ``False`` on timeout."""
         deadline = time.monotonic() + timeout
+        # An event being moved from the queue to the batch is in both for an instant (see
+        # _write_all), so this target is never below what was queued before the call.
+        target = self._done + len(self._pending) + len(self._queue)
         self._wake.set()
-        while self.queued or self._busy:
+        while self._done < target:
             if time.monotonic() > deadline or self._thread is None:
                 return False
             time.sleep(0.005)
@@ -145,26 +155,27 @@ class AuditWriter:
 
     def _write_all(self) -> bool:
         batch = self._config.batch_size
-        while True:
-            self._busy = True
+        # At most a full queue's worth per call: under sustained load the loop still gets
+        # back to the purge and to a stop request.
+        for _ in range(self._config.queue_size // batch + 1):
+            # A failed batch stays in _pending and goes first next time, so the queue's
+            # bound is the only memory spent while the database is down.
+            while len(self._pending) < batch and self._queue:
+                at, event = self._queue[0]
+                self._pending.append(to_row(at, event))
+                self._queue.popleft()
+            if not self._pending:
+                return True
             try:
-                # A failed batch stays in _pending and goes first next time, so the queue's
-                # bound is the only memory spent while the database is down.
-                while len(self._pending) < batch and self._queue:
-                    at, event = self._queue.popleft()
-                    self._pending.append(to_row(at, event))
-                if not self._pending:
-                    return True
-                try:
-                    self._open_store().insert_many(self._pending)
-                except Exception as exc:
-                    self._failed("write", exc)
-                    return False
-                self.written += len(self._pending)
-                self._pending = []
-                self.last_error = ""
-            finally:
-                self._busy = False
+                self._open_store().insert_many(self._pending)
+            except Exception as exc:
+                self._failed("write", exc)
+                return False
+            self.written += len(self._pending)
+            self._done += len(self._pending)
+            self._pending = []
+            self.last_error = ""
+        return True
 
     def _purge(self) -> bool:
         cutoff = datetime.now(UTC) - timedelta(days=self._config.keep_days)

@@ -309,3 +309,32 @@ def test_store_lives_in_the_sql_backend_database(db_url: URL, runtime_for: Calla
         with engine.begin() as conn:
             conn.execute(EVENTS.delete())
         engine.dispose()
+
+
+def test_flush_waits_for_what_was_queued_before_not_for_an_idle_queue(
+        runtime_for: Callable[..., Runtime]) -> None:
+    """A busy server's queue is never empty; flush still returns once the events queued
+    before it are written."""
+    runtime = runtime_for({"batch_size": 50})
+    service = audit_service(runtime)
+    stop = threading.Event()
+
+    def produce() -> None:
+        deadline = time.monotonic() + 30  # bounded
+        while not stop.is_set() and time.monotonic() < deadline:
+            runtime.hooks.audit(_event(1), runtime)
+            time.sleep(0.0005)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        time.sleep(0.3)
+        for n in range(5):
+            runtime.hooks.audit(_event(n, event="marker.event"), runtime)
+        assert service.flush(20)
+        assert producer.is_alive()  # events kept arriving while flush waited
+        markers = service.query(AuditQuery(events=("marker.event",))).records
+        assert len(markers) == 5
+    finally:
+        stop.set()
+        producer.join(30)
