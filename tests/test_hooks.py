@@ -457,3 +457,52 @@ def test_zengine_register_routes_keep_405_for_core_paths() -> None:
         response = client.delete("/id.php")
         assert response.status_code == 405
         assert response.headers["allow"] == "GET, POST"
+
+
+class Recorder:
+    """Every audit event, as the audit plugin receives them."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    @hookimpl
+    def zengine_audit(self, event: AuditEvent) -> None:
+        self.events.append(event)
+
+    def accepted(self) -> AuditEvent:
+        (event,) = [e for e in self.events if e.event == "login.accepted"]
+        return event
+
+
+def test_login_accepted_audit_counts_the_static_users_accounts() -> None:
+    """The real static backend and users file: alice has two accounts, bob one."""
+    for user, password, count in (("alice", "wonderland", 2), ("bob", "builder", 1)):
+        recorder = Recorder()
+        runtime = build_runtime(load_settings(EXAMPLE_CONFIG), load_entrypoints=False,
+                                plugins=[*plugin_list("zoiper", "static"), ("rec", recorder)])
+        runtime.start()
+        try:
+            reply = run(runtime, f"u={user}&p={password}")
+        finally:
+            runtime.stop()
+        assert reply.status == 200 and reply.body.count(b"<account>") == count, reply.body
+        event = recorder.accepted()
+        assert (event.username, event.account_count, event.backend) == (user, count, "static")
+        assert [e.event for e in recorder.events] == ["login.accepted", "document.served"]
+
+
+def test_login_accepted_audit_names_the_backends_spelling_and_is_written_without_accounts(
+        ) -> None:
+    class Canonical(Backend):
+        @hookimpl
+        def zengine_authenticate(self, credentials: Credentials) -> Identity | Rejected | None:
+            if credentials.username.casefold() != "alice":
+                return None
+            return Identity("Alice", backend=self.name)  # as a directory spells it
+
+    recorder = Recorder()
+    runtime = runtime_with(("dir", Canonical("dir", {}, [])), ("rec", recorder))
+    reply = run(runtime, "u=aLiCe&p=pw")
+    assert b"<error" in reply.body  # no accounts: still a login the audit trail records
+    event = recorder.accepted()
+    assert (event.username, event.account_count) == ("Alice", 0)

@@ -229,15 +229,22 @@ def provision(request: ProvisionRequest, runtime: Runtime, outcome: Outcome,
         outcome.outcome = "rejected"
         _audit(runtime, request, outcome, "login.refused", "rejected", exc.detail)
         raise
-    _audit(runtime, request, outcome, "login.accepted", "accepted")
-    if hit is not None:
-        outcome.account_count = hit.rendered.account_count
-        body = hit.rendered.body
-    else:
-        body = render_for(identity, outcome.client, runtime, outcome)
-        if outcome.generations is not None and request.credentials is not None \
-                and runtime.started:
-            runtime.fast.remember(request.credentials, identity, outcome.generations)
+    # The directory's spelling from here on (LDAP answers ``Alice`` for ``alice``): the audit
+    # trail and the request log name the account, not what was typed.
+    outcome.username = identity.username
+    try:
+        if hit is not None:
+            outcome.account_count = hit.rendered.account_count
+            body = hit.rendered.body
+        else:
+            body = render_for(identity, outcome.client, runtime, outcome)
+            if outcome.generations is not None and request.credentials is not None \
+                    and runtime.started:
+                runtime.fast.remember(request.credentials, identity, outcome.generations)
+    finally:
+        # After the accounts are loaded, so the line says how many the login gave (0 when
+        # loading them failed); still written when the document is not.
+        _audit(runtime, request, outcome, "login.accepted", "accepted")
     outcome.outcome = "served"
     _audit(runtime, request, outcome, "document.served", "served")
     return body

@@ -125,3 +125,31 @@ domain = "static.example.com"
         # The static password is not a login here: only LDAP is in the chain.
         assert get(client, "alice", "static-password-not-used").status_code == 200
         assert error_text(get(client, "alice", "static-password-not-used").content)
+
+
+def test_login_accepted_audit_has_the_directorys_spelling_and_the_account_count(
+        slapd: Slapd) -> None:
+    """uid matches case-insensitively in the real slapd: ``BOB`` logs in as the directory's
+    ``bob``, and the audit line says so, with bob's two accounts."""
+    from zengine import hookimpl
+    from zengine.models import AuditEvent
+
+    events: list[AuditEvent] = []
+
+    class Recorder:
+        @hookimpl
+        def zengine_audit(self, event: AuditEvent) -> None:
+            events.append(event)
+
+    settings = settings_from_mapping({"profiles": PROFILES,
+                                      "plugins": {"ldap": search_table(slapd)}},
+                                     environ={}, base_dir=Path.cwd())
+    app = create_app(settings, load_entrypoints=False,
+                     plugins=[*plugin_list("zoiper"), ("ldap", zengine_ldap), ("rec", Recorder())])
+    with TestClient(app) as client:
+        response = get(client, "BOB", schema.PASSWORDS["bob"])
+    assert response.content.count(b"<account>") == 2, response.text
+    (accepted,) = [e for e in events if e.event == "login.accepted"]
+    assert (accepted.username, accepted.account_count, accepted.backend) == ("bob", 2, "ldap")
+    (served,) = [e for e in events if e.event == "document.served"]
+    assert served.username == "bob"

@@ -182,3 +182,26 @@ def test_http_end_to_end(own_db: URL, password_hash: str,
         assert wrong.status_code == 200 and b"<error" in wrong.content
         assert b"sip-ivy-0" not in wrong.content
 
+
+
+def test_login_accepted_audit_counts_the_accounts(own_db: URL, password_hash: str,
+                                                  runtime_for: Callable[..., Runtime]) -> None:
+    from zengine import hookimpl
+    from zengine.models import AuditEvent
+
+    events: list[AuditEvent] = []
+
+    class Recorder:
+        @hookimpl
+        def zengine_audit(self, event: AuditEvent) -> None:
+            events.append(event)
+
+    add(runtime_for(sql_config(own_db)), "ivy", password_hash, accounts=3)
+    settings = settings_from_mapping({"plugins": {"sql": sql_config(own_db)}}, environ={})
+    app = create_app(settings, load_entrypoints=False,
+                     plugins=[*plugin_list("zoiper", "sql"), ("rec", Recorder())])
+    with TestClient(app) as client:
+        ok = client.get("/provision", params={"username": "ivy", "password": PASSWORD})
+    assert ok.content.count(b"<account>") == 3, ok.text
+    (accepted,) = [e for e in events if e.event == "login.accepted"]
+    assert (accepted.username, accepted.account_count, accepted.backend) == ("ivy", 3, "sql")
