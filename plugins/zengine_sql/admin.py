@@ -53,6 +53,9 @@ class AccountSpec:
     #: used, for error messages.
     where: str = ""
     columns: dict[str, str] = field(default_factory=dict)
+    #: The SIP password as stored (ciphertext, key id), used when ``sip_password`` is empty:
+    #: an import with ``--replace`` keeps the one of the account it replaces.
+    sealed: tuple[Any, str] | None = None
 
     def __repr__(self) -> str:
         return f"AccountSpec(ident={self.ident!r})"
@@ -217,7 +220,11 @@ def insert_account(conn: Connection, box: SecretBox | None, owner: int, spec: Ac
         raise AdminError("SIP passwords need an encryption key: set [plugins.sql] "
                          "encryption_keys (make one with `zengine db generate-key`)")
     _check_texts(spec)
-    if not spec.sip_password:
+    if spec.sip_password:
+        sealed, key_id = box.encrypt(spec.sip_password), box.current
+    elif spec.sealed is not None:
+        sealed, key_id = spec.sealed
+    else:
         raise AdminError(f"account {spec.ident!r}: empty SIP password",
                          field=f"{spec.where}sip_password")
     if position is None:
@@ -230,7 +237,7 @@ def insert_account(conn: Connection, box: SecretBox | None, owner: int, spec: Ac
                      field=f"{spec.where}ident")
     conn.execute(sa.insert(ACCOUNTS).values(
         user_id=owner, ident=spec.ident, position=position, sip_username=spec.sip_username,
-        sip_password=box.encrypt(spec.sip_password), key_id=box.current, domain=spec.domain,
+        sip_password=sealed, key_id=key_id, domain=spec.domain,
         overrides=spec.overrides, enabled=True, **spec.optional))
 
 

@@ -204,24 +204,51 @@ def _users_run(args: argparse.Namespace, runtime: Runtime) -> int:
 
 
 def _import(state: SqlState, args: argparse.Namespace, profiles: Collection[str]) -> int:
-    from rich.console import Console
-    from rich.progress import Progress
-
+    from zengine.passwords import cores
     from zengine_sql import transfer
 
     specs = transfer.read_file(args.file, args.format)
-    with Progress(console=Console(stderr=True), transient=False) as progress:
-        task = progress.add_task("importing users", total=len(specs))
-        count = transfer.import_users(state, specs, replace=args.replace,
-                                      progress=lambda n: progress.advance(task, n),
-                                      profiles=profiles)
+    plain = sum(spec.password is not None for spec in specs)
+    workers = max(1, min(cores(), plain))
+    if plain:
+        print(f"importing users: hashing {_count(plain, 'password')} on "
+              f"{_count(workers, 'process', 'es')} first", file=sys.stderr, flush=True)
+    hashed = Progress("importing users: hashed", plain)
+    written = Progress("importing users: wrote", len(specs))
+    count = transfer.import_users(state, specs, replace=args.replace,
+                                  progress=lambda n: written.advance(n), profiles=profiles,
+                                  hash_progress=lambda done, _total: hashed.at(done),
+                                  hash_workers=workers)
     accounts = sum(len(spec.accounts) for spec in specs)
     print(f"imported {_count(count, 'user')}, {_count(accounts, 'account')}")
     return 0
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+class Progress:
+    """Progress lines on stderr (``label 300/1000``), terminal or not: an import run by cron or
+    a pipe shows how far it got. A line at most every 2 seconds, and always the last."""
+
+    def __init__(self, label: str, total: int, stream: TextIO | None = None) -> None:
+        import time
+
+        self.label, self.total, self.done = label, total, 0
+        self.stream = stream or sys.stderr
+        self._clock = time.monotonic
+        self._last = self._clock()
+
+    def advance(self, count: int = 1) -> None:
+        self.at(self.done + count)
+
+    def at(self, done: int) -> None:
+        self.done = done
+        now = self._clock()
+        if done >= self.total or now - self._last >= 2.0:
+            self._last = now
+            print(f"{self.label} {done}/{self.total}", file=self.stream, flush=True)
+
+
+def _count(number: int, noun: str, plural: str = "s") -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}{plural}"
 
 
 def _export(state: SqlState, args: argparse.Namespace) -> int:

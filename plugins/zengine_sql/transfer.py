@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from zengine.passwords import Passwords
 from zengine_sql.admin import (
     ACCOUNT_OPTIONAL,
     AccountSpec,
@@ -117,8 +118,10 @@ def _account(data: Mapping[str, Any], where: str, names: Mapping[str, str]) -> A
         ident=_str(data.get(col("ident")), where, col("ident"), required=True, limit=128) or "",
         sip_username=_str(data.get(col("sip_username")), where, col("sip_username"),
                           required=True) or "",
+        # May be left out (an export without --with-sip-passwords): import_users keeps the
+        # stored one of an account it replaces, and refuses a new account without one.
         sip_password=_str(data.get(col("sip_password")), where, col("sip_password"),
-                          required=True, limit=1024) or "",
+                          limit=1024) or "",
         domain=_str(data.get(col("domain")), where, col("domain"), required=True) or "",
         where=f"{where}, ", columns={key: col(key) for key in ACCOUNT_OPTIONAL},
     )
@@ -223,12 +226,52 @@ def read_file(path: Path, fmt: str | None) -> list[UserSpec]:
     return parse_json(text, path.name) if kind == "json" else parse_csv(text, path.name)
 
 
+def check_sip_passwords(specs: list[UserSpec], *, replace: bool) -> None:
+    """Without ``replace`` every account needs its SIP password: no stored one can be kept."""
+    if replace:
+        return
+    for spec in specs:
+        for account in spec.accounts:
+            if not account.sip_password:
+                raise _missing_sip_password(account)
+
+
+def _missing_sip_password(account: AccountSpec) -> ImportFailed:
+    column = account.columns.get("sip_password", "sip_password")
+    return ImportFailed(f"{account.where}column {column!r}: is required for a new account (an "
+                        "export without --with-sip-passwords leaves it out; `users import "
+                        "--replace` keeps the stored SIP password of an account that exists)")
+
+
+def hash_plain_passwords(specs: list[UserSpec], passwords: Passwords, *,
+                         workers: int | None = None,
+                         progress: Callable[[int, int], None] = lambda _d, _t: None) -> int:
+    """Turn every plain ``password`` into ``password_hash``, on a pool of processes, before
+    any transaction opens; returns how many were hashed."""
+    from zengine_sql.hashing import hash_all
+
+    pending = [spec for spec in specs if spec.password is not None]
+    if not pending:
+        return 0
+    hashes = hash_all([spec.password or "" for spec in pending], passwords.settings,
+                      workers=workers, progress=progress)
+    for spec, digest in zip(pending, hashes, strict=True):
+        spec.password, spec.password_hash = None, digest
+    return len(pending)
+
+
 def import_users(state: SqlState, specs: list[UserSpec], *, replace: bool = False,
                  progress: Callable[[int], None] = lambda _n: None,
-                 profiles: Collection[str] | None = None) -> int:
+                 profiles: Collection[str] | None = None,
+                 hash_progress: Callable[[int, int], None] = lambda _d, _t: None,
+                 hash_workers: int | None = None) -> int:
     """Insert every user, or none: one transaction, rolled back on the first error.
 
-    With ``profiles`` (the config's), every row is checked before anything is written.
+    Everything that can be checked without the database is checked first (with ``profiles``,
+    the config's, the profiles too); plain passwords are then hashed on every core
+    (``hash_progress``), and only then does the transaction open, to write (``progress``).
+    With ``replace`` an account given without a SIP password keeps the stored one of the
+    account with the same ident.
     """
     if profiles is not None:
         for spec in specs:
@@ -236,25 +279,65 @@ def import_users(state: SqlState, specs: list[UserSpec], *, replace: bool = Fals
                 check_user(spec, profiles)
             except AdminError as exc:
                 raise ImportFailed(str(exc)) from None
+    check_sip_passwords(specs, replace=replace)
+    _check_idents(specs)
+    hash_plain_passwords(specs, state.passwords, workers=hash_workers, progress=hash_progress)
     with unavailable_on_error(state.url), state.engine.begin() as conn:
-        for number, spec in enumerate(specs, start=1):
+        for spec in specs:
             if replace:
-                # The same name in another tenant is another user: never replaced here.
-                old = conn.execute(
-                    sa.select(USERS.c.id)
-                    .select_from(USERS.outerjoin(TENANTS, USERS.c.tenant_id == TENANTS.c.id))
-                    .where(USERS.c.username == spec.username,
-                           TENANTS.c.name == spec.tenant if spec.tenant is not None
-                           else USERS.c.tenant_id.is_(None))).scalar()
-                if old is not None:
-                    conn.execute(sa.delete(ACCOUNTS).where(ACCOUNTS.c.user_id == old))
-                    conn.execute(sa.delete(USERS).where(USERS.c.id == old))
+                _replace(conn, spec)
             try:
                 insert_user(conn, state.box, spec, state.passwords)
             except AdminError as exc:
-                raise ImportFailed(f"user {number} ({spec.username!r}): {exc}") from None
+                raise ImportFailed(_where(spec, exc)) from None
             progress(1)
     return len(specs)
+
+
+def _where(spec: UserSpec, exc: AdminError) -> str:
+    """The error with the row it came from (its own, when it names one already)."""
+    text = str(exc)
+    source = spec.where.split(" row ", 1)[0]
+    if spec.where and text.startswith(source):
+        return text
+    return f"{spec.where}user {spec.username!r}: {text}"
+
+
+def _check_idents(specs: list[UserSpec]) -> None:
+    for spec in specs:
+        seen: set[str] = set()
+        for account in spec.accounts:
+            if account.ident in seen:
+                column = account.columns.get("ident", "ident")
+                raise ImportFailed(f"{account.where}column {column!r}: {account.ident!r} is "
+                                   f"already an account of user {spec.username!r} on an "
+                                   "earlier row")
+            seen.add(account.ident)
+
+
+def _replace(conn: sa.Connection, spec: UserSpec) -> None:
+    """Delete the user ``spec`` replaces, keeping the stored SIP passwords it has no new one
+    for."""
+    # The same name in another tenant is another user: never replaced here.
+    old = conn.execute(
+        sa.select(USERS.c.id)
+        .select_from(USERS.outerjoin(TENANTS, USERS.c.tenant_id == TENANTS.c.id))
+        .where(USERS.c.username == spec.username,
+               TENANTS.c.name == spec.tenant if spec.tenant is not None
+               else USERS.c.tenant_id.is_(None))).scalar()
+    stored: dict[str, tuple[Any, str]] = {}
+    if old is not None:
+        for row in conn.execute(sa.select(ACCOUNTS.c.ident, ACCOUNTS.c.sip_password,
+                                          ACCOUNTS.c.key_id)
+                                .where(ACCOUNTS.c.user_id == old)):
+            stored[row.ident] = (row.sip_password, row.key_id)
+        conn.execute(sa.delete(ACCOUNTS).where(ACCOUNTS.c.user_id == old))
+        conn.execute(sa.delete(USERS).where(USERS.c.id == old))
+    for account in spec.accounts:
+        if not account.sip_password:
+            if account.ident not in stored:
+                raise _missing_sip_password(account)
+            account.sealed = stored[account.ident]
 
 
 def iter_export(state: SqlState, *, with_secrets: bool) -> Iterator[dict[str, Any]]:

@@ -176,7 +176,8 @@ def test_import_is_all_or_nothing(run: Run, tmp_path: Path, own_db: URL) -> None
     path = tmp_path / "users.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     code, _, err = run("users", "import", str(path))
-    assert code == 1 and "user 2 ('zoe')" in err and "already exists" in err
+    # The row it came from, not its position among the users ("user 2").
+    assert code == 1 and "users.json row 2, user 'zoe'" in err and "already exists" in err, err
     engine = sa.create_engine(own_db, poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
         assert conn.execute(sa.select(USERS.c.username)).scalars().all() == ["zoe"]
@@ -314,3 +315,103 @@ def test_import_refuses_a_token_zoiper_could_not_append(run: Run, tmp_path: Path
     assert code == 1 and "'token'" in err and "A-Z a-z 0-9 - . _ ~" in err, err
     assert "tok en" not in err
     assert run("users", "list")[1] == ""
+
+
+def test_export_without_sip_passwords_round_trips_and_keeps_logins(
+        run: Run, tmp_path: Path, own_db: URL, config: Path) -> None:
+    """The export an operator makes without --with-sip-passwords re-imports with --replace:
+    provisioning passwords travel as hashes, SIP passwords stay the stored ones."""
+    path = tmp_path / "users.csv"
+    path.write_text(CSV, encoding="utf-8")
+    assert run("users", "import", str(path))[0] == 0
+    assert run("users", "set-password", "dan", "--sip", "d2", stdin="sip-d2-changed\n")[0] == 0
+    for fmt in ("json", "csv"):
+        out = tmp_path / f"export.{fmt}"
+        code, _, err = run("users", "export", "-o", str(out))
+        assert code == 0, err
+        assert "sip-d1" not in out.read_text() and "$argon2" in out.read_text()
+        code, printed, err = run("users", "import", "--replace", str(out))
+        assert code == 0, err
+        assert "imported 2 users, 3 accounts" in printed
+        assert "hashing" not in err  # hashes travel as they are: nothing to hash
+        assert isinstance(_login(config, "dan", "pw-dan"), Identity), fmt
+        assert _accounts(own_db, "dan") == {"d1": "sip-d1", "d2": "sip-d2-changed"}, fmt
+        # eve is disabled (no accounts served): her row and account are there, still disabled.
+        listed = {u["username"]: u for u in json.loads(run("users", "list", "--json")[1])}
+        assert listed["eve"]["enabled"] is False
+        engine = sa.create_engine(own_db, poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(ACCOUNTS)).scalar() == 3
+        engine.dispose()
+    # Into a database without these users, the SIP passwords are nowhere: said, row and
+    # column, and nothing is written.
+    for name in ("dan", "eve"):
+        assert run("users", "delete", name)[0] == 0
+    for fmt, where in (("json", "export.json row 1 account 1, column 'sip_password'"),
+                       ("csv", "export.csv row 2, column 'sip_password'")):
+        code, _, err = run("users", "import", str(tmp_path / f"export.{fmt}"))
+        assert code == 1 and where in err and "--with-sip-passwords" in err, err
+        code, _, err = run("users", "import", "--replace", str(tmp_path / f"export.{fmt}"))
+        assert code == 1 and where in err and "is required for a new account" in err, err
+    assert run("users", "list")[1] == ""
+
+
+def test_import_hashes_first_on_every_core_then_writes_in_one_short_transaction(
+        run: Run, tmp_path: Path, own_db: URL, config: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import event
+
+    from zengine_sql import hashing
+
+    order: list[str] = []
+    real = hashing.hash_all
+
+    def recorded(*args: object, **kwargs: object) -> list[str]:
+        order.append("hashing")
+        try:
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            order.append("hashed")
+
+    def began(conn: sa.Connection) -> None:
+        order.append("begin")
+
+    monkeypatch.setattr(hashing, "hash_all", recorded)
+    event.listen(sa.engine.Engine, "begin", began)
+    try:
+        rows = ["username,password"] + [f"user{n},pw-{n}" for n in range(6)]
+        path = tmp_path / "many.csv"
+        path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        code, printed, err = run("users", "import", str(path))
+    finally:
+        event.remove(sa.engine.Engine, "begin", began)
+    assert code == 0, err
+    assert "imported 6 users, 0 accounts" in printed
+    # No transaction is open while the passwords are hashed; the import's opens after.
+    start, end = order.index("hashing"), order.index("hashed")
+    assert "begin" not in order[start:end] and "begin" in order[end:], order
+    from zengine.passwords import cores
+
+    workers = min(cores(), 6)
+    # Progress on stderr although stderr is not a terminal here (pytest captures it).
+    assert f"hashing 6 passwords on {workers} process" in err, err
+    assert "importing users: hashed 6/6" in err and "importing users: wrote 6/6" in err
+    assert "pw-3" not in err + printed
+    assert isinstance(_login(config, "user5", "pw-5"), Identity)
+
+
+def test_import_errors_name_the_csv_row_of_a_duplicate(run: Run, tmp_path: Path,
+                                                      own_db: URL) -> None:
+    assert run("users", "add", "zoe", "--no-password")[0] == 0
+    path = tmp_path / "users.csv"
+    header = "username,ident,sip_username,sip_password,domain\n"
+    path.write_text(header + "amy,a1,1,p,d.example\nzed,z1,2,p,d.example\n"
+                    "amy,a1,3,p,d.example\n", encoding="utf-8")
+    code, _, err = run("users", "import", str(path))
+    assert code == 1 and "users.csv row 4, column 'ident': 'a1' is already an account of " \
+        "user 'amy'" in err, err
+    path.write_text(header + "amy,a1,1,p,d.example\nzoe,z1,2,p,d.example\n", encoding="utf-8")
+    code, _, err = run("users", "import", str(path))
+    assert code == 1 and "users.csv row 3, user 'zoe': user 'zoe' already exists" in err, err
+    assert "user 2" not in err and "user 1" not in err
+    assert run("users", "list")[1].split() == ["zoe"] or "amy" not in run("users", "list")[1]
