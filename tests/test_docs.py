@@ -55,3 +55,25 @@ def test_plugin_docs_example_runs() -> None:
     exec(compile(plugin_code, "docs/plugins.md", "exec"), module.__dict__)  # noqa: S102
     exec(compile(test_code, "docs/plugins.md", "exec"),  # noqa: S102
          {"acme_zengine": module})
+
+
+# Not http.md: its `profile = "plan"` keys are JSON paths into the backend's answer.
+@pytest.mark.parametrize("doc", [ROOT / "docs" / "backends" / name for name in
+                                 ("sql.md", "ldap.md")], ids=lambda p: p.name)
+def test_backend_docs_define_every_profile_their_examples_name(doc: object) -> None:
+    """A profile an example names (`profile = "basic"`, `--profile basic`, a CSV's profile
+    column) is one the same page defines: zengine refuses unknown profiles."""
+    import re
+    from pathlib import Path
+
+    assert isinstance(doc, Path)
+    text = doc.read_text(encoding="utf-8")
+    defined = set(re.findall(r"^\[profiles\.([A-Za-z0-9_-]+)\]", text, re.MULTILINE))
+    named = set(re.findall(r'^\s*(?:account_)?profile = "([^"]+)"', text, re.MULTILINE))
+    named |= set(re.findall(r"--profile ([A-Za-z0-9_-]+)", text))
+    for block in re.findall(r"```csv\n(.*?)```", text, re.DOTALL):
+        rows = [line.split(",") for line in block.strip().splitlines()]
+        if "profile" in rows[0]:
+            column = rows[0].index("profile")
+            named |= {row[column] for row in rows[1:] if len(row) > column and row[column]}
+    assert named <= defined, f"{doc.name}: profiles used but never defined: {named - defined}"
