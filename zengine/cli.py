@@ -12,6 +12,7 @@ from typing import Any
 
 from zengine import __version__, catalog
 from zengine.errors import ConfigError, ZengineError
+from zengine.pidfile import PidFileError
 from zengine.runtime import Runtime, build_runtime
 from zengine.settings import Settings, load_settings
 
@@ -50,7 +51,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Plugins load and validate here, once, so a config that cannot serve stops before binding.
     check_servable(build_runtime(settings))
     return serve(settings, config_path=config_path, host=args.host, port=args.port,
-                 workers=args.workers)
+                 workers=args.workers, pid_file=args.pid_file)
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    from zengine.pidfile import send_reload
+    from zengine.runtime import check_servable
+
+    config_path = serve_config_path(args.config)
+    settings = load_settings(config_path)
+    # As the unit's ExecReload: a config that would not start is refused here, with its reason.
+    check_servable(build_runtime(settings))
+    pid_file = args.pid_file or (settings.resolve_path(settings.server.pid_file)
+                                 if settings.server.pid_file is not None else None)
+    if pid_file is None:
+        raise ConfigError(f"{settings.source}: no pid file to find the server by: set [server] "
+                          "pid_file (and restart the server), or pass --pid-file FILE")
+    pid = send_reload(pid_file)
+    print(f"sent SIGHUP to zengine serve (pid {pid}, from {pid_file}); every worker re-reads "
+          f"{config_path}; the server's log says zengine.reloaded or zengine.reload_failed "
+          "per worker", file=sys.stderr)
+    return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -234,7 +255,21 @@ def build_parser(runtime_commands: Sequence[Any] = ()) -> argparse.ArgumentParse
     serve.add_argument("--host", help="address to bind (default: [server] host)")
     serve.add_argument("--port", type=int, help="port to bind (default: [server] port)")
     serve.add_argument("--workers", type=int, help="worker processes (default: [server] workers)")
+    serve.add_argument("--pid-file", type=Path, metavar="FILE",
+                       help="write the process id here, for zengine reload (default: [server] "
+                            "pid_file; removed at exit)")
     serve.set_defaults(func=cmd_serve)
+
+    reload = sub.add_parser(
+        "reload", help="make the running server re-read its config and users file (SIGHUP)",
+        description="Check the config as the server would load it (a broken one is refused "
+                    "here), then send SIGHUP to the zengine serve named by the pid file; every "
+                    "worker builds a new app from the config and swaps it in without dropping a "
+                    "request. A pid file left by a killed server is refused as stale.")
+    _add_config(reload)
+    reload.add_argument("--pid-file", type=Path, metavar="FILE",
+                        help="the server's pid file (default: [server] pid_file of the config)")
+    reload.set_defaults(func=cmd_reload)
 
     check = sub.add_parser("check-config", help="validate the config and every plugin's settings",
                            description="Load the config, validate it and start every plugin.")
@@ -360,6 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ZengineError as exc:
         print(f"zengine: {operator_message(exc)}", file=sys.stderr)
+        return 1
+    except PidFileError as exc:
+        print(f"zengine: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -102,6 +102,9 @@ class ServerSettings(_Model):
                 raise ValueError(f"{entry!r} is not an IP address or CIDR") from None
         return value
 
+    #: File ``zengine serve`` writes its process id to (removed at exit), for ``zengine reload``;
+    #: relative to the config file. Unset: no file (``kill -HUP`` / ``systemctl reload`` work).
+    pid_file: Path | None = None
     #: Seconds ``/readyz`` reuses its last probe of the backends before probing again.
     readiness_cache_seconds: float = Field(5.0, ge=0, le=300)
     #: TLS in ``zengine serve`` (hypercorn only): PEM certificate chain and its private key,

@@ -51,7 +51,7 @@ def _answers(url: str, verify: bool | ssl.SSLContext = True) -> Callable[[], boo
 @contextmanager
 def zengine_server(config: Path, log: Path, *, env: Mapping[str, str] | None = None,
                    args: tuple[str, ...] = (), port: int | None = None,
-                   ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+                   start_timeout: float = 60.0) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """``zengine serve`` as a subprocess on a free loopback port; yields it and its base URL."""
     port = free_port() if port is None else port
     full_env = {**os.environ, "ZENGINE_SERVER__PORT": str(port), **(env or {})}
@@ -61,7 +61,7 @@ def zengine_server(config: Path, log: Path, *, env: Mapping[str, str] | None = N
             stdout=out, stderr=subprocess.STDOUT, env=full_env)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(_answers(f"{base}/livez"), "zengine", log, proc, timeout=60.0)
+        wait_until(_answers(f"{base}/livez"), "zengine", log, proc, timeout=start_timeout)
         yield proc, base
     finally:
         stop(proc)

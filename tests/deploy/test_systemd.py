@@ -51,3 +51,15 @@ def test_systemd_unit_is_hardened(tmp_path: Path) -> None:
         service_missing("this systemd-analyze cannot score a unit offline (systemd < 252)")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr
     assert "Overall exposure level for zengine.service" in result.stdout
+
+
+def test_systemd_unit_pid_file_is_in_its_runtime_directory() -> None:
+    """`zengine reload --pid-file /run/zengine/zengine.pid` finds the unit's server: the
+    directory is the unit's own (writable under ProtectSystem=strict), and reload still
+    checks the config before SIGHUP to the main process."""
+    text = UNIT.read_text()
+    assert "--pid-file /run/zengine/zengine.pid" in text
+    assert "RuntimeDirectory=zengine\n" in text
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in text
+    assert text.index("ExecReload=/opt/zengine/bin/zengine check-config") < \
+        text.index("ExecReload=/bin/kill -HUP $MAINPID")

@@ -13,10 +13,12 @@ import os
 import socket
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from zengine.errors import ConfigError
 from zengine.log import configure_logging
+from zengine.pidfile import held
 from zengine.settings import Settings
 
 #: Import path every worker process loads (it builds the app from ``$ZENGINE_CONFIG``).
@@ -58,7 +60,9 @@ def load_engine(name: str) -> Engine:
 
 
 def serve(settings: Settings, *, config_path: str | None, host: str | None = None,
-          port: int | None = None, workers: int | None = None) -> int:
+          port: int | None = None, workers: int | None = None,
+          pid_file: Path | None = None) -> int:
+    """Serve until stopped; ``pid_file`` (else ``[server] pid_file``) holds the process id."""
     configure_logging(settings.logging)
     bind = Bind(host=host or settings.server.host,
                 port=settings.server.port if port is None else port,
@@ -76,7 +80,10 @@ def serve(settings: Settings, *, config_path: str | None, host: str | None = Non
     # ... and see the worker count ``--workers`` chose (the metrics plugin's multiprocess
     # mode depends on it).
     os.environ["ZENGINE_SERVER__WORKERS"] = str(bind.workers)
-    return engine.run(settings, bind)
+    if pid_file is None and settings.server.pid_file is not None:
+        pid_file = settings.resolve_path(settings.server.pid_file)
+    with held(pid_file):
+        return engine.run(settings, bind)
 
 
 def check_tls(settings: Settings) -> None:

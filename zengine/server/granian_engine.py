@@ -33,13 +33,36 @@ def configure_worker() -> None:
     """Nothing to add: the engine's loggers already go to zengine's handler."""
 
 
+def _server_class(base: Any) -> Any:
+    """granian's server, but ``SIGHUP`` goes on to the workers, each of which reloads itself
+    (:mod:`zengine.reload`). granian's own ``SIGHUP`` starts a new process per worker and stops
+    the old one: that closes its connections, and a config that no longer loads ends the new
+    worker with a traceback instead of keeping the old app and saying why."""
+    from zengine.reload import forward_sighup, spawning_ignores_sighup
+
+    class Server(base):  # type: ignore[misc]
+        def _spawn_workers(self, *args: Any, **kwargs: Any) -> Any:
+            with spawning_ignores_sighup():
+                result = super()._spawn_workers(*args, **kwargs)
+            # After granian's startup has set its own handler (set_main_signals).
+            forward_sighup(lambda: [worker._id() or 0 for worker in self.wrks])
+            return result
+
+        def _respawn_workers(self, *args: Any, **kwargs: Any) -> Any:
+            # A crashed worker's replacement: the same protection as at startup.
+            with spawning_ignores_sighup():
+                return super()._respawn_workers(*args, **kwargs)
+
+    return Server
+
+
 def run(settings: Settings, bind: Bind) -> int:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
-    server = Granian(
+    server = _server_class(Granian)(
         WORKER_APP,
         address=bind.host,
         port=bind.port,

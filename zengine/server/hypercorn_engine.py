@@ -76,13 +76,11 @@ def run(settings: Settings, bind: Bind) -> int:
         from zengine.settings import load_settings
 
         # SIGHUP re-reads the file ``serve`` was started with ($ZENGINE_CONFIG, set by serve).
-        app = Reloadable(create_app(settings), lambda: create_app(load_settings()))
+        app = Reloadable(create_app(settings), lambda: create_app(load_settings()), sighup=True)
         asyncio.run(_serve_until_signal(hypercorn_serve, app, config))
         return 0
-    from hypercorn.run import run as hypercorn_run
-
     config.application_path = WORKER_APP
-    return int(hypercorn_run(config))
+    return run_workers(config)
 
 
 async def _serve_until_signal(serve_fn: Any, app: Any, config: Config) -> None:
@@ -90,13 +88,51 @@ async def _serve_until_signal(serve_fn: Any, app: Any, config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    reloads: set[asyncio.Task[bool]] = set()
-
-    def reload() -> None:
-        # Kept in a set: the loop holds tasks only weakly.
-        task = loop.create_task(app.reload())
-        reloads.add(task)
-        task.add_done_callback(reloads.discard)
-
-    loop.add_signal_handler(signal.SIGHUP, reload)
     await serve_fn(app, config, shutdown_trigger=stop.wait)
+
+
+def run_workers(config: Config) -> int:
+    """hypercorn's multi-process supervisor (``hypercorn.run.run``), but ``SIGHUP`` goes on to
+    the workers, each of which reloads itself. hypercorn's own ``SIGHUP`` stops every worker and
+    starts new ones: requests fail while none runs, and a broken config leaves none at all.
+
+    As hypercorn's: a worker that exits stops the others (systemd's ``Restart=`` starts the
+    server again); ``SIGINT``/``SIGTERM`` stop the workers gracefully.
+    """
+    from multiprocessing import get_context
+    from multiprocessing.connection import wait
+
+    from hypercorn.asyncio.run import asyncio_worker
+
+    from zengine.reload import forward_sighup, spawning_ignores_sighup
+
+    sockets = config.create_sockets()
+    ctx = get_context("spawn")
+    shutdown_event = ctx.Event()
+    # An ignored SIGINT is inherited by the workers: the parent decides when they stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    processes = [ctx.Process(target=asyncio_worker, kwargs={
+        "config": config, "shutdown_event": shutdown_event, "sockets": sockets})
+        for _ in range(config.workers)]
+    with spawning_ignores_sighup():
+        for process in processes:
+            process.start()
+
+    def shutdown(signum: int, frame: object) -> None:
+        shutdown_event.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, shutdown)
+    forward_sighup(lambda: [p.pid or 0 for p in processes if p.exitcode is None])
+    wait([process.sentinel for process in processes])
+    shutdown_event.set()
+    exitcode = 0
+    for process in processes:
+        process.join(config.graceful_timeout + 5)
+        if process.exitcode is None:
+            process.terminate()
+            process.join()
+        exitcode = exitcode or (process.exitcode or 0)
+    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
+        sock.close()
+    return exitcode

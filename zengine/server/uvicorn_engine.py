@@ -7,8 +7,13 @@ handler formats the line; :func:`configure_worker` installs it in every worker p
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
+from typing import Any
 
+from zengine.reload import spawning_ignores_sighup
 from zengine.server import WORKER_APP, Bind
 from zengine.settings import Settings
 
@@ -52,12 +57,54 @@ def run(settings: Settings, bind: Bind) -> int:
         "proxy_headers": False,
         "timeout_graceful_shutdown": 5,
         "lifespan": "on",
+        # uvicorn's supervisor kills a worker that does not answer its ping within this: its
+        # default (5 s) is shorter than a worker's start on a busy machine, which then kills
+        # and restarts its workers for ever.
+        "timeout_worker_healthcheck": 60,
     }
     configure_worker()
     if bind.workers == 1:
         from zengine.app import create_app
+        from zengine.reload import Reloadable
+        from zengine.settings import load_settings
 
-        uvicorn.Server(uvicorn.Config(create_app(settings), **options)).run()  # type: ignore[arg-type]
+        app = Reloadable(create_app(settings), lambda: create_app(load_settings()), sighup=True)
+        # uvicorn raises the SIGTERM it stopped on again once it is done, to the handler it
+        # found: with the default one the process would die there, before `serve` removes its
+        # pid file. This one unwinds instead.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        uvicorn.Server(uvicorn.Config(app, **options)).run()  # type: ignore[arg-type]
         return 0
-    uvicorn.run(WORKER_APP, workers=bind.workers, **options)  # type: ignore[arg-type]
+    config = uvicorn.Config(WORKER_APP, workers=bind.workers, **options)  # type: ignore[arg-type]
+    supervisor = _supervisor()(config, sockets=[config.bind_socket()])
+    supervisor.run()
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _supervisor() -> Any:
+    """uvicorn's multi-process supervisor, but ``SIGHUP`` goes on to the workers, each of which
+    reloads itself (:mod:`zengine.reload`). uvicorn's own ``SIGHUP`` starts a new process per
+    worker and stops the old one: that closes its keep-alive connections (a client that sends
+    on one as it closes sees an error), and a config that no longer loads is only a worker that
+    "was not ready in time", without the reason."""
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    class Supervisor(Multiprocess):
+        def init_processes(self) -> None:
+            with spawning_ignores_sighup():
+                super().init_processes()
+
+        def handle_hup(self) -> None:
+            from zengine.reload import log
+
+            pids = [worker.process.pid for worker in self.processes if worker.process.pid]
+            log.info("zengine.reload_requested", workers=len(pids))
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGHUP)
+
+    return Supervisor
