@@ -12,7 +12,7 @@ from typing import Any
 
 from zengine import __version__, catalog
 from zengine.errors import ConfigError, ZengineError
-from zengine.pidfile import PidFileError
+from zengine.pidfile import PidFileError, cmd_reload
 from zengine.runtime import Runtime, build_runtime
 from zengine.settings import Settings, load_settings
 
@@ -52,26 +52,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_servable(build_runtime(settings))
     return serve(settings, config_path=config_path, host=args.host, port=args.port,
                  workers=args.workers, pid_file=args.pid_file)
-
-
-def cmd_reload(args: argparse.Namespace) -> int:
-    from zengine.pidfile import send_reload
-    from zengine.runtime import check_servable
-
-    config_path = serve_config_path(args.config)
-    settings = load_settings(config_path)
-    # As the unit's ExecReload: a config that would not start is refused here, with its reason.
-    check_servable(build_runtime(settings))
-    pid_file = args.pid_file or (settings.resolve_path(settings.server.pid_file)
-                                 if settings.server.pid_file is not None else None)
-    if pid_file is None:
-        raise ConfigError(f"{settings.source}: no pid file to find the server by: set [server] "
-                          "pid_file (and restart the server), or pass --pid-file FILE")
-    pid = send_reload(pid_file)
-    print(f"sent SIGHUP to zengine serve (pid {pid}, from {pid_file}); every worker re-reads "
-          f"{config_path}; the server's log says zengine.reloaded or zengine.reload_failed "
-          "per worker", file=sys.stderr)
-    return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

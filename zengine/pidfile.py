@@ -8,9 +8,11 @@ server that was killed (``SIGKILL``, a crash, a power cut) is *stale*: ``serve``
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +95,26 @@ def held(path: Path | None) -> Iterator[None]:
         with contextlib.suppress(OSError):
             if path.read_text(encoding="ascii").strip() == str(os.getpid()):
                 path.unlink()
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """``zengine reload``: check the config as the server would load it, then ``SIGHUP``."""
+    from zengine.cli import serve_config_path
+    from zengine.errors import ConfigError
+    from zengine.runtime import build_runtime, check_servable
+    from zengine.settings import load_settings
+
+    config_path = serve_config_path(args.config)
+    settings = load_settings(config_path)
+    # As the unit's ExecReload: a config that would not start is refused here, with its reason.
+    check_servable(build_runtime(settings))
+    pid_file = args.pid_file or (settings.resolve_path(settings.server.pid_file)
+                                 if settings.server.pid_file is not None else None)
+    if pid_file is None:
+        raise ConfigError(f"{settings.source}: no pid file to find the server by: set [server] "
+                          "pid_file (and restart the server), or pass --pid-file FILE")
+    pid = send_reload(pid_file)
+    print(f"sent SIGHUP to zengine serve (pid {pid}, from {pid_file}); every worker re-reads "
+          f"{config_path}; the server's log says zengine.reloaded or zengine.reload_failed "
+          "per worker", file=sys.stderr)
+    return 0
