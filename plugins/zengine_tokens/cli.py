@@ -144,8 +144,17 @@ def _purge(args: argparse.Namespace, runtime: Runtime) -> int:
 
 def run(args: argparse.Namespace, runtime: Runtime) -> int:
     actions = {"issue": _issue, "list": _list, "revoke": _revoke, "purge": _purge}
+    tenant: str = getattr(args, "tenant", "")
+    # The tenant's own runtime: its users (the issue check) and its token store, not the
+    # global ones.
+    served = runtime.for_tenant(tenant)
+    if served is None:
+        print(f"zengine: no tenant {tenant!r}; configured: "
+              f"{', '.join(sorted((runtime.root or runtime).tenants)) or 'none'}",
+              file=sys.stderr)
+        return 2
     try:
-        return actions[args.action](args, runtime)
+        return actions[args.action](args, served)
     except ValueError as exc:
         print(f"zengine: {exc}", file=sys.stderr)
         return 1

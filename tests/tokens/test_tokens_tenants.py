@@ -8,6 +8,7 @@ runtime answered the global alice's SIP password.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from starlette.testclient import TestClient
 from tests.conftest import BUILTINS
 from tests.tenants_kit import FAST, HOSTS, PASSWORDS, SIP_SECRET, config
 from zengine.app import create_app
+from zengine.cli import main
 from zengine.passwords import Passwords
 from zengine.settings import load_settings
 from zengine.testing import plugin_list
@@ -122,3 +124,33 @@ sqlite_path = "acme-tokens.db"
         assert (tmp_path / "acme-tokens.db").exists()
         for tenant, token in tokens.items():
             assert _redeemed_password(client, token) == SIP_SECRET[tenant]
+
+
+def test_the_tokens_cli_uses_the_tenants_users_and_store(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``zengine tokens issue|list|revoke --tenant acme`` checks acme's users (it asked the
+    global runtime: "No backend knows user" for a user only acme has) and acme's store."""
+    path = config(tmp_path, extra="""
+[plugins.tokens]
+sqlite_path = "tokens.db"
+[tenants.acme.plugins.tokens]
+sqlite_path = "acme-tokens.db"
+""")
+    # No global users file: alice exists only in the tenants' users files.
+    code = main(["tokens", "issue", "alice", "--tenant", "acme", "--no-qr", "-c", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "user:    alice" in out
+    assert (tmp_path / "acme-tokens.db").exists()
+    assert main(["tokens", "list", "--tenant", "acme", "--json", "-c", str(path)]) == 0
+    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["user"] == "alice" and row["tenant"] == "acme" and row["state"] == "active"
+    assert main(["tokens", "revoke", "--user", "alice", "--tenant", "acme",
+                 "-c", str(path)]) == 0
+    assert "revoked 1 token(s) of alice" in capsys.readouterr().out
+    # The global runtime still does not know alice, and an unknown tenant is named.
+    assert main(["tokens", "issue", "alice", "--no-qr", "-c", str(path)]) == 1
+    assert "No backend knows user 'alice'" in capsys.readouterr().err
+    assert main(["tokens", "list", "--tenant", "nosuch", "-c", str(path)]) != 0
+    assert "no tenant 'nosuch'" in capsys.readouterr().err
+
