@@ -16,7 +16,14 @@ import pytest
 from sqlalchemy.engine import URL
 
 from tests.serverproc import Server, running_server
-from tests.sql.conftest import KEY_1, url_text
+from tests.sql.conftest import (  # noqa: F401  (fixtures and the database parametrisation)
+    KEY_1,
+    db_kind,
+    db_url,
+    pytest_generate_tests,
+    server_db,
+    url_text,
+)
 from tests.tokens.conftest import _toml_value, write_users
 from zengine.runtime import Runtime, build_runtime
 from zengine.settings import load_settings
@@ -57,9 +64,9 @@ def write_config(directory: Path, db: URL | None = None, *, admin: dict[str, Any
     return path
 
 
-def runtime_from(config: Path) -> Runtime:
+def runtime_from(config: Path, environ: dict[str, str] | None = None) -> Runtime:
     """A started runtime on the config, with every built-in plugin (as the CLI has)."""
-    runtime = build_runtime(load_settings(config, environ={}))
+    runtime = build_runtime(load_settings(config, environ=environ or {}))
     runtime.start()
     return runtime
 
@@ -68,7 +75,9 @@ def make_keys(config: Path, *specs: tuple[str, str, dict[str, Any]]) -> list[str
     """Keys ``(name, scope, options)`` made in one runtime, as ``zengine apikeys create``."""
     from zengine_admin.keys import key_store
 
-    runtime = runtime_from(config)
+    # Without the audit store's writer thread: making keys needs none, and its pooled
+    # connection would outlive the runtime into the next database's tests.
+    runtime = runtime_from(config, {"ZENGINE_PLUGINS__AUDIT__STORE": "off"})
     try:
         store = key_store(runtime)
         return [store.create(name, scope, **options).key  # type: ignore[arg-type]
