@@ -54,6 +54,7 @@ from zengine.models import (
     Version,
 )
 from zengine.pipeline import check_login
+from zengine.render import PREVIEW_PLACEHOLDER, previewing
 from zengine.runtime import Runtime, build_runtime
 from zengine.settings import (
     Settings,
@@ -66,6 +67,7 @@ from zengine.store import MemoryStore, SharedStore
 from zengine.verifying import announce_verification
 
 __all__ = [
+    "PREVIEW_PLACEHOLDER",
     "Abstain",
     "AccessDenied",
     "Account",
@@ -113,6 +115,7 @@ __all__ = [
     "format_validation_error",
     "hookimpl",
     "load_settings",
+    "previewing",
     "resolve_secret",
     "settings_from_mapping",
 ]

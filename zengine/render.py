@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+from contextvars import ContextVar
 from types import MappingProxyType
 
 from zengine.errors import LoginFailed
 from zengine.models import ClientInfo, ProvisionRequest
 from zengine.pipeline import Outcome, detect_client, render_for
 from zengine.runtime import Runtime
+
+#: True while :func:`render_document` builds a preview (``zengine render``, the admin API's and
+#: the console's user preview): plugins that write on a real fetch (issuing a token) must not
+#: write for a preview, and put a placeholder instead.
+previewing: ContextVar[bool] = ContextVar("zengine_previewing", default=False)
+
+#: The text a preview shows where a real fetch would get a secret issued for it.
+PREVIEW_PLACEHOLDER = "(preview: issued when the client fetches)"
 
 
 def render_document(runtime: Runtime, username: str, *, version: str | None = None,
@@ -32,4 +41,8 @@ def render_document(runtime: Runtime, username: str, *, version: str | None = No
                           public_message=f"No backend knows user {username!r}.")
     if runtime.tenant and identity.tenant != runtime.tenant:
         identity = dataclasses.replace(identity, tenant=runtime.tenant)
-    return render_for(identity, client, runtime, Outcome())
+    marker = previewing.set(True)
+    try:
+        return render_for(identity, client, runtime, Outcome())
+    finally:
+        previewing.reset(marker)

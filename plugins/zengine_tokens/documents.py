@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from zengine.api import PREVIEW_PLACEHOLDER, previewing
 from zengine.catalog import ACCOUNT_FIELDS
 from zengine.models import Document, Element, Identity
 from zengine_tokens.api import TokenService
@@ -50,6 +51,11 @@ def add_tokens(document: Document, identity: Identity, runtime: Runtime) -> None
                 or resolved.account.token is not None):
             # Another server's token URL, issuing off, a document a token fetch is building,
             # or a static token from the users file: leave the account as it is.
+            continue
+        if previewing.get():
+            # A preview (zengine render, the admin API and console preview) shows where the
+            # token goes but writes no token row: nobody fetches with it.
+            _put(element, "token", PREVIEW_PLACEHOLDER)
             continue
         # The hook gets no request: the address comes from the request's log context.
         addr = structlog.contextvars.get_contextvars().get("client_addr")

@@ -11,6 +11,7 @@ import pytest
 from lxml import etree
 from starlette.testclient import TestClient
 
+import zengine_admin
 import zengine_tokens
 from tests.tokens import conftest
 from tests.tokens.conftest import AuditSink, config_for, plugins
@@ -151,3 +152,29 @@ def test_static_token_is_kept_and_must_be_url_safe(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="A-Z a-z 0-9 - _"):
         runtime.start()
     runtime.stop()
+
+
+def test_previews_show_a_placeholder_and_write_no_token(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``zengine render`` (and the admin/console preview, which call the same renderer) with
+    ``issue_in_documents`` on: a preview must not write a token row nor print a live token."""
+    from tests.tokens.conftest import runtime_from, write_config
+    from zengine.cli import main
+    from zengine.render import PREVIEW_PLACEHOLDER, render_document
+    from zengine_admin import service
+    from zengine_admin.service import Actor
+
+    config = write_config(tmp_path, {"issue_in_documents": True})
+    assert main(["render", "-c", str(config), "-u", "alice", "--version", "1.14"]) == 0
+    accounts = _accounts(capsys.readouterr().out.encode())
+    assert [a.findtext("token") for a in accounts.values()] == [PREVIEW_PLACEHOLDER] * 2
+    runtime = runtime_from(config, ("admin", zengine_admin))
+    try:
+        assert token_service(runtime).list("alice") == []
+        body = render_document(runtime, "alice", version="1.14")
+        assert {a.findtext("token") for a in _accounts(body).values()} == {PREVIEW_PLACEHOLDER}
+        actor = Actor(name="helpdesk", scope="read", tenant=None, client_addr="192.0.2.1")
+        assert "<token>" in service.preview(runtime, actor, "alice", version="1.14").document
+        assert token_service(runtime).list("alice") == []
+    finally:
+        runtime.stop()
