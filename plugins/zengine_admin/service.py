@@ -218,14 +218,22 @@ def _sql_call(step: Callable[[], R]) -> R:
 
 # -- users ------------------------------------------------------------------------------
 
-def _summary_from_sql(row: dict[str, Any]) -> UserSummary:
-    return UserSummary(username=row["username"], backend="sql", tenant=row["tenant"],
+def _tenant_of(runtime: Runtime, stored: str | None) -> str | None:
+    """The tenant a user is shown under: a configured tenant's runtime serves only its own
+    users (its users file or database rows need no ``tenant`` of their own), so its name."""
+    return runtime.tenant or stored
+
+
+def _summary_from_sql(runtime: Runtime, row: dict[str, Any]) -> UserSummary:
+    return UserSummary(username=row["username"], backend="sql",
+                       tenant=_tenant_of(runtime, row["tenant"]),
                        display_name=row["display_name"], profile=row["profile"],
                        enabled=bool(row["enabled"]), writable=True, accounts=row["accounts"])
 
 
-def _static_summary(username: str, user: Any) -> UserSummary:
-    return UserSummary(username=username, backend="static", tenant=user.tenant,
+def _static_summary(runtime: Runtime, username: str, user: Any) -> UserSummary:
+    return UserSummary(username=username, backend="static",
+                       tenant=_tenant_of(runtime, user.tenant),
                        display_name=user.display_name, profile=user.profile,
                        enabled=user.enabled, writable=False, accounts=len(user.accounts))
 
@@ -241,11 +249,11 @@ def _listable(runtime: Runtime, actor: Actor, query: str) -> Iterator[UserSummar
             if state is None:
                 continue
             rows = _sql_call(partial(admin.list_users, state, actor.tenant, search=query))
-            yield from (_summary_from_sql(r) for r in rows)
+            yield from (_summary_from_sql(runtime, r) for r in rows)
         elif backend == "static":
             for username, user in sorted(_static_users(runtime).items()):
                 if needle in username.casefold() and actor.sees(user.tenant):
-                    yield _static_summary(username, user)
+                    yield _static_summary(runtime, username, user)
 
 
 @scoped
@@ -274,7 +282,8 @@ def _lookup(runtime: Runtime, actor: Actor, username: str) -> UserSummary | None
     if identity is None or not actor.sees(identity.tenant):
         return None
     return UserSummary(username=identity.username, backend=identity.backend,
-                       tenant=identity.tenant, display_name=identity.display_name,
+                       tenant=_tenant_of(runtime, identity.tenant),
+                       display_name=identity.display_name,
                        profile=identity.profile, enabled=True,
                        writable=identity.backend == "sql" and _sql_own(runtime) is not None)
 
@@ -295,7 +304,8 @@ def user_detail(runtime: Runtime, actor: Actor, username: str) -> UserDetail:
         if doc is not None and actor.sees(doc["tenant"]):
             accounts = [AccountView(**{k: a[k] for k in AccountView.model_fields})
                         for a in doc["accounts"]]
-            return UserDetail(username=doc["username"], backend="sql", tenant=doc["tenant"],
+            return UserDetail(username=doc["username"], backend="sql",
+                              tenant=_tenant_of(runtime, doc["tenant"]),
                               display_name=doc["display_name"], profile=doc["profile"],
                               enabled=doc["enabled"], writable=True, accounts=len(accounts),
                               account_list=accounts,
@@ -311,7 +321,8 @@ def user_detail(runtime: Runtime, actor: Actor, username: str) -> UserDetail:
                             caller_id=a.caller_id, outbound_proxy=a.outbound_proxy,
                             transport=a.transport, profile=a.profile) for a in loaded]
     return UserDetail(username=identity.username, backend=identity.backend,
-                      tenant=identity.tenant, display_name=identity.display_name,
+                      tenant=_tenant_of(runtime, identity.tenant),
+                      display_name=identity.display_name,
                       profile=identity.profile,
                       enabled=static.enabled if static is not None else True,
                       writable=False, accounts=len(accounts), account_list=accounts,

@@ -154,3 +154,17 @@ sqlite_path = "acme-tokens.db"
     assert main(["tokens", "list", "--tenant", "nosuch", "-c", str(path)]) != 0
     assert "no tenant 'nosuch'" in capsys.readouterr().err
 
+
+def test_admin_users_of_a_configured_tenant_name_that_tenant(client: TestClient) -> None:
+    """``GET /api/v1/users?tenant=acme`` answered ``"tenant": null`` for acme's users (acme's
+    users file has no ``tenant`` of its own): they are acme's."""
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    for actor in (Actor(name="ops", scope="read", tenant=None, client_addr="192.0.2.1",
+                        target="acme"),
+                  Actor(name="helpdesk", scope="read", tenant="acme", client_addr="192.0.2.1")):
+        page = service.find_users(runtime, actor)
+        assert [(u.username, u.tenant) for u in page.items] == [("alice", "acme")]
+        assert service.find_users(runtime, actor, "alice").items[0].tenant == "acme"
+        assert service.user_detail(runtime, actor, "alice").tenant == "acme"
+    everyone = Actor(name="ops", scope="read", tenant=None, client_addr="192.0.2.1")
+    assert [u.tenant for u in service.find_users(runtime, everyone).items] == [None]
