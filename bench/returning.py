@@ -10,6 +10,7 @@ or count and stops by itself. Rewrites the ``returning`` section of docs/benchma
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -49,6 +50,7 @@ STORM_PASSWORD = "returning-phone-password"
 #: storm measures is the cache hit; a miss costs what the stored hash's parameters say.
 STORM_HASHER = PasswordHasher(time_cost=1, memory_cost=16384, parallelism=1)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+LOAD_AT_START = " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 # -- processes -----------------------------------------------------------------------------
@@ -340,10 +342,18 @@ def peer(work: Path) -> contextlib.AbstractContextManager[Server]:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="Returning phones beside the PHP peer and the bare servers, in one run; "
+                    "rewrites the returning section of docs/benchmarks.md.")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 s per row instead of $BENCH_SECONDS (8), and the RSS run stops "
+                             "after 4 rounds instead of 50,000 requests (the report says how "
+                             "many it served)")
+    args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is needed (apt-get install wrk)", file=sys.stderr)
         return 1
-    seconds = int(os.environ.get("BENCH_SECONDS", "8"))
+    seconds = 3 if args.quick else int(os.environ.get("BENCH_SECONDS", "8"))
     work = Path(tempfile.mkdtemp(prefix="zengine-bench-"))
     files = write_fixtures(work)
     config = files["config"]
@@ -405,7 +415,7 @@ def main() -> int:
         prime(server, ALICE)
         rss_start = [rss_mb(pid) for pid in worker_pids(server.proc.pid)]
         served = 0
-        for _ in range(12):
+        for _ in range(4 if args.quick else 12):
             served += wrk(server, ALICE, seconds).requests
             if served >= 50_000:
                 break
@@ -418,6 +428,8 @@ def main() -> int:
               (f"zengine hypercorn 2w after restart, cache in {store}", zen_storm)]
     if guarded is not None:
         storms.append(("the same restart, guard flood limit at its default", guarded))
+    if args.quick:
+        notes.append("Run with `--quick` (3 s per row, a shorter RSS run).")
     report(rows, storms, served, workers_rss, seconds, notes)
     shutil.rmtree(work, ignore_errors=True)
     return 0
@@ -434,8 +446,10 @@ def report(rows: dict[str, Load], storms: list[tuple[str, Storm]], served: int,
          if name.startswith("zengine") and "alice warm" in name), key=lambda item: item[1].rate)
     lines = [
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}, "
-        "**shared with ~8 other engineers' builds and tests at the time**: absolute numbers are "
-        "noisy, the ratios (same run, minutes apart) are what to read.",
+        f"load average {LOAD_AT_START} at the start and "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end (1, 5, 15 min; other "
+        "engineers share the cores): absolute numbers are noisy, the ratios (same run, minutes "
+        "apart) are what to read.",
         f"Command: `nox -s bench -- returning` (`bench/returning.py`; wrk -t2 -c32 for "
         f"{seconds}s per row, loopback; zengine with the example config, access log and request "
         "log on, JSON to a file; the PHP peer with its own settings, access log off).",

@@ -136,10 +136,11 @@ def replace_section(name: str, body: str) -> None:
 
 
 def main() -> int:
-    if sys.argv[1:] == ["returning"]:
-        # Only the returning-phones run against the PHP peer (bench/returning.py).
-        return subprocess.run([sys.executable, str(ROOT / "bench" / "returning.py")],
-                              check=False).returncode
+    if sys.argv[1:2] == ["returning"]:
+        # Only the returning-phones run against the PHP peer (bench/returning.py), with its
+        # own options (``--quick``).
+        return subprocess.run([sys.executable, str(ROOT / "bench" / "returning.py"),
+                               *sys.argv[2:]], check=False).returncode
     seconds = int(os.environ.get("BENCH_SECONDS", "10"))
     rows = []
     for workers in (1, 2):

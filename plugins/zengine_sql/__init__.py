@@ -20,18 +20,21 @@ from zengine.models import (
     Readiness,
     Rejected,
 )
-from zengine_sql import engine as sql_engine
-from zengine_sql import mapping, own
-from zengine_sql.crypto import load_keys
-from zengine_sql.deadline import Watchdog
 from zengine_sql.settings import PLUGIN_NAME, SqlSettings
-from zengine_sql.state import SqlState
 
+# SQLAlchemy, Alembic and the drivers load only when a SQL backend is configured (or a
+# ``zengine users``/``db`` command runs): an installation that does not use SQL does not pay
+# their memory in every worker.
 if TYPE_CHECKING:
     from zengine.runtime import Runtime
+    from zengine_sql.state import SqlState
 
 def get_state(runtime: Runtime) -> SqlState | None:
     state = runtime.state.get(PLUGIN_NAME)
+    if state is None:
+        return None
+    from zengine_sql.state import SqlState
+
     return state if isinstance(state, SqlState) else None
 
 
@@ -40,6 +43,11 @@ def open_state(runtime: Runtime) -> SqlState | None:
     config = runtime.config(PLUGIN_NAME, SqlSettings)
     if not config.configured:
         return None
+    from zengine_sql import engine as sql_engine
+    from zengine_sql.crypto import load_keys
+    from zengine_sql.deadline import Watchdog
+    from zengine_sql.state import SqlState
+
     url = sql_engine.resolve_url(config, runtime.settings)
     box = load_keys(config, runtime.settings)
     engine = sql_engine.create(url, config)
@@ -66,6 +74,7 @@ def zengine_startup(runtime: Runtime) -> None:
     if state.watchdog is not None:
         state.watchdog.start()
     if state.config.create_schema_on_start and state.mapping is None:
+        from zengine_sql import engine as sql_engine
         from zengine_sql import migrate
 
         with sql_engine.unavailable_on_error(state.url):
@@ -75,6 +84,10 @@ def zengine_startup(runtime: Runtime) -> None:
 @hookimpl
 def zengine_shutdown(runtime: Runtime) -> None:
     state = runtime.state.pop(PLUGIN_NAME, None)
+    if state is None:
+        return
+    from zengine_sql.state import SqlState
+
     if isinstance(state, SqlState):
         if state.watchdog is not None:
             state.watchdog.stop()
@@ -87,6 +100,8 @@ def zengine_authenticate(credentials: Credentials,
     state = get_state(runtime)
     if state is None:
         return None
+    from zengine_sql import mapping, own
+
     if state.mapping is not None:
         return mapping.authenticate(state, credentials)
     return own.authenticate(state, credentials)
@@ -97,6 +112,8 @@ def zengine_find_identity(username: str, runtime: Runtime) -> Identity | None:
     state = get_state(runtime)
     if state is None:
         return None
+    from zengine_sql import mapping, own
+
     if state.mapping is not None:
         return mapping.find_identity(state, username)
     return own.find_identity(state, username)
@@ -107,6 +124,8 @@ def zengine_load_accounts(identity: Identity, runtime: Runtime) -> Iterable[Acco
     state = get_state(runtime)
     if state is None:
         return None
+    from zengine_sql import mapping, own
+
     if state.mapping is not None:
         return mapping.load_accounts(state, identity)
     return own.load_accounts(state, identity)
