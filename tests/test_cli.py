@@ -127,3 +127,19 @@ def test_make_secret_prints_or_writes_a_private_file(
     assert cli.main(["make-secret", "-o", str(target)]) == 1
     assert "cannot create" in capsys.readouterr().err
     assert target.read_text().strip() == written
+
+
+def test_log_lines_after_an_in_process_command_go_to_the_current_stderr(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A command run in process configures logging while sys.stderr is something else (a
+    # test's capture, an embedding program's buffer); once that stream is gone, later lines
+    # must reach the sys.stderr of their time, not vanish into the closed one.
+    import structlog
+
+    gone = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", gone)
+    assert cli.main(["check-config", "--config", CFG]) == 0
+    monkeypatch.undo()
+    gone.close()
+    structlog.get_logger("zengine.test").warning("after.the.command")
+    assert "after.the.command" in capsys.readouterr().err

@@ -360,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from zengine.log import configure_logging
         from zengine.settings import LoggingSettings
 
-        configure_logging(LoggingSettings(format="console", level="warning"), stream=sys.stderr)
+        configure_logging(LoggingSettings(format="console", level="warning"))
     try:
         if args.func is None:
             runtime = _runtime(args)

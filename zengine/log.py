@@ -158,6 +158,13 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     and a worker thread's request log never wait for each other's formatting; only the write
     of the finished line is serialised."""
 
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        # Without a stream of its own the handler writes to whatever ``sys.stderr`` is at the
+        # time of the line: a command run in process (tests, embedding) that replaced
+        # ``sys.stderr`` and gave it back must not leave every later line on a dead stream.
+        self.follow_stderr = stream is None
+
     def handle(self, record: logging.LogRecord) -> bool:
         if not self.filter(record):
             return False
@@ -172,8 +179,9 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def write_line(self, line: str, record: logging.LogRecord | None = None) -> None:
         with self.lock:  # type: ignore[union-attr]
             try:
-                self.stream.write(line)
-                self.stream.flush()
+                stream = sys.stderr if self.follow_stderr else self.stream
+                stream.write(line)
+                stream.flush()
             except Exception:
                 if record is not None:
                     self.handleError(record)
@@ -238,7 +246,7 @@ def configure_logging(settings: LoggingSettings, stream: Any = None) -> None:
         foreign_pre_chain=_shared_processors(),
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *finishing],
     )
-    handler = LineHandler(stream or sys.stderr)
+    handler = LineHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -138,6 +138,8 @@ def _check_login(attempt: LoginAttempt, credentials: Credentials, request: Provi
     # fast path's answer (``known``), which is one.
     with login_in_progress(lambda: runtime.hooks.login_verification(attempt, runtime)):
         if known is not None:
+            # The memo is the verified-login cache's answer: metrics count it as a hit.
+            runtime.observe(Observation("login_cache", "hit", known.backend))
             result: AuthResult | Abstain | None = known
         else:
             # An unknown tenant asks no backend (it has none), and then costs and answers
@@ -234,6 +236,7 @@ def provision(request: ProvisionRequest, runtime: Runtime, outcome: Outcome,
     outcome.username = identity.username
     try:
         if hit is not None:
+            runtime.observe(_DOC_HIT)
             outcome.account_count = hit.rendered.account_count
             body = hit.rendered.body
         else:

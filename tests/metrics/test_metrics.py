@@ -95,9 +95,10 @@ def test_zengine_observe_reports_logins_backends_passwords_and_caches() -> None:
     assert first == [("login_cache", "miss", "static"), ("password.argon2", "real", None),
                      ("backend.authenticate", "ok", "static"), ("login", "accepted", None),
                      ("document_cache", "miss", None), ("backend.load_accounts", "ok", "static")]
-    # The returning phone: no argon2, no backend read of accounts.
-    assert again == [("login_cache", "hit", "static"), ("backend.authenticate", "ok", "static"),
-                     ("login", "accepted", None), ("document_cache", "hit", None)]
+    # The returning phone takes the fast path: no argon2, no backend asked at all, and its
+    # answer still counts as a verified-login cache hit and a document cache hit.
+    assert again == [("login_cache", "hit", "static"), ("login", "accepted", None),
+                     ("document_cache", "hit", None)]
     assert wrong == [("login_cache", "miss", "static"), ("password.argon2", "real", None),
                      ("backend.authenticate", "ok", "static"), ("login", "rejected", None)]
     # Unknown and wrong are one login result; the dummy verification is spent and counted.
@@ -243,3 +244,15 @@ def test_metrics_on_their_own_listener_in_process() -> None:
     assert value(samples, "zengine_requests_total", tenant="", outcome="served",
                  family="mobile", status="200") == 1
     assert value(samples, "zengine_worker_starts_total") == 1
+
+
+def test_zengine_observe_on_the_long_path_reports_the_backend_asked_for_a_cache_hit() -> None:
+    recorder = Recorder()
+    with client_with(("recorder", recorder),
+                     environ={"ZENGINE_SERVER__FAST_PATH": "false"}) as client:
+        client.get("/id.php?u=alice&p=wonderland&v=1.14")
+        before = len(recorder.observed)
+        client.get("/id.php?u=alice&p=wonderland&v=1.14")
+        again = names(recorder.observed[before:])
+    assert again == [("login_cache", "hit", "static"), ("backend.authenticate", "ok", "static"),
+                     ("login", "accepted", None), ("document_cache", "hit", None)]
