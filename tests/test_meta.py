@@ -52,13 +52,49 @@ def test_documented_hooks_exist() -> None:
     assert documented == set(HOOKS)
 
 
-#: TEAM standard: "keep zengine/ small; no module over ~400 lines".
-MAX_CORE_MODULE_LINES = 400
+#: TEAM standard: "no module over ~400 lines" (a module you cannot read in one sitting is two
+#: modules), for the core and for every built-in plugin alike.
+MAX_MODULE_LINES = 400
+
+#: Plugin modules known to be over the limit, each with the reason it is not split yet and the
+#: size it had when it was listed: it may shrink (then lower or drop the entry) but not grow,
+#: and a module that is not listed here fails as soon as it passes the limit.
+OVERSIZED_ALLOWED: dict[str, tuple[int, str]] = {
+    # The guard's stores (memory LRU + Redis Lua); another engineer is changing it this round,
+    # so the split waits for that work to land.
+    "plugins/zengine_guard/state.py": (549, "guard stores under active change; split after"),
+    # The one write path the CLI, the import and the admin API share ("one set of rules");
+    # splitting validation from writes is a follow-up, not done alongside the admin split.
+    "plugins/zengine_sql/admin.py": (439, "shared CLI/API write path; split validation out"),
+    # CSV/JSON export and import of the own schema; two lines over, left for its owner.
+    "plugins/zengine_sql/transfer.py": (402, "import/export; trim with the next change there"),
+}
+
+
+def _module_sizes(*roots: str) -> dict[str, int]:
+    return {path.relative_to(ROOT).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
+            for root in roots for path in sorted((ROOT / root).rglob("*.py"))}
 
 
 def test_core_modules_stay_small() -> None:
-    sizes = {path.name: len(path.read_text(encoding="utf-8").splitlines())
-             for path in sorted((ROOT / "zengine").glob("*.py"))}
+    sizes = _module_sizes("zengine")
     assert sizes, "no core modules found"
-    too_big = {name: n for name, n in sizes.items() if n > MAX_CORE_MODULE_LINES}
-    assert not too_big, f"split these modules (over {MAX_CORE_MODULE_LINES} lines): {too_big}"
+    too_big = {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES}
+    assert not too_big, f"split these modules (over {MAX_MODULE_LINES} lines): {too_big}"
+
+
+def test_plugin_modules_stay_small() -> None:
+    sizes = _module_sizes("plugins")
+    assert "plugins/zengine_admin/service/users.py" in sizes, "plugin modules not found"
+    too_big = {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES
+               and not (name in OVERSIZED_ALLOWED and n <= OVERSIZED_ALLOWED[name][0])}
+    assert not too_big, (f"split these plugin modules (over {MAX_MODULE_LINES} lines, or "
+                         f"grown past their allow-list size): {too_big}")
+
+
+def test_oversized_allow_list_is_current() -> None:
+    """An entry for a module that is gone or back under the limit is stale: remove it, so
+    the allow-list only ever shrinks."""
+    sizes = _module_sizes("plugins")
+    stale = [name for name in OVERSIZED_ALLOWED if sizes.get(name, 0) <= MAX_MODULE_LINES]
+    assert not stale, f"drop these from OVERSIZED_ALLOWED (now within the limit): {stale}"
