@@ -299,10 +299,11 @@ class TokenService:
                    detail=f"user count={count} actor={actor}")
         return count
 
-    def purge(self) -> int:
-        """Delete expired tokens; returns how many."""
+    def purge(self, *, tenant: str = "") -> int:
+        """Delete ``tenant``'s expired tokens; returns how many. Another tenant's rows in
+        the same store (a tenant without a store of its own shares the global one) stay."""
         with _unavailable_on_error():
-            return self.store.purge(self.clock())
+            return self.store.purge(self.clock(), tenant=tenant)
 
 
 def token_service(runtime: Runtime) -> TokenService:

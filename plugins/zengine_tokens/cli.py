@@ -138,7 +138,9 @@ def _revoke(args: argparse.Namespace, runtime: Runtime) -> int:
 
 
 def _purge(args: argparse.Namespace, runtime: Runtime) -> int:
-    print(f"purged {token_service(runtime).purge()} expired token(s)")
+    count = token_service(runtime).purge(tenant=args.tenant)
+    print(f"purged {count} expired token(s)" + (f" of tenant {args.tenant!r}" if args.tenant
+                                                  else ""))
     return 0
 
 

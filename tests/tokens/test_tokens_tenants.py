@@ -9,7 +9,8 @@ runtime answered the global alice's SIP password.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from tests.tenants_kit import FAST, HOSTS, PASSWORDS, SIP_SECRET, config
 from zengine.app import create_app
 from zengine.cli import main
 from zengine.passwords import Passwords
+from zengine.runtime import build_runtime
 from zengine.settings import load_settings
 from zengine.testing import plugin_list
 from zengine_admin import service
@@ -168,3 +170,73 @@ def test_admin_users_of_a_configured_tenant_name_that_tenant(client: TestClient)
         assert service.user_detail(runtime, actor, "alice").tenant == "acme"
     everyone = Actor(name="ops", scope="read", tenant=None, client_addr="192.0.2.1")
     assert [u.tenant for u in service.find_users(runtime, everyone).items] == [None]
+
+
+def _days_ago(clock: Callable[[], datetime], days: int) -> Callable[[], datetime]:
+    return lambda: clock() - timedelta(days=days)
+
+
+def test_tokens_purge_with_a_tenant_deletes_only_that_tenants_expired_tokens(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``zengine tokens purge --tenant T`` on the real SQLite stores: acme has a store of its
+    own, globex shares the global one. Each purge deletes the expired tokens of its tenant
+    and nothing else; the live ones and other tenants' expired ones stay."""
+    hashed = Passwords(FAST).hash("global-pass")
+    (tmp_path / "global-users.toml").write_text(f"""
+[users.alice]
+password_hash = "{hashed}"
+[[users.alice.accounts]]
+ident = "g-1"
+sip_username = "global-sip-alice"
+sip_password = "{GLOBAL_SECRET}"
+domain = "sip.global.example"
+""", encoding="utf-8")
+    (tmp_path / "global-users.toml").chmod(0o600)
+    path = config(tmp_path, extra="""
+[plugins.static]
+users_file = "global-users.toml"
+[plugins.tokens]
+sqlite_path = "tokens.db"
+[tenants.acme.plugins.tokens]
+sqlite_path = "acme-tokens.db"
+""")
+    runtime = build_runtime(load_settings(path, environ={}), load_entrypoints=False,
+                            plugins=plugin_list(*BUILTINS, "tokens"))
+    runtime.start()
+    live: dict[str, str] = {}
+    try:
+        for tenant in ("", "acme", "globex"):
+            served = runtime.for_tenant(tenant)
+            assert served is not None
+            tokens = token_service(served)
+            real = tokens.clock
+            tokens.clock = _days_ago(real, 30)
+            tokens.issue("alice", tenant=tenant, ttl=timedelta(hours=1), actor="test")
+            tokens.clock = real
+            live[tenant] = tokens.issue("alice", tenant=tenant, revoke_older=False,
+                                        actor="test").id
+    finally:
+        runtime.stop()
+    capsys.readouterr()  # the in-process runtime's log lines
+
+    def states(tenant: str) -> list[str]:
+        argv = ["tokens", "list", "--json", "-c", str(path)]
+        assert main([*argv, "--tenant", tenant] if tenant else argv) == 0
+        return sorted(json.loads(line)["state"] for line in capsys.readouterr().out.splitlines())
+
+    def purge(tenant: str) -> str:
+        argv = ["tokens", "purge", "-c", str(path)]
+        assert main([*argv, "--tenant", tenant] if tenant else argv) == 0
+        return capsys.readouterr().out
+
+    assert {t: states(t) for t in live} == {t: ["active", "expired"] for t in live}
+    # globex shares the global store: its purge must leave the global tenant's row alone.
+    assert purge("globex") == "purged 1 expired token(s) of tenant 'globex'\n"
+    assert states("globex") == ["active"]
+    assert states("") == ["active", "expired"] and states("acme") == ["active", "expired"]
+    assert purge("globex") == "purged 0 expired token(s) of tenant 'globex'\n"
+    assert purge("acme") == "purged 1 expired token(s) of tenant 'acme'\n"
+    assert purge("") == "purged 1 expired token(s)\n"
+    assert {t: states(t) for t in live} == {t: ["active"] for t in live}
+    assert main(["tokens", "purge", "--tenant", "nosuch", "-c", str(path)]) == 2
+    assert "no tenant 'nosuch'" in capsys.readouterr().err
