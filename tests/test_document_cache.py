@@ -6,12 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
+from starlette.testclient import TestClient
 
 import zengine_static
 import zengine_urls
 import zengine_zoiper
 from tests.test_login_cache import users_toml
 from zengine import hookimpl
+from zengine.app import create_app
 from zengine.doccache import DocumentCache, DocumentCacheSettings, Rendered
 from zengine.models import Account, ClientInfo, Identity, Version
 from zengine.pipeline import Outcome, render_for
@@ -114,6 +117,42 @@ def test_zengine_data_generation_missing_or_none_means_no_cache(
         assert builds.count == 3 and len(runtime.documents) == 0
     finally:
         runtime.stop()
+
+
+class Signer:
+    """Post-processes documents without a generation, like the example plugin once did."""
+
+    @hookimpl
+    def zengine_postprocess_document(self) -> None:
+        return None
+
+
+def _startup_lines(tmp_path: Path, *extra: tuple[str, object],
+                   **cache: object) -> list[dict[str, object]]:
+    (tmp_path / "users.toml").write_text(users_toml("wonderland"))
+    settings = settings_from_mapping({
+        "plugins": {"static": {"users_file": str(tmp_path / "users.toml")}},
+        "document_cache": cache}, environ={})
+    app = create_app(settings, load_entrypoints=False, plugins=[
+        ("zoiper", zengine_zoiper), ("static", zengine_static), ("urls", zengine_urls), *extra])
+    with structlog.testing.capture_logs() as logs, TestClient(app):
+        pass
+    return [line for line in logs if line["event"] == "document_cache.uncacheable"]
+
+
+def test_startup_names_each_plugin_that_makes_documents_uncacheable(tmp_path: Path) -> None:
+    lines = _startup_lines(tmp_path, ("signer", Signer()), ("other", Silent()),
+                           ("unknowing", Unknowing()))
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert line["log_level"] == "warning" and line["plugins"] == ["other", "signer"]
+    assert "signer (zengine_postprocess_document)" in str(line["reason"])
+    assert "other (zengine_load_accounts)" in str(line["reason"])
+    assert "fast path" in str(line["effect"])
+    # Answering None for some identities is allowed (a backend that cannot tell): no line.
+    assert _startup_lines(tmp_path, ("unknowing", Unknowing())) == []
+    # With the cache off there is nothing to warn about.
+    assert _startup_lines(tmp_path, ("signer", Signer()), enabled=False) == []
 
 
 def test_document_cache_can_be_turned_off(tmp_path: Path,

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from zengine import health
+from zengine import doccache, health
 from zengine.addresses import ClientAddresses
 from zengine.errors import BackendUnavailable, BadRequest, LoginFailed, TooManyAttempts
 from zengine.models import ProvisionRequest, RequestSummary
@@ -200,6 +200,7 @@ def create_app(
         await run_in_threadpool(rt.start)
         log.info("zengine.started", plugins=rt.hooks.plugin_names(),
                  paths=list(_paths(settings)))
+        doccache.warn_uncacheable(rt)
         try:
             yield
         finally:

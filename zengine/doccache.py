@@ -18,16 +18,49 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from zengine.models import ClientInfo, Identity
+    from zengine.runtime import Runtime
+
+log = structlog.get_logger("zengine.doccache")
 
 #: The hooks whose plugins shape a document: each must report a generation.
 CONTRIBUTING_HOOKS = ("zengine_load_accounts", "zengine_build_document",
                       "zengine_postprocess_document")
+
+
+def silent_contributors(hook: Any) -> dict[str, list[str]]:
+    """Plugins (with the contributing hooks they implement) that shape documents but implement
+    no ``zengine_data_generation``: with any of them loaded, no document is ever cached.
+    ``hook`` is the plugin manager's hook relay."""
+    answering = {impl.plugin_name for impl in hook.zengine_data_generation.get_hookimpls()}
+    silent: dict[str, list[str]] = {}
+    for name in CONTRIBUTING_HOOKS:
+        for impl in getattr(hook, name).get_hookimpls():
+            if impl.plugin_name not in answering:
+                silent.setdefault(impl.plugin_name, []).append(name)
+    return dict(sorted(silent.items()))
+
+
+def warn_uncacheable(runtime: Runtime) -> None:
+    """At startup, name the plugins that make every document uncacheable: nothing else shows
+    it but a slow server (every login builds its document; the fast path never answers)."""
+    if not runtime.settings.document_cache.enabled:
+        return
+    silent = silent_contributors(runtime.hooks.pm.hook)
+    if silent:
+        named = "; ".join(f"{name} ({', '.join(hooks)})" for name, hooks in silent.items())
+        log.warning("document_cache.uncacheable", plugins=list(silent),
+                    reason=f"these plugins shape documents but implement no "
+                           f"zengine_data_generation: {named}",
+                    effect="no document is cached and the fast path never answers",
+                    hint="implement zengine_data_generation in each plugin "
+                         "(docs/plugins.md), or disable it in [plugins] disabled")
 
 
 class DocumentCacheSettings(BaseModel):

@@ -260,13 +260,10 @@ class Hooks:
     def _generation_impls(self) -> list[pluggy.HookImpl] | None:
         # Plugins are fixed once the runtime exists: decide who must answer only once.
         if not hasattr(self, "_generations"):
-            from zengine.doccache import CONTRIBUTING_HOOKS
+            from zengine.doccache import silent_contributors
 
             impls = self._h.zengine_data_generation.get_hookimpls()
-            answering = {impl.plugin_name for impl in impls}
-            contributors = {impl.plugin_name for hook in CONTRIBUTING_HOOKS
-                            for impl in getattr(self._h, hook).get_hookimpls()}
-            self._generations = None if contributors - answering else list(impls)
+            self._generations = None if silent_contributors(self._h) else list(impls)
         found: list[pluggy.HookImpl] | None = self._generations
         return found
 

@@ -87,13 +87,17 @@ def check_counts(samples: Samples) -> None:
     assert value(samples, "zengine_backend_duration_seconds_count", backend="static",
                  operation="authenticate") == 5
     assert total(samples, "zengine_backend_errors_total") == 0
-    # Every installed plugin is loaded, and one that shapes documents cannot tell when its
-    # data changes: each document is built (in-process tests see hits, test_metrics.py).
+    # Every installed plugin is loaded (the example plugin too, where installed) and each
+    # reports a data generation, so documents are cached, per worker: alice's second login
+    # is a hit when the worker that built her document answers it, a miss (and a build) when
+    # the other does. (The guard's counters live in Redis, so no fast path here.)
     documents = "zengine_document_cache_total"
-    assert value(samples, documents, result="uncacheable") == 2
+    assert value(samples, documents, result="uncacheable") == 0
+    misses = value(samples, documents, result="miss")
+    assert 1 <= misses <= 2 and value(samples, documents, result="hit") == 2 - misses
     assert total(samples, documents) == 2
     assert value(samples, "zengine_backend_duration_seconds_count", backend="static",
-                 operation="load_accounts") == 2
+                 operation="load_accounts") == misses
 
 
 def check_secrecy(text: str) -> None:

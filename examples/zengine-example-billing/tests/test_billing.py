@@ -25,10 +25,15 @@ RATE = "https://billing.example.net/rate?dest=${DESTINATION}"
 
 
 class Isp:
-    """Stands in for the ISP's own login backend in these tests."""
+    """Stands in for the ISP's own login backend in these tests; counts what it is asked."""
+
+    def __init__(self) -> None:
+        self.logins = 0
+        self.loads = 0
 
     @hookimpl
     def zengine_authenticate(self, credentials: Credentials) -> Identity | Rejected | None:
+        self.logins += 1
         if credentials.username != "alice":
             return None
         if credentials.password.get_secret_value() != "pw":
@@ -37,9 +42,20 @@ class Isp:
 
     @hookimpl
     def zengine_load_accounts(self, identity: Identity) -> list[Account]:
+        self.loads += 1
         return [Account(ident=ident, sip_username=user, sip_password=SecretStr("sip-pw"),
                         domain="sip.example.net", source="isp")
                 for ident, user in (("alice-1", "1001"), ("alice-2", "1002"))]
+
+    # A real backend returns what changes with its data (a row version, a file's load); this
+    # stand-in's data never changes, and it never waits on I/O.
+    @hookimpl
+    def zengine_data_generation(self) -> str:
+        return "1"
+
+    @hookimpl
+    def zengine_inline_safe(self) -> bool:
+        return True
 
 
 PLUGINS: list[str | tuple[str, object]] = ["zoiper", "urls", "example_billing", ("isp", Isp())]
@@ -91,6 +107,53 @@ def test_signed_urls_match_the_golden_file(zengine_client_factory: ClientFactory
     lines = [f"{ident} {field} {url}" for ident, fields in sorted(urls_of(response.content).items())
              for field, url in sorted(fields.items())]
     zengine_golden.check("alice-urls.txt", "\n".join(lines) + "\n")
+
+
+ALICE = {"u": "alice", "p": "pw", "v": "1.14"}
+
+
+def test_a_returning_phone_gets_the_cached_document_on_the_fast_path(
+        zengine_client_factory: ClientFactory) -> None:
+    """The plugin reports a data generation and is inline-safe, so it leaves the document
+    cache and the fast path on: a returning phone is neither re-authenticated by the backend
+    nor has its document rebuilt, and gets the same signed bytes."""
+    isp = Isp()
+    client = zengine_client_factory(["zoiper", "urls", "example_billing", ("isp", isp)],
+                                    config(secret=SECRET))
+    first = client.get("/id.php", params=ALICE)
+    assert first.status_code == 200 and (isp.logins, isp.loads) == (1, 1)
+    for _ in range(3):
+        again = client.get("/id.php", params=ALICE)
+        assert (again.status_code, again.content) == (200, first.content)
+    assert (isp.logins, isp.loads) == (1, 1)
+    assert verify_url(as_zoiper_sends_it(urls_of(first.content)["alice-1"]["balance_url"]),
+                      SECRET.encode()) == "alice-1"
+    # A wrong password is never answered from the cache.
+    assert b"<account>" not in client.get("/id.php", params={**ALICE, "p": "nope"}).content
+    assert isp.logins == 2
+
+
+def test_a_new_secret_is_a_new_runtime_and_never_gets_old_signatures(
+        zengine_client_factory: ClientFactory) -> None:
+    """The generation is a constant because the secret is read at startup: a reload with
+    another secret builds a new runtime, whose document cache starts empty."""
+    other = "another-billing-master-secret-0123456789"
+    bodies = []
+    for secret in (SECRET, other):
+        client = zengine_client_factory(PLUGINS, config(secret=secret))
+        for _ in range(2):
+            bodies.append(client.get("/id.php", params=ALICE).content)
+    assert bodies[0] == bodies[1] and bodies[2] == bodies[3] and bodies[1] != bodies[2]
+    balance = as_zoiper_sends_it(urls_of(bodies[3])["alice-2"]["balance_url"])
+    assert verify_url(balance, other.encode()) == "alice-2"
+    assert verify_url(balance, SECRET.encode()) is None
+
+
+def test_the_plugin_reports_a_generation_and_is_inline_safe() -> None:
+    import zengine_example_billing as billing
+
+    assert billing.zengine_data_generation() == "1"
+    assert billing.zengine_inline_safe() is True
 
 
 def test_a_changed_url_is_refused() -> None:

@@ -83,6 +83,25 @@ def zengine_postprocess_document(document: Document, identity: Identity,
                 node.text = sign_url(node.text, secret, resolved.account.ident, node.tag)
 
 
+# Without this hook no document that this plugin touches could be cached: the core cannot tell
+# when our part of it changes, so every login would rebuild the document and the fast path
+# would never answer one (see zengine_data_generation in docs/plugins.md). What we add is a pure
+# function of the accounts and identity (already in the cache key and the backends'
+# generations) and of the secret and fields, which are read once at startup: a reload builds a
+# new runtime with an empty document cache. So our generation never changes.
+@hookimpl
+def zengine_data_generation() -> str:
+    return "1"
+
+
+# The core asks every plugin; ours never waits on I/O on the request path (an HMAC in memory;
+# the secret file is read at startup), so answering True keeps the fast path on even if this
+# plugin later grows a hook that runs there.
+@hookimpl
+def zengine_inline_safe() -> bool:
+    return True
+
+
 @hookimpl
 def zengine_cli_commands() -> list[Command]:
     return [Command(name="billing", help="sign or verify billing URLs (example_billing plugin)",
