@@ -10,11 +10,12 @@ from starlette.testclient import TestClient
 
 import zengine_sql
 from tests.conftest import BUILTINS, EXAMPLE_CONFIG
+from tests.tenants_kit import config as tenants_config
 from zengine import cli, hookimpl
 from zengine.app import create_app
 from zengine.errors import ConfigError
 from zengine.models import Readiness
-from zengine.runtime import build_runtime
+from zengine.runtime import Runtime, build_runtime
 from zengine.settings import load_settings, settings_from_mapping
 from zengine.testing import plugin_list
 from zengine_sql import migrate
@@ -148,3 +149,53 @@ def test_serve_refuses_a_config_that_disables_every_document_builder(
     assert cli.main(["serve", "--config", str(config)]) == 2
     assert "no loaded plugin builds documents ([plugins] disabled: zoiper)" in \
         capsys.readouterr().err
+
+
+class TenantProbe:
+    """Not ready in tenant acme's runtime only: its own backend is down."""
+
+    @hookimpl
+    def zengine_readiness(self, runtime: Runtime) -> list[Readiness]:
+        if runtime.tenant == "acme":
+            return [Readiness("directory", False, "service bind refused", "ldap://10.0.0.9")]
+        return [Readiness("directory", True)]
+
+
+def test_zengine_readiness_probes_every_tenant_and_names_the_one_not_ready(
+        tmp_path: Path) -> None:
+    settings = load_settings(tenants_config(tmp_path), environ={})
+    app = create_app(settings, load_entrypoints=False,
+                     plugins=[*plugin_list(*BUILTINS), ("probe", TenantProbe())])
+    with TestClient(app) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    # The global runtime's backends as before; of the tenants only acme, which is not ready.
+    assert response.json() == {"ready": False, "backends": [
+        {"backend": "directory", "ready": True},
+        {"backend": "directory", "tenant": "acme", "ready": False,
+         "reason": "service bind refused"}]}
+    assert "10.0.0.9" not in response.text
+
+
+def test_readyz_and_probe_fail_for_a_tenants_unreachable_database_naming_no_password(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only acme has a database ([tenants.acme.plugins.sql]); the global runtime and globex
+    have none, so before every tenant was probed /readyz said ready."""
+    path = tenants_config(tmp_path, extra="""
+[tenants.acme.plugins.sql]
+url = "postgresql+psycopg://zengine:pw-t3n4nt@127.0.0.1:1/acme"
+connect_timeout = 1
+""")
+    app = create_app(load_settings(path, environ={}), load_entrypoints=False,
+                     plugins=[*plugin_list(*BUILTINS), ("sql", zengine_sql)])
+    with TestClient(app) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"ready": False, "backends": [
+        {"backend": "sql", "tenant": "acme", "ready": False, "reason": "database unreachable"}]}
+    assert "pw-t3n4nt" not in response.text and "127.0.0.1" not in response.text
+    # check-config --probe runs the same probes from the installed plugins (sql among them).
+    assert cli.main(["check-config", "--probe", "--config", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert "probe sql (tenant acme): NOT READY: database unreachable" in out, out
+    assert "pw-t3n4nt" not in out + err

@@ -81,11 +81,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             for warning in [*config_warnings(tenant.settings), *secret_file_warnings(tenant)]:
                 print(f"warning: tenant {name}: {warning}")
         if args.probe:
-            for item in runtime.hooks.readiness(runtime):
+            from zengine.health import probe_all  # starlette: only when probing
+
+            for tenant_name, item in probe_all(runtime):
                 failed = failed or not item.ready
                 state = "ready" if item.ready else f"NOT READY: {item.reason}"
-                print(f"probe {item.backend}: {state}" + (f" ({item.detail})" if item.detail
-                                                           else ""))
+                where = f" (tenant {tenant_name})" if tenant_name else ""
+                print(f"probe {item.backend}{where}: {state}"
+                      + (f" ({item.detail})" if item.detail else ""))
     finally:
         runtime.stop()
     return 1 if failed else 0

@@ -4,6 +4,10 @@
 Readiness runs every plugin's :func:`~zengine.hookspecs.zengine_readiness` probe in a worker
 thread, at most once per ``[server] readiness_cache_seconds``: a load balancer polling every
 second must not turn into a connection storm against the database or the directory.
+
+Every runtime is probed: the global one and each configured tenant's (``[tenants.<name>]``
+may give a tenant its own database, directory or token store), so one tenant's unreachable
+backend is not hidden behind a healthy global one.
 """
 
 from __future__ import annotations
@@ -25,37 +29,58 @@ NO_STORE = {"Cache-Control": "no-store"}
 log = structlog.get_logger("zengine.health")
 
 
+#: One probe result and the tenant whose runtime it came from (``""``: the global one).
+TenantReadiness = tuple[str, Readiness]
+
+
+def probe_all(runtime: Runtime) -> list[TenantReadiness]:
+    """The probes of the global runtime, then of each configured tenant's, in config order
+    (blocking: call it from a worker thread)."""
+    top = runtime.root or runtime
+    found = [("", item) for item in top.hooks.readiness(top)]
+    for name, tenant in top.tenants.items():
+        found += [(name, item) for item in tenant.hooks.readiness(tenant)]
+    return found
+
+
 class ReadinessCache:
     """The last probe results, refreshed by one caller at a time once they are too old."""
 
     def __init__(self, runtime: Runtime, ttl: float) -> None:
         self.runtime = runtime
         self.ttl = ttl
-        self._results: list[Readiness] | None = None
+        self._results: list[TenantReadiness] | None = None
         self._taken = 0.0
         self._lock = asyncio.Lock()
 
-    async def results(self) -> list[Readiness]:
+    async def results(self) -> list[TenantReadiness]:
         if self._results is not None and time.monotonic() - self._taken < self.ttl:
             return self._results
         async with self._lock:
             # Someone else may have refreshed while this request waited for the lock.
             if self._results is None or time.monotonic() - self._taken >= self.ttl:
-                results = await run_in_threadpool(self.runtime.hooks.readiness, self.runtime)
-                for item in results:
+                results = await run_in_threadpool(probe_all, self.runtime)
+                for tenant, item in results:
                     if not item.ready:
                         log.warning("readiness.not_ready", backend=item.backend,
-                                    reason=item.reason, detail=item.detail)
+                                    tenant=tenant or None, reason=item.reason,
+                                    detail=item.detail)
                 self._results, self._taken = results, time.monotonic()
             return self._results
 
 
-def body(results: list[Readiness]) -> dict[str, object]:
-    """What ``/readyz`` shows: the backend names and short reasons, never ``detail``."""
-    return {"ready": all(item.ready for item in results),
-            "backends": [{"backend": item.backend, "ready": item.ready,
+def body(results: list[TenantReadiness]) -> dict[str, object]:
+    """What ``/readyz`` shows: the backend names and short reasons, never ``detail``.
+
+    The global runtime's backends are all listed; a tenant's only when not ready, with its
+    name: that is what the operator must know, and a ready tenant's entries would only
+    lengthen the body and list the tenants to whoever can reach it.
+    """
+    return {"ready": all(item.ready for _, item in results),
+            "backends": [{"backend": item.backend,
+                          **({"tenant": tenant} if tenant else {}), "ready": item.ready,
                           **({"reason": item.reason} if not item.ready else {})}
-                         for item in results]}
+                         for tenant, item in results if not tenant or not item.ready]}
 
 
 def routes(runtime: Runtime) -> list[BaseRoute]:

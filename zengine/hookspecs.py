@@ -384,9 +384,9 @@ def zengine_readiness(runtime: Runtime) -> Iterable[Readiness] | None:
     no secret, URL or host name), or ``None`` when the plugin has nothing to probe (an inert
     backend). Respect your own connect timeouts; raising is treated as "not ready" and logged.
 
-    Called in a worker thread for ``GET /readyz`` (at most once per ``[server]
-    readiness_cache_seconds``, whatever the request rate) and by ``zengine check-config
-    --probe``; never on the provisioning path.
+    Called once per runtime (the global one, then each ``[tenants]`` tenant's) in a worker
+    thread for ``GET /readyz`` (at most once per ``[server] readiness_cache_seconds``, whatever
+    the request rate) and by ``zengine check-config --probe``; never on the provisioning path.
 
     Ordering: every plugin is asked; ``/readyz`` answers 503 when any result is not ready.
 
