@@ -7,23 +7,19 @@ them (``runtime.passwords``). A stored hash made with other parameters still ver
 
 from __future__ import annotations
 
-import asyncio
-import os
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache, cached_property
-from typing import TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from zengine.errors import Overloaded
 from zengine.models import Observation
 from zengine.verifying import announce_verification
+from zengine.verifypool import VerifyPool, cores
 
-T = TypeVar("T")
+__all__ = ["PasswordSettings", "Passwords", "VerifyPool", "cores", "default", "hash_password",
+           "needs_rehash", "verify_password"]
 _REAL = Observation("password.argon2", "real")
 _DUMMY = Observation("password.argon2", "dummy")
 
@@ -38,8 +34,9 @@ class PasswordSettings(BaseModel):
     parallelism: int = Field(4, ge=1, le=64)
     #: Verifications that run at once; 0 means one per CPU core.
     pool_size: int = Field(0, ge=0, le=256)
-    #: Verifications that may wait for a free slot; beyond that a login is answered at once
-    #: with ``503`` + ``Retry-After`` (kind ``overloaded``) instead of queueing without end.
+    #: Verifications that may wait for a free slot, served fairly across client addresses
+    #: (:mod:`zengine.verifypool`); beyond that a login is answered at once with ``503`` +
+    #: ``Retry-After`` (kind ``overloaded``) instead of queueing without end.
     pool_queue: int = Field(16, ge=0, le=10000)
 
     @model_validator(mode="after")
@@ -47,69 +44,6 @@ class PasswordSettings(BaseModel):
         if self.memory_kib < 8 * self.parallelism:
             raise ValueError("memory_kib must be at least 8 times parallelism (argon2's minimum)")
         return self
-
-
-def cores() -> int:
-    count = getattr(os, "process_cpu_count", os.cpu_count)()
-    return int(count or 1)
-
-
-class VerifyPool:
-    """At most ``size`` verifications run at once (threads of their own, never the event
-    loop); at most ``queue`` more wait. Beyond that :class:`~zengine.errors.Overloaded` is
-    raised at once: a flood of guesses gets fast 503s instead of a queue that grows without
-    end and makes every legitimate login wait behind it."""
-
-    def __init__(self, size: int, queue: int) -> None:
-        self.size = size or cores()
-        self.queue = queue
-        self._lock = threading.Lock()
-        self._in_flight = 0
-        self._executor: ThreadPoolExecutor | None = None
-
-    @property
-    def in_flight(self) -> int:
-        """Verifications running or waiting right now."""
-        return self._in_flight
-
-    def _admit(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._in_flight >= self.size + self.queue:
-                raise Overloaded(f"password verification pool full ({self.size} running, "
-                                 f"{self.queue} waiting)")
-            self._in_flight += 1
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.size, thread_name_prefix="verify")
-            return self._executor
-
-    def _release(self, _future: object = None) -> None:
-        with self._lock:
-            self._in_flight -= 1
-
-    def submit(self, fn: Callable[[], T]) -> Future[T]:
-        """Queue ``fn`` in the pool (raises :class:`Overloaded` when full)."""
-        executor = self._admit()
-        try:
-            future = executor.submit(fn)
-        except BaseException:
-            self._release()
-            raise
-        future.add_done_callback(self._release)
-        return future
-
-    def run(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` in the pool and wait for it (from a worker thread)."""
-        return self.submit(fn).result()
-
-    async def run_async(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` in the pool and await it (from the event loop, which never blocks)."""
-        return await asyncio.wrap_future(self.submit(fn))
-
-    def close(self) -> None:
-        with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True)
 
 
 class Passwords:
@@ -122,7 +56,8 @@ class Passwords:
         self._hasher = PasswordHasher(
             time_cost=self.settings.time_cost, memory_cost=self.settings.memory_kib,
             parallelism=self.settings.parallelism, type=Type.ID)
-        #: Every :meth:`verify` runs here; see :class:`VerifyPool`.
+        #: Every :meth:`verify` runs here, in the lane of the login in progress; see
+        #: :mod:`zengine.verifypool`.
         self.pool = VerifyPool(self.settings.pool_size, self.settings.pool_queue)
 
     def hash(self, password: str) -> str:

@@ -42,7 +42,7 @@ from zengine.profiles import resolve_accounts
 from zengine.runtime import Runtime
 from zengine.tenancy import resolve_tenant, runtime_for
 from zengine.transforms import apply_transforms
-from zengine.verifying import login_in_progress
+from zengine.verifying import lane_for, login_in_progress
 from zengine.xmlio import error_document, serialize
 
 if TYPE_CHECKING:
@@ -135,8 +135,10 @@ def _check_login(attempt: LoginAttempt, credentials: Credentials, request: Provi
         raise
     # A verified-login cache hit spends no slow verification, so it never reaches
     # zengine_login_verification (a guard's flood limit on verifications); neither does the
-    # fast path's answer (``known``), which is one.
-    with login_in_progress(lambda: runtime.hooks.login_verification(attempt, runtime)):
+    # fast path's answer (``known``), which is one. Its verifications wait in the lane of its
+    # real address, so that another address's burst does not queue ahead (zengine.verifypool).
+    with login_in_progress(lambda: runtime.hooks.login_verification(attempt, runtime),
+                           lane_for(attempt.tenant, attempt.client_addr)):
         if known is not None:
             # The memo is the verified-login cache's answer: metrics count it as a hit.
             runtime.observe(Observation("login_cache", "hit", known.backend))

@@ -12,6 +12,12 @@ refuse it; later ones (a second backend, the dummy verification) are free.
 
 A context variable carries the login, so the backend API stays as it is; it is set in the
 thread that runs the chain, the thread that announces.
+
+The login also names its *lane* (:func:`lane_for`: the tenant and the real client address):
+the verification pool (:class:`zengine.verifypool.VerifyPool`) serves waiting verifications
+lane by lane, so that one address's burst of guesses never makes another address's login wait
+behind it. Every verification of a login (the real one and the dummy one for an unknown user)
+takes the login's lane, so the two cost alike there too.
 """
 
 from __future__ import annotations
@@ -20,22 +26,47 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from ipaddress import IPv6Address, ip_address, ip_network
+
+#: Who a verification is queued for: (tenant, address or IPv6 /64).
+Lane = tuple[str, str]
+#: The lane of verifications outside any login (operator tools, tests).
+NO_LANE: Lane = ("", "")
 
 
 @dataclass
 class _Login:
     announce: Callable[[], None]
+    lane: Lane
     spent: bool = False
 
 
 _current: ContextVar[_Login | None] = ContextVar("zengine_login_in_progress", default=None)
 
 
+def lane_for(tenant: str, client_addr: str) -> Lane:
+    """The lane of a login from ``client_addr`` (the real address, after trusted proxies).
+
+    An IPv6 client gets its /64: one subscriber's line usually holds a whole /64, and an
+    attacker who rotates addresses inside it must not get a lane per address. Anything that is
+    not an address (``cli``, empty) is its own lane, by its text."""
+    try:
+        address = ip_address(client_addr)
+    except ValueError:
+        return (tenant, client_addr)
+    if isinstance(address, IPv6Address):
+        if address.ipv4_mapped is not None:
+            return (tenant, str(address.ipv4_mapped))
+        return (tenant, str(ip_network(f"{address}/64", strict=False)))
+    return (tenant, str(address))
+
+
 @contextmanager
-def login_in_progress(announce: Callable[[], None]) -> Iterator[None]:
+def login_in_progress(announce: Callable[[], None], lane: Lane = NO_LANE) -> Iterator[None]:
     """Run a login's checks; ``announce()`` is called at most once, at its first slow
-    verification (and never for a login that spends none)."""
-    token = _current.set(_Login(announce))
+    verification (and never for a login that spends none). Its verifications queue in
+    ``lane`` (:func:`lane_for`)."""
+    token = _current.set(_Login(announce, lane))
     try:
         yield
     finally:
@@ -57,3 +88,9 @@ def verification_spent() -> bool:
     """Whether the login in progress has announced a slow verification yet."""
     login = _current.get()
     return login is not None and login.spent
+
+
+def current_lane() -> Lane:
+    """The lane of the login in progress (:data:`NO_LANE` outside a login)."""
+    login = _current.get()
+    return login.lane if login is not None else NO_LANE

@@ -1,0 +1,223 @@
+"""The bounded, fair pool every slow password verification runs in.
+
+At most ``size`` verifications run at once (threads of their own, never the event loop); at
+most ``queue`` more wait. Beyond that :class:`~zengine.errors.Overloaded` is raised at once: a
+flood of guesses gets fast 503s instead of a queue that grows without end.
+
+Waiting verifications are served *fairly across lanes* (:func:`zengine.verifying.lane_for`:
+tenant and real client address), not first come first served. Measured before this
+(bench/guard_logins.py, 2 workers): the attacker's first dozen guesses, sent at once, queued
+ahead of the real user's login, which then waited ~0.5 s for them before its own
+verification. Now the pool does start-time fair queuing (Goyal et al., 1996), one unit of
+work per verification:
+
+- **Which waiting verification runs next**: each verification gets a start tag when it
+  arrives, ``max(virtual time, its lane's previous tag + 1)``; the virtual time is the tag of
+  the verification that started last; the smallest tag runs next (ties: the one that came
+  first). A login from an address with nothing queued therefore runs after at most one
+  verification of every other busy address, not after their whole backlog; a lone lane gets
+  the whole pool (nothing idles while anything waits); many phones behind one address
+  (carrier-grade NAT) share a lane and are all served, in order, never ahead of other
+  addresses. A lane that keeps arriving can never starve one that waits: a new lane starts at
+  the virtual time, never below a waiting tag.
+- **Who is refused when the queue is full**: the verification that would run last, that is
+  the largest tag among the waiting ones and the newcomer (ties: the newcomer). A waiting one
+  pushed out gets the 503 it would have got had it come last. So one address's burst cannot
+  fill the queue and make another address's login answer 503.
+- A lane exists only while it has something waiting or running: memory is bounded by
+  ``size + queue``, however many addresses come by.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from zengine.errors import Overloaded
+from zengine.verifying import Lane, current_lane
+
+T = TypeVar("T")
+
+
+def cores() -> int:
+    count = getattr(os, "process_cpu_count", os.cpu_count)()
+    return int(count or 1)
+
+
+@dataclass(eq=False)
+class _Job(Generic[T]):
+    fn: Callable[[], T]
+    future: Future[T]
+    lane: Lane
+    #: Start tag (see the module docstring) and arrival order, for ties.
+    start: int = 0
+    seq: int = 0
+
+
+class VerifyPool:
+    """See the module docstring. ``size=0`` means one per CPU core."""
+
+    def __init__(self, size: int, queue: int) -> None:
+        self.size = size or cores()
+        self.queue = queue
+        self._lock = threading.Lock()
+        #: Waiting jobs per lane, oldest first (a lane's tags grow along its deque).
+        self._waiting: dict[Lane, deque[_Job[Any]]] = {}
+        self._waiting_count = 0
+        #: Running jobs per lane (no entry: none).
+        self._running: dict[Lane, int] = {}
+        self._running_count = 0
+        #: The next start tag of each lane with something waiting or running.
+        self._next_tag: dict[Lane, int] = {}
+        self._vtime = 0
+        self._seq = 0
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Verifications running or waiting right now."""
+        return self._running_count + self._waiting_count
+
+    @property
+    def waiting(self) -> int:
+        """Verifications waiting for a slot."""
+        return self._waiting_count
+
+    def lanes(self) -> set[Lane]:
+        """The lanes the pool remembers (something waiting or running): for tests."""
+        with self._lock:
+            return set(self._waiting) | set(self._running) | set(self._next_tag)
+
+    def _full(self) -> Overloaded:
+        return Overloaded(f"password verification pool full ({self.size} running, "
+                          f"{self.queue} waiting)")
+
+    def submit(self, fn: Callable[[], T], lane: Lane | None = None) -> Future[T]:
+        """Queue ``fn`` in ``lane`` (default: the login in progress's); raises
+        :class:`Overloaded` at once when the pool and its queue are full."""
+        job: _Job[T] = _Job(fn, Future(), current_lane() if lane is None else lane)
+        pushed_out: _Job[Any] | None = None
+        executor: ThreadPoolExecutor | None = None
+        with self._lock:
+            job.start = max(self._vtime, self._next_tag.get(job.lane, 0))
+            job.seq = self._seq = self._seq + 1
+            if self._running_count < self.size:
+                self._next_tag[job.lane] = job.start + 1
+                self._start(job)
+                executor = self._executor_locked()
+            else:
+                if self._waiting_count >= self.queue:
+                    pushed_out = self._push_out(job)
+                self._next_tag[job.lane] = job.start + 1
+                self._waiting.setdefault(job.lane, deque()).append(job)
+                self._waiting_count += 1
+        if pushed_out is not None:
+            try:
+                pushed_out.future.set_exception(self._full())
+            except InvalidStateError:
+                pass  # its caller cancelled it meanwhile: nobody waits for the answer
+        if executor is not None:
+            try:
+                executor.submit(self._work, job)
+            except BaseException:
+                with self._lock:
+                    self._finish(job)
+                raise
+        return job.future
+
+    def _executor_locked(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.size, thread_name_prefix="verify")
+        return self._executor
+
+    def _push_out(self, job: _Job[Any]) -> _Job[Any]:
+        """Make room for ``job`` in the full queue by taking out the waiting job that would
+        run last, if it would run after ``job``; else raise :class:`Overloaded`."""
+        last: deque[_Job[Any]] | None = None
+        for jobs in self._waiting.values():
+            if last is None or jobs[-1].start > last[-1].start:
+                last = jobs
+        if last is None or last[-1].start <= job.start:
+            raise self._full()
+        victim = last.pop()
+        # The lane's next tag goes back to the victim's: as if it had never come.
+        self._next_tag[victim.lane] = victim.start
+        self._waiting_count -= 1
+        if not last:
+            del self._waiting[victim.lane]
+            self._forget(victim.lane)
+        return victim
+
+    def _start(self, job: _Job[Any]) -> None:
+        self._vtime = max(self._vtime, job.start)
+        self._running[job.lane] = self._running.get(job.lane, 0) + 1
+        self._running_count += 1
+
+    def _finish(self, job: _Job[Any]) -> None:
+        left = self._running[job.lane] - 1
+        if left:
+            self._running[job.lane] = left
+        else:
+            del self._running[job.lane]
+            self._forget(job.lane)
+        self._running_count -= 1
+
+    def _forget(self, lane: Lane) -> None:
+        """Drop a lane's tag once nothing of it runs or waits (bounded memory). Coming back,
+        it starts at the virtual time, which is at least its last start."""
+        if lane not in self._running and lane not in self._waiting:
+            self._next_tag.pop(lane, None)
+
+    def _next_locked(self) -> _Job[Any] | None:
+        """The waiting job with the smallest start tag (an O(lanes) scan, lanes <= queue)."""
+        best: deque[_Job[Any]] | None = None
+        for jobs in self._waiting.values():
+            if best is None or (jobs[0].start, jobs[0].seq) < (best[0].start, best[0].seq):
+                best = jobs
+        if best is None:
+            return None
+        job = best.popleft()
+        if not best:
+            del self._waiting[job.lane]
+        self._waiting_count -= 1
+        return job
+
+    def _work(self, job: _Job[Any] | None) -> None:
+        # One executor thread runs jobs until none waits: each turn consumes a queued job,
+        # and the queue is bounded, so the loop is too.
+        while job is not None:
+            if job.future.set_running_or_notify_cancel():
+                try:
+                    result = job.fn()
+                except BaseException as exc:
+                    job.future.set_exception(exc)
+                else:
+                    job.future.set_result(result)
+            with self._lock:
+                # The next one starts before this one's lane is forgotten, so that a lane
+                # whose next job is this very thread's keeps its tag.
+                following = self._next_locked()
+                if following is not None:
+                    self._start(following)
+                self._finish(job)
+            job = following
+
+    def run(self, fn: Callable[[], T], lane: Lane | None = None) -> T:
+        """Run ``fn`` in the pool and wait for it (from a worker thread)."""
+        return self.submit(fn, lane).result()
+
+    async def run_async(self, fn: Callable[[], T], lane: Lane | None = None) -> T:
+        """Run ``fn`` in the pool and await it (from the event loop, which never blocks)."""
+        return await asyncio.wrap_future(self.submit(fn, lane))
+
+    def close(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
