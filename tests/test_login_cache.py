@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -324,3 +325,85 @@ def test_redis_down_means_the_full_check(tmp_path: Path, monkeypatch: pytest.Mon
         assert "wonderland" not in repr(logs)
     finally:
         runtime.stop()
+
+
+def test_an_offered_entry_serves_one_lookup_inside_its_scope_only() -> None:
+    cache = LoginCache(LoginCacheSettings(secret=SecretStr(SECRET)), SECRET.encode(),
+                       LocalEntries(16))
+    key = LoginKey("static", None, "alice", "hash")
+    cache.remember(key, "wonderland")
+    slot = cache.slot("alice")
+    logincache.offer(slot, None)  # outside a scope: ignored
+    assert cache.check(key, "wonderland")
+    with logincache.prefetching():
+        logincache.offer(slot, None)  # "no entry", read with the guard's check
+        assert not cache.check(key, "wonderland")
+        assert cache.check(key, "wonderland")  # used once; then the store answers
+        logincache.offer(slot, None)
+        cache.remember(key, "wonderland")  # a write in between withdraws what was read
+        assert cache.check(key, "wonderland")
+    with logincache.prefetching():
+        logincache.offer(slot, None)
+    assert cache.check(key, "wonderland")  # gone with its scope
+
+
+def guard_runtime(tmp_path: Path, prefix: str) -> Runtime:
+    import zengine_guard
+
+    path = tmp_path / "users.toml"
+    path.write_text(users_toml("wonderland"))
+    settings = settings_from_mapping({
+        "plugins": {"static": {"users_file": str(path)},
+                    "guard": {"redis_url": REDIS_URL, "key_prefix": prefix,
+                              "lockout_threshold": 3}},
+        "login_cache": {"secret": SECRET},
+    }, environ={})
+    runtime = build_runtime(settings, load_entrypoints=False,
+                            plugins=[("static", zengine_static), ("guard", zengine_guard)])
+    runtime.start()
+    return runtime
+
+
+def test_guard_on_redis_reads_the_entry_with_its_check(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A returning login: the guard's check brings the cache entry along (no GET of its
+    own), and everything the cache decides stays as it was; a lockout set through another
+    runtime on the same Redis (another worker) refuses the cached password at once."""
+    require_redis()
+    prefix = new_prefix()
+    runtime = guard_runtime(tmp_path, prefix)
+    other = guard_runtime(tmp_path, prefix)
+    try:
+        assert runtime.logins.entries.kind == "redis"
+        counted = Counted(runtime, monkeypatch)
+        gets: list[str] = []
+        real_get = runtime.logins.entries.get
+
+        def get(key: str) -> bytes | None:
+            gets.append(key)
+            return real_get(key)
+
+        monkeypatch.setattr(runtime.logins.entries, "get", get)
+        assert isinstance(guarded_login(runtime, "wonderland"), Identity)
+        assert counted.calls == 1
+        assert isinstance(guarded_login(runtime, "wonderland"), Identity)
+        assert counted.calls == 1 and gets == []  # a hit, read by the guard's script
+        assert isinstance(guarded_login(runtime, "guess"), Rejected)
+        assert counted.calls == 2
+        assert isinstance(guarded_login(runtime, "wonderland"), Identity)
+        assert counted.calls == 3  # the failure dropped the entry for everybody
+        for n in range(3):  # another worker sees enough distinct failures to lock alice
+            other_attempt = LoginAttempt(username="alice", secret=SecretStr(f"wrong-{n}"),
+                                         client_addr="192.0.2.7")
+            with contextlib.suppress(TooManyAttempts):
+                check_login(other_attempt, Credentials("alice", other_attempt.secret),
+                            REQUEST, other)
+        attempt = LoginAttempt(username="alice", secret=SecretStr("wonderland"),
+                               client_addr="198.51.100.9")  # not a familiar address
+        with pytest.raises(TooManyAttempts):
+            check_login(attempt, Credentials("alice", attempt.secret), REQUEST, runtime)
+        assert gets == []
+    finally:
+        runtime.stop()
+        other.stop()
+        RedisTestStore(REDIS_URL, prefix).wipe()

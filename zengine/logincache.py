@@ -16,13 +16,15 @@ never bypasses a lockout. See docs/security.md for the threat model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -38,6 +40,38 @@ log = structlog.get_logger("zengine.logincache")
 #: noticed when the entry expires, so their default TTL is short.
 DEFAULT_BACKEND_TTL = {"ldap": 300}
 _KEY_PREFIX = "login"
+
+
+#: Store entries read ahead for the login being checked (slot -> value, ``None``: no entry):
+#: the guard reads the user's slot in the same Redis round trip as its lockout check, so that
+#: a returning phone's login costs one round trip less. Set only inside :func:`prefetching`.
+_PREFETCHED: ContextVar[dict[str, bytes | None] | None] = ContextVar("zengine_login_prefetch",
+                                                                     default=None)
+
+
+@contextlib.contextmanager
+def prefetching() -> Iterator[None]:
+    """The scope of one login check: entries :func:`offer`-ed inside it are used (once) by the
+    cache's lookup of that slot, and are gone when it ends, whatever happened in between."""
+    token = _PREFETCHED.set({})
+    try:
+        yield
+    finally:
+        _PREFETCHED.reset(token)
+
+
+def offer(slot: str, value: bytes | None) -> None:
+    """A value of the store's ``slot`` read just now by the caller (outside a
+    :func:`prefetching` scope: ignored)."""
+    found = _PREFETCHED.get()
+    if found is not None:
+        found[slot] = value
+
+
+def _withdraw(slot: str) -> None:
+    found = _PREFETCHED.get()
+    if found:
+        found.pop(slot, None)
 
 
 class LoginCacheSettings(BaseModel):
@@ -157,6 +191,10 @@ class LoginCache:
     def _mac(self, *parts: str | None) -> bytes:
         return hmac.new(self._key, b"".join(_field(p) for p in parts), hashlib.sha256).digest()
 
+    def slot(self, username: str) -> str:
+        """The store key of ``username``'s entry (for :func:`offer`)."""
+        return self._slot(username)
+
     def _slot(self, username: str, tenant: str | None = None) -> str:
         # The username is keyed too: a dump of the store does not even list who logged in. One
         # slot per login name (the digest holds backend and tenant), so a lockout or an
@@ -187,7 +225,12 @@ class LoginCache:
         """Was this exact password verified for this user, against this material, lately?"""
         if not self.settings.enabled or not password:
             return False
-        stored = self._safely("get", lambda: self.entries.get(self._slot(key.username)))
+        slot = self._slot(key.username)
+        found = _PREFETCHED.get()
+        if found and slot in found:
+            stored: bytes | int | None = found.pop(slot)
+        else:
+            stored = self._safely("get", lambda: self.entries.get(slot))
         return isinstance(stored, bytes) and hmac.compare_digest(stored,
                                                                  self._digest(key, password))
 
@@ -196,6 +239,7 @@ class LoginCache:
             return
         slot, digest = self._slot(key.username), self._digest(key, password)
         ttl = self.ttl_for(key.backend)
+        _withdraw(slot)
         self._safely("set", lambda: self.entries.set(slot, digest, ttl))
 
     def forget(self, username: str, *, tenant: str | None = None) -> None:
@@ -206,6 +250,7 @@ class LoginCache:
             listener(username)
         if self.settings.enabled:
             slot = self._slot(username, tenant)
+            _withdraw(slot)
             self._safely("delete", lambda: self.entries.delete(slot))
 
     def verify(self, key: LoginKey, password: str, slow: Callable[[], bool]) -> bool:

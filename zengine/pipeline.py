@@ -24,6 +24,7 @@ from zengine.errors import (
     TooManyAttempts,
     ZengineError,
 )
+from zengine.logincache import prefetching
 from zengine.models import (
     UNKNOWN_TENANT,
     Abstain,
@@ -108,7 +109,10 @@ def check_login(attempt: LoginAttempt, credentials: Credentials, request: Provis
     start = time.perf_counter()
     verdict = "error"
     try:
-        decided = _check_login(attempt, credentials, request, runtime, known)
+        # The guard may read the user's verified-login entry with its own check (one Redis
+        # round trip for both); what it read is for this login only.
+        with prefetching():
+            decided = _check_login(attempt, credentials, request, runtime, known)
         # An unknown user and a wrong password are one result here too.
         verdict = "accepted" if isinstance(decided, Identity) else "rejected"
         return decided

@@ -86,7 +86,7 @@ def zengine_inline_safe(runtime: Runtime) -> bool:
 def zengine_login_check(attempt: LoginAttempt, runtime: Runtime) -> None:
     guard = _guard(runtime)
     if guard is not None:
-        guard.check(attempt)
+        guard.check(attempt, runtime.logins)
 
 
 @hookimpl

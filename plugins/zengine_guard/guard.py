@@ -15,7 +15,9 @@ from typing import TypeVar
 
 import structlog
 
+from zengine import logincache
 from zengine.errors import AccessDenied, BackendUnavailable, ConfigError, TooManyAttempts
+from zengine.logincache import LoginCache
 from zengine.models import AuditEvent, LoginAttempt, LoginResult, Observation
 from zengine.runtime import Runtime
 from zengine.settings import resolve_secret
@@ -127,21 +129,48 @@ class Guard:
         applies = "*" in self.allow or attempt.path in self.allow
         return not applies or hits(self.allow)
 
-    def check(self, attempt: LoginAttempt) -> None:
+    def check(self, attempt: LoginAttempt, logins: LoginCache | None = None) -> None:
         """The verdict before the chain (lists, lockouts, per-address limits): a plain
         function of the attempt, so any path that answers a login (a fast path for cached
-        requests, say) can call it; raises ``AccessDenied`` or ``TooManyAttempts``."""
+        requests, say) can call it; raises ``AccessDenied`` or ``TooManyAttempts``. With
+        ``logins`` (the runtime's verified-login cache) the user's cache entry is read in the
+        same Redis round trip and offered to the cache (:func:`zengine.logincache.offer`)."""
         if not self.listed(attempt):
             self._refused(attempt, "denied", 0)
             raise AccessDenied(f"address {attempt.client_addr} refused on {attempt.path}")
         who = self.who(attempt)
-        verdict: Verdict = self._call(lambda state: state.check(who, time.time()), OK)
+        ahead = self._read_ahead(attempt, logins)
+
+        def step(state: GuardState) -> Verdict:
+            if ahead is None or not isinstance(state, RedisState):
+                return state.check(who, time.time())
+            slot, key = ahead
+            verdict, value = state.check_reading(who, time.time(), key)
+            if verdict.action == "ok":
+                logincache.offer(slot, value)
+            return verdict
+
+        verdict: Verdict = self._call(step, OK)
         if verdict.action == "ok":
             return
         retry = max(1, math.ceil(verdict.retry_after))
         self._refused(attempt, verdict.action, retry, verdict)
         raise TooManyAttempts(f"{verdict.action}: {verdict.reason}", retry_after=retry,
                               public_message=minutes_message(retry))
+
+    def _read_ahead(self, attempt: LoginAttempt,
+                    logins: LoginCache | None) -> tuple[str, str] | None:
+        """(store key, Redis key) of the user's verified-login entry, when the login cache
+        lives on this guard's Redis: the check reads it too, saving the cache a round trip."""
+        from zengine_guard.store import RedisStore
+
+        if logins is None or attempt.kind != "password" or not logins.settings.enabled:
+            return None
+        entries = logins.entries
+        if not isinstance(entries, RedisStore) or entries.client is not self.redis_client:
+            return None
+        slot = logins.slot(attempt.username)
+        return slot, entries.prefix + slot
 
     def verification(self, attempt: LoginAttempt) -> None:
         """The tenant's flood limit, for a login about to spend a slow verification (a

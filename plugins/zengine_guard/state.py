@@ -317,7 +317,8 @@ end
 """
 
 # Locks hold the time they end (ms); their TTL only collects them. KEYS: acct, ulock, lock,
-# fam, addr. ARGV: now_ms, addr, window_ms, hard_cap, familiar_ms, address_max, (unused),
+# fam, addr, (optional) a key to read when the login may go ahead.
+# ARGV: now_ms, addr, window_ms, hard_cap, familiar_ms, address_max, (unused),
 # (unused), threshold, pending_ttl_ms
 CHECK = """
 local now = tonumber(ARGV[1])
@@ -354,6 +355,12 @@ local seq = redis.call('INCR', pending_key .. ':seq')
 redis.call('PEXPIRE', pending_key .. ':seq', tonumber(ARGV[10]))
 redis.call('ZADD', pending_key, now, seq)
 redis.call('PEXPIRE', pending_key, tonumber(ARGV[10]))
+if KEYS[6] then
+  -- The login cache's entry for this user, read in the same round trip (see check_reading).
+  local entry = redis.call('GET', KEYS[6])
+  if entry then return {'ok', '', 0, 1, entry} end
+  return {'ok', '', 0, 0}
+end
 return {'ok', '', 0}
 """
 
@@ -455,15 +462,24 @@ class RedisState:
         return self.prefix + q(tenant) + ":" + ":".join(parts)
 
     def check(self, who: Who, now: float) -> Verdict:
+        return self.check_reading(who, now, None)[0]
+
+    def check_reading(self, who: Who, now: float,
+                      read: str | None) -> tuple[Verdict, bytes | None]:
+        """:meth:`check`, and when the login may go ahead the value of the Redis key ``read``
+        (the verified-login cache's entry of this user), in the same round trip."""
         c = self.config
         t, u, a = who.tenant, q(who.user), q(who.addr)
-        action, reason, ms = self._check(
-            keys=[self._k(t, "acct", u), self._k(t, "ulock", u, a), self._k(t, "lock", u),
-                  self._k(t, "fam", u), self._k(t, "addr", a)],
+        keys = [self._k(t, "acct", u), self._k(t, "ulock", u, a), self._k(t, "lock", u),
+                self._k(t, "fam", u), self._k(t, "addr", a)]
+        reply = self._check(
+            keys=keys if read is None else [*keys, read],
             args=[int(now * 1000), who.addr, c.window * 1000, c.hard_cap,
                   c.familiar_days * 86400 * 1000, c.address_max_failures, 0, 0,
                   c.lockout_threshold, int(PENDING_TTL * 1000)])
-        return _verdict(action, reason, ms)
+        action, reason, ms = reply[:3]
+        value = reply[4] if len(reply) > 4 and isinstance(reply[4], bytes) else None
+        return _verdict(action, reason, ms), value
 
     def verification(self, who: Who, now: float) -> Verdict:
         c = self.config
