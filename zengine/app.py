@@ -216,7 +216,8 @@ def create_app(
         middleware.append(Middleware(PathKeyMask))
     routes.extend(health.routes(rt))
     routes.extend(plugin_routes(rt.hooks.register_routes(rt),
-                                [*_paths(settings), *health.HEALTH_PATHS]))
+                                [*_paths(settings), *health.HEALTH_PATHS],
+                                lambda summary: rt.hooks.request_finished(summary, rt)))
     app = ZengineApp(routes=routes, lifespan=lifespan, middleware=middleware,
                      exception_handlers={404: _http_error, 405: _http_error})
     app.front = front

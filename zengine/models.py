@@ -349,7 +349,8 @@ class RequestSummary:
     """One provisioning request, answered: what :func:`~zengine.hookspecs.zengine_request_finished`
     observes. Never a username, an address, a password or a token: counting needs none."""
 
-    #: The provisioning path asked (one of ``[server] paths`` / ``[clients] desktop_paths``).
+    #: The provisioning path asked (one of ``[server] paths`` / ``[clients] desktop_paths``),
+    #: or a plugin route's template (``/api/v1/users/{username}``), never the path asked.
     path: str
     status: int
     #: ``served``, ``rejected``, ``unavailable``, an error kind (``bad_request``,

@@ -23,6 +23,9 @@ def zengine_request_finished(summary: RequestSummary, runtime: Runtime) -> None:
 
     Called once per request on a provisioning path, every answer included (error documents,
     the HTTP layer's own 408/503), on the **event loop**, just before the response is sent.
+    Also once per answer of a plugin route (:func:`zengine_register_routes`), with the
+    route's template as ``path`` (never the path asked: it may hold a token), an ``outcome``
+    from the status and ``family=None``; docs/plugins.md gives the exact rules.
     Any code that answers a provisioning request (an in-event-loop fast path for cached
     requests too) calls ``runtime.hooks.request_finished``. Never block or do I/O; keep it to
     a few microseconds. The summary holds no username, address or secret: do not add them
@@ -31,6 +34,7 @@ def zengine_request_finished(summary: RequestSummary, runtime: Runtime) -> None:
     Ordering: every plugin is called.
 
     .. versionadded:: 0.2
+    .. versionchanged:: 0.2 plugin routes are reported too.
     """
 
 

@@ -4,6 +4,8 @@ multiprocess mode.
 Every label value comes from code, never from a client, and is bounded on top of that
 (:class:`Labels`): a value that does not look like a short identifier, or a label's 33rd
 distinct value, is counted as ``other``. No label carries a username, an address or a token.
+``path`` is a provisioning path or a plugin route's template (the core reports templates,
+never the path asked), bounded at 96 values.
 
 Tenants: requests and logins carry a ``tenant`` label (``""`` without ``[tenants]``, the
 configured names, ``unknown`` for a request no tenant claims), bounded by the configuration.
@@ -36,6 +38,11 @@ log = structlog.get_logger("zengine.metrics")
 #: Distinct values one label may take in one process; beyond that, ``other``.
 MAX_VALUES = 32
 _VALUE = re.compile(r"[a-z][a-z0-9_.-]{0,39}")
+#: A ``path`` label value: a provisioning path or a plugin route's template, never the path
+#: asked (the core reports templates); more distinct values than other labels (the admin
+#: API alone has a score of routes).
+_PATH = re.compile(r"/[A-Za-z0-9_.{}~:/-]{0,79}")
+MAX_PATHS = 96
 #: Seconds: from a cached login (well under a millisecond) to a backend at its deadline.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: ``token.*`` audit outcomes counted (anything else a plugin audits is ``other``).
@@ -47,9 +54,11 @@ REFUSING_LOGINS = {"denied": "denied", "overloaded": "overloaded"}
 class Labels:
     """Bounded label values, per label name."""
 
-    def __init__(self) -> None:
+    def __init__(self, pattern: re.Pattern[str] = _VALUE, limit: int = MAX_VALUES) -> None:
         self._seen: dict[str, set[str]] = {}
         self._lock = threading.Lock()
+        self._pattern = pattern
+        self._limit = limit
 
     def __call__(self, label: str, value: str | None) -> str:
         if value is None:
@@ -57,11 +66,11 @@ class Labels:
         seen = self._seen.get(label)
         if seen is not None and value in seen:
             return value
-        if _VALUE.fullmatch(value) is None:
+        if self._pattern.fullmatch(value) is None:
             return "other"
         with self._lock:
             seen = self._seen.setdefault(label, set())
-            if len(seen) >= MAX_VALUES:
+            if len(seen) >= self._limit:
                 return "other"
             seen.add(value)
         return value
@@ -100,6 +109,7 @@ class Metrics:
                  tenants: Iterable[str] = ()) -> None:
         self.config = config
         self.label = Labels()
+        self.path = Labels(_PATH, MAX_PATHS)
         #: Each labelled child, found once: ``labels()`` validates and locks on every call,
         #: and costs more than the increment. Bounded as the label values are.
         self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
@@ -127,11 +137,14 @@ class Metrics:
         def histogram(name: str, text: str, labels: tuple[str, ...]) -> Histogram:
             return Histogram(name, text, labels, registry=registry, buckets=BUCKETS)
 
-        self.requests = counter("zengine_requests", "Provisioning requests answered.",
-                                ("tenant", "outcome", "family", "status"))
+        self.requests = counter(
+            "zengine_requests",
+            "Requests answered: provisioning paths, and plugin routes by their template.",
+            ("path", "tenant", "outcome", "family", "status"))
         self.request_duration = histogram(
             "zengine_request_duration_seconds",
-            "Seconds a provisioning request took, failure floor included.", ("outcome",))
+            "Seconds a request took to answer, a login's failure floor included.",
+            ("path", "outcome"))
         self.logins = histogram(
             "zengine_login_duration_seconds",
             "Seconds a login's check took (guard, backends, password), by result.",
@@ -174,12 +187,14 @@ class Metrics:
         return child
 
     def request(self, summary: RequestSummary) -> None:
+        if summary.path == self.config.path:
+            return  # a scrape is not the service's traffic: scraping changes no count
         label = self.label
-        outcome = label("outcome", summary.outcome)
+        path, outcome = self.path("path", summary.path), label("outcome", summary.outcome)
         status = str(summary.status) if 100 <= summary.status <= 599 else "other"
-        self._child(self.requests, self.tenant(summary.tenant), outcome,
-                             label("family", summary.family), status).inc()
-        self._child(self.request_duration, outcome).observe(summary.seconds)
+        self._child(self.requests, path, self.tenant(summary.tenant), outcome,
+                    label("family", summary.family), status).inc()
+        self._child(self.request_duration, path, outcome).observe(summary.seconds)
         if summary.outcome == "deadline":
             self._child(self.refusals, "deadline").inc()
 

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
 from tests.conftest import EXAMPLE_CONFIG
-from tests.metrics.conftest import parse, value
+from tests.metrics.conftest import parse, total, value
 from tests.serverproc import free_port
 from zengine import hookimpl
 from zengine.app import create_app
@@ -205,7 +205,8 @@ def test_metrics_tenant_label_is_a_configured_tenant_or_unknown() -> None:
         metrics.request(RequestSummary("/id.php", 200, "served", "mobile", 0.01, tenant))
         metrics.observe(Observation("login", "accepted", None, 0.01), tenant)
     samples: Any = parse(metrics.exposition().decode())
-    counts = {t: value(samples, "zengine_requests_total", tenant=t, outcome="served",
+    counts = {t: value(samples, "zengine_requests_total", path="/id.php", tenant=t,
+                       outcome="served",
                        family="mobile", status="200") for t in ("", "acme", "unknown")}
     assert counts == {"": 1, "acme": 1, "unknown": 2}
     assert value(samples, "zengine_login_duration_seconds_count", tenant="unknown",
@@ -241,7 +242,7 @@ def test_metrics_on_their_own_listener_in_process() -> None:
         answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30)
     assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
     samples = parse(answer.text)
-    assert value(samples, "zengine_requests_total", tenant="", outcome="served",
+    assert value(samples, "zengine_requests_total", path="/id.php", tenant="", outcome="served",
                  family="mobile", status="200") == 1
     assert value(samples, "zengine_worker_starts_total") == 1
 
@@ -256,3 +257,85 @@ def test_zengine_observe_on_the_long_path_reports_the_backend_asked_for_a_cache_
         again = names(recorder.observed[before:])
     assert again == [("login_cache", "hit", "static"), ("backend.authenticate", "ok", "static"),
                      ("login", "accepted", None), ("document_cache", "hit", None)]
+
+
+class PluginRoutes:
+    """Routes with a secret in the path, one inside a Mount, and one that fails."""
+
+    @hookimpl
+    def zengine_register_routes(self) -> list[Any]:
+        from starlette.responses import PlainTextResponse
+        from starlette.routing import Mount, Route
+
+        async def ok(request: Any) -> Any:
+            return PlainTextResponse("ok", 200 if request.path_params.get("secret") else 404)
+
+        async def broken(request: Any) -> Any:
+            raise RuntimeError("a route's bug")
+
+        return [Route("/thing/{secret}", ok), Route("/broken", broken),
+                Mount("/m", routes=[Route("/x/{secret}", ok)])]
+
+
+def test_zengine_request_finished_reports_plugin_routes_by_their_template() -> None:
+    recorder = Recorder()
+    app = client_with(("recorder", recorder), ("routes", PluginRoutes())).app
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/thing/s3cr3t-path-token?id=s3cr3t-query").status_code == 200
+        assert client.get("/m/x/s3cr3t-mounted").status_code == 200
+        assert client.get("/m/nowhere/s3cr3t-unmatched").status_code == 404
+        assert client.get("/broken").status_code == 500
+        client.get("/livez")  # the core's health paths are not counted
+    seen = [(s.path, s.status, s.outcome, s.family, s.tenant) for s in recorder.finished]
+    assert seen == [("/thing/{secret}", 200, "served", None, ""),
+                    ("/m/x/{secret}", 200, "served", None, ""),
+                    ("/m", 404, "rejected", None, ""),
+                    ("/broken", 500, "error", None, "")]
+    assert "s3cr3t" not in repr(recorder.finished)
+
+
+def test_metrics_count_token_redeems_and_portal_pages_by_route_never_the_token(
+        tmp_path: Path) -> None:
+    environ = {"ZENGINE_PLUGINS__METRICS__ENABLED": "true",
+               "ZENGINE_PLUGINS__TOKENS__SQLITE_PATH": str(tmp_path / "tokens.db"),
+               "ZENGINE_PLUGINS__PORTAL__ENABLED": "true",
+               "ZENGINE_PLUGINS__PORTAL__SESSION_KEY": "metrics-test-session-key-0123456789ab"}
+    with client_with(environ=environ, builtins=("zoiper", "static", "urls", "audit", "tokens",
+                                                "portal", "metrics")) as client:
+        runtime: Any = client.app.state.runtime  # type: ignore[attr-defined]
+        from zengine_tokens.api import token_service
+
+        issued = token_service(runtime).issue("alice", actor="test")
+        assert client.get("/token", params={"id": issued.token}).status_code == 200
+        # A refused token gets Zoiper's error document with 200 (zengine_token_events counts
+        # it as refused); a plugin route's outcome comes from its status.
+        assert client.get("/token", params={"id": "x" * 43}).status_code == 200
+        assert client.get("/portal/signin").status_code == 200  # a 303 to /portal first
+        assert client.get("/id.php?u=alice&p=wonderland&v=1.14").status_code == 200
+        assert client.get("/metrics").status_code == 403  # not counted: a scrape
+        text = runtime.state["metrics"].exposition().decode()
+    samples = parse(text)
+
+    def requests(path: str, outcome: str, status: str) -> float:
+        return value(samples, "zengine_requests_total", path=path, tenant="", outcome=outcome,
+                     family="none", status=status)
+
+    assert requests("/token", "served", "200") == 2
+    assert requests("/portal/signin", "served", "303") == 1
+    assert requests("/portal", "served", "200") == 1
+    assert value(samples, "zengine_requests_total", path="/id.php", tenant="",
+                 outcome="served", family="mobile", status="200") == 1
+    assert total(samples, "zengine_requests_total") == 5
+    assert total(samples, "zengine_request_duration_seconds_count", path="/token") == 2
+    assert issued.token not in text and "x" * 43 not in text and "alice" not in text
+
+
+def test_path_label_is_bounded() -> None:
+    metrics = Metrics(MetricsSettings(enabled=True), workers=1)
+    for path in ("/id.php", "/t/~/id.php", "/api/v1/users/{username}", "no-slash",
+                 "/token?id=abc", "/" + "a" * 100):
+        metrics.request(RequestSummary(path, 200, "served", None, 0.01))
+    samples: Any = parse(metrics.exposition().decode())
+    paths = {dict(labels)["path"]: n for (name, labels), n in samples.items()
+             if name == "zengine_requests_total"}
+    assert paths == {"/id.php": 1, "/t/~/id.php": 1, "/api/v1/users/{username}": 1, "other": 3}

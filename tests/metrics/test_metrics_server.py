@@ -56,8 +56,8 @@ def check_counts(samples: Samples) -> None:
     requests = "zengine_requests_total"
 
     def answered(outcome: str, family: str, status: str) -> float:
-        return value(samples, requests, tenant="", outcome=outcome, family=family,
-                     status=status)
+        return value(samples, requests, path="/id.php", tenant="", outcome=outcome,
+                     family=family, status=status)
 
     assert answered("served", "mobile", "200") == 2
     assert answered("rejected", "mobile", "200") == 3
