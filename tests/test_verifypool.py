@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -278,3 +280,27 @@ def test_over_real_http_a_login_from_another_address_overtakes_a_burst() -> None
     assert order[0] == "wonderland", order
     assert sorted(order[1:]) == [f"guess{i}" for i in range(4)]
     assert results == {"wonderland": 200, **{f"guess{i}": 200 for i in range(4)}}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a nice value per thread is Linux's")
+def test_verification_threads_run_niced() -> None:
+    def nice_here() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    base = nice_here()
+    niced, plain = VerifyPool(1, 1, nice=10), VerifyPool(1, 1)
+    try:
+        assert niced.run(nice_here, A) == min(19, base + 10)
+        assert plain.run(nice_here, A) == base
+        # The caller's own thread is left alone.
+        assert nice_here() == base
+    finally:
+        niced.close()
+        plain.close()
+
+
+def test_passwords_pool_takes_the_nice_setting() -> None:
+    from zengine.passwords import Passwords, PasswordSettings
+
+    assert Passwords(PasswordSettings()).pool.nice == 10
+    assert Passwords(PasswordSettings(pool_nice=0)).pool.nice == 0

@@ -38,6 +38,10 @@ class PasswordSettings(BaseModel):
     #: (:mod:`zengine.verifypool`); beyond that a login is answered at once with ``503`` +
     #: ``Retry-After`` (kind ``overloaded``) instead of queueing without end.
     pool_queue: int = Field(16, ge=0, le=10000)
+    #: Added to the nice value of the verification threads (Linux), so that a burst of slow
+    #: verifications leaves the CPU to the requests that need little of it (cache hits, the
+    #: event loop); 0 keeps them at the process's priority.
+    pool_nice: int = Field(10, ge=0, le=19)
 
     @model_validator(mode="after")
     def _memory_per_lane(self) -> PasswordSettings:
@@ -58,7 +62,8 @@ class Passwords:
             parallelism=self.settings.parallelism, type=Type.ID)
         #: Every :meth:`verify` runs here, in the lane of the login in progress; see
         #: :mod:`zengine.verifypool`.
-        self.pool = VerifyPool(self.settings.pool_size, self.settings.pool_queue)
+        self.pool = VerifyPool(self.settings.pool_size, self.settings.pool_queue,
+                               self.settings.pool_nice)
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
