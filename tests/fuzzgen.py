@@ -7,6 +7,7 @@ its request count.
 from __future__ import annotations
 
 import base64
+import json
 import random
 import socket
 from collections import Counter
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from urllib.parse import quote_from_bytes
 
 from lxml import etree
+
+from zengine.http_layer import is_api_target
 
 KNOWN_NAMES = ["u", "p", "v", "username", "password", "version", "user", "pass", "format"]
 USERS = ["alice", "bob", "nobody", "", "alice ", "ALICE", "%USER%", "{username}"]
@@ -185,7 +188,8 @@ def exchange(address: tuple[str, int], request: bytes, timeout: float) -> bytes:
 
 def check(request: bytes, raw: bytes) -> Answer:
     """Is ``raw`` a well-formed answer: an HTTP/1.1 status line, headers, and for anything
-    but the health check an XML body that parses, with ``no-store``?"""
+    but the health check an XML body that parses (below ``/api/``: or a problem document),
+    with ``no-store``?"""
     while raw.startswith(b"HTTP/1.1 100"):
         raw = raw.partition(b"\r\n\r\n")[2]
     if not raw:
@@ -211,6 +215,14 @@ def check(request: bytes, raw: bytes) -> Answer:
         return Answer(status)
     if headers.get(b"cache-control") != b"no-store":
         return Answer(status, "no no-store")
+    if headers.get(b"content-type") == b"application/problem+json" and is_api_target(request):
+        # Below /api/ the HTTP layer's own answers are RFC 9457 problems, as the API's are.
+        try:
+            problem = json.loads(body)
+        except ValueError:
+            return Answer(status, "problem JSON does not parse")
+        return Answer(status) if problem.get("status") == status else Answer(
+            status, "problem status differs")
     if not headers.get(b"content-type", b"").startswith(b"application/xml"):
         return Answer(status, "not XML")
     try:

@@ -4,16 +4,19 @@ no redirect echoes the query; no HTTP/2 or WebSocket on cleartext; slow bodies a
 
 from __future__ import annotations
 
+import json
 import resource
 import socket
 import time
 from collections.abc import Iterator
+from http import HTTPStatus
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import EXAMPLE_CONFIG
 from tests.serverproc import Server, parse_response, read_all, running_server
+from zengine.http_layer import _MESSAGES, is_api_target
 
 pytestmark = pytest.mark.subprocess
 
@@ -157,3 +160,42 @@ def test_no_http2_on_cleartext_with_the_other_engines(tmp_path: Path, engine: st
         # Refused or closed, never an HTTP/2 SETTINGS frame (type 0x04 in the 4th byte).
         assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer[:40]
         assert not srv.raw(upgrade, timeout=3).startswith(b"HTTP/1.1 101")
+
+
+def _assert_problem(raw: bytes, status: int) -> dict[str, str]:
+    got, headers, body = parse_response(raw)
+    assert got == status, raw[:300]
+    assert headers["content-type"] == "application/problem+json", headers
+    assert headers["cache-control"] == "no-store" and headers["connection"] == "close", headers
+    assert json.loads(body) == {"type": "about:blank", "title": HTTPStatus(status).phrase,
+                                "status": status, "detail": _MESSAGES[status]}
+    return headers
+
+
+def test_huge_headers_on_the_api_are_a_431_problem_document(server: Server) -> None:
+    """The admin API's clients parse RFC 9457 problems, not Zoiper's XML: the HTTP layer's
+    own answers below /api/ are problems too (the API need not even be enabled)."""
+    big = b"a" * 70000
+    raw = server.raw(b"GET /api/v1/users HTTP/1.1\r\nHost: a\r\nX-Big: " + big + b"\r\n\r\n")
+    _assert_problem(raw, 431)
+    # A request line too long for the buffer, the key in its query: the same, and no echo.
+    raw = server.raw(b"GET /api/v1/users?q=" + big + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+    _assert_problem(raw, 431)
+    assert big[:64] not in raw
+    # Not below /api/: the error document, unchanged.
+    _assert_error_document(server.raw(b"GET /apiary HTTP/1.1\r\nHost: a\r\nX-Big: " + big
+                                      + b"\r\n\r\n"), 431)
+
+
+@pytest.mark.parametrize(("head", "api"), [
+    (b"GET /api/v1/users HTTP/1.1\r\n", True),
+    (b"\r\n\r\nPOST /api/v1/tokens", True),
+    (b"GET /api/", True),
+    (b"GET /api HTTP/1.1", False),
+    (b"GET /id.php?next=/api/ HTTP/1.1", False),
+    (b"GET http://a/api/v1 HTTP/1.1", False),
+    (b"", False),
+    (b"GARBAGE", False),
+])
+def test_is_api_target_reads_the_raw_request_line(head: bytes, api: bool) -> None:
+    assert is_api_target(head) is api

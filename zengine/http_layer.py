@@ -5,7 +5,9 @@ unknown transfer codings) with an empty body, and answers ``Transfer-Encoding: g
 501 — a 5xx for a client's mistake. It also switches to HTTP/2 on cleartext (``PRI *`` prior
 knowledge, ``Upgrade: h2c``) and to WebSocket on ``Upgrade: websocket``, none of which
 provisioning uses. The subclasses here answer every such case with Zoiper's ``<error>``
-document, ``no-store`` and a 4xx, and keep the connection on HTTP/1.1.
+document, ``no-store`` and a 4xx, and keep the connection on HTTP/1.1. A request for a JSON
+API's path (:data:`API_PREFIX`, the admin API's ``/api/v1``) gets the same status as an
+RFC 9457 ``application/problem+json`` document instead, as the API answers everything else.
 
 Hypercorn has no public hook for this, so :func:`install` replaces its HTTP/1.1 protocol and
 stream classes by subclasses that override three private methods. ``tests/test_http_layer.py``
@@ -15,7 +17,9 @@ these methods fails the suite instead of silently undoing the hardening.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from http import HTTPStatus
 from itertools import chain
 from typing import Any
 
@@ -42,13 +46,17 @@ _MESSAGES = {
     500: "Provisioning failed. Please try again later.",
     503: "The provisioning service is temporarily unavailable. Please try again later.",
 }
+#: Targets below this prefix belong to a JSON API (the admin API is ``/api/v1``): its clients
+#: parse problem documents, not Zoiper's XML. Seen in the raw request line, as far as it came.
+API_PREFIX = b"/api/"
 #: A 5xx hint from h11 (501 for an unknown transfer coding, 505 for an HTTP version) is a
 #: client's mistake, answered 400.
 _CLIENT_FALLBACK = 400
 
 
-def error_headers(body: bytes) -> list[tuple[bytes, bytes]]:
-    return [(b"content-type", b"application/xml; charset=utf-8"),
+def error_headers(body: bytes, media_type: bytes = b"application/xml; charset=utf-8",
+                  ) -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", media_type),
             (b"content-length", str(len(body)).encode()),
             (b"cache-control", b"no-store"), (b"pragma", b"no-cache"),
             (b"x-content-type-options", b"nosniff"), (b"connection", b"close")]
@@ -61,14 +69,40 @@ def error_answer(status: int, *, client_mistake: bool) -> tuple[int, bytes]:
     return status, error_document(_MESSAGES.get(status, _MESSAGES[400]))
 
 
+def error_response(status: int, *, client_mistake: bool, api: bool,
+                   ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, headers and body: the ``<error>`` document, or for an API path (``api``) the
+    same status and message as an RFC 9457 problem (``about:blank``: the title is the status
+    phrase)."""
+    status, body = error_answer(status, client_mistake=client_mistake)
+    if not api:
+        return status, error_headers(body), body
+    problem = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
+               "detail": _MESSAGES.get(status, _MESSAGES[400])}
+    body = json.dumps(problem).encode()
+    return status, error_headers(body, b"application/problem+json"), body
+
+
+def is_api_target(request_head: bytes) -> bool:
+    """Whether the raw bytes of a request (its line first, perhaps cut short) ask for a path
+    below :data:`API_PREFIX`."""
+    # RFC 9112 lets a client send empty lines before the request line.
+    _method, _, rest = request_head.lstrip(b"\r\n")[:256].partition(b" ")
+    return rest.startswith(API_PREFIX)
+
+
 class ZengineHTTPStream(HTTPStream):
     """Hypercorn's stream, with its own error answers (404 for a server name, 500 when the app
     sent nothing) as error documents."""
 
     async def _send_error_response(self, status_code: int) -> None:
         # A 500 here means the app sent nothing (a bug), so it stays a 500.
-        status, body = error_answer(status_code, client_mistake=False)
-        await self.send(Response(stream_id=self.stream_id, headers=error_headers(body),
+        # No scope yet when hypercorn refuses the request before building one.
+        scope = getattr(self, "scope", None)
+        path = scope.get("path", "") if isinstance(scope, dict) else ""
+        status, headers, body = error_response(
+            status_code, client_mistake=False, api=is_api_target(b"GET " + path.encode()))
+        await self.send(Response(stream_id=self.stream_id, headers=headers,
                                  status_code=status))
         await self.send(Body(stream_id=self.stream_id, data=body))
         await self.send(EndBody(stream_id=self.stream_id))
@@ -94,9 +128,13 @@ class ZengineH11Protocol(H11Protocol):
         return connection.their_state is not h11.IDLE or bool(connection.trailing_data[0])
 
     async def _send_error_response(self, status_code: int) -> None:
-        # Only h11's parse errors reach here: the client's mistake, whatever h11's hint.
-        status, body = error_answer(status_code, client_mistake=True)
-        headers = list(chain(error_headers(body), self.config.response_headers("h11")))
+        # Only h11's parse errors reach here: the client's mistake, whatever h11's hint. h11
+        # still holds what it could not parse (an oversized head stays whole in its buffer).
+        connection = self.connection
+        head = connection.trailing_data[0] if isinstance(connection, h11.Connection) else b""
+        status, own, body = error_response(status_code, client_mistake=True,
+                                           api=is_api_target(head))
+        headers = list(chain(own, self.config.response_headers("h11")))
         await self._send_h11_event(h11.Response(status_code=status, headers=headers))
         await self._send_h11_event(h11.Data(data=body))
         await self._send_h11_event(h11.EndOfMessage())
