@@ -341,6 +341,20 @@ def peer(work: Path) -> contextlib.AbstractContextManager[Server]:
                    env={}, log=work / "peer.log", ready="/id.php")
 
 
+#: The row groups ``--only`` chooses from; a run of all of them rewrites docs/benchmarks.md.
+GROUPS = frozenset({"peer", "bare", "warm", "cold", "storm", "rss"})
+
+
+def _groups(text: str) -> frozenset[str]:
+    chosen = frozenset(part.strip() for part in text.split(",") if part.strip())
+    unknown = chosen - GROUPS
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown group(s) {', '.join(sorted(unknown)) or '(none given)'}; "
+            f"choose from {','.join(sorted(GROUPS))}")
+    return chosen
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description="Returning phones beside the PHP peer and the bare servers, in one run; "
@@ -349,7 +363,12 @@ def main() -> int:
                         help="3 s per row instead of $BENCH_SECONDS (8), and the RSS run stops "
                              "after 4 rounds instead of 50,000 requests (the report says how "
                              "many it served)")
+    parser.add_argument("--only", type=_groups, default=GROUPS,
+                        help="comma-separated row groups to run, of " + ",".join(GROUPS)
+                             + "; a partial run prints its table and leaves "
+                             "docs/benchmarks.md alone")
     args = parser.parse_args()
+    only: frozenset[str] = args.only
     # The PHP peer runs on Debian's nginx and php-fpm; CI runs no benchmark, so it installs
     # neither php-fpm nor wrk: say what is missing instead of failing half way.
     missing = [name for name, found in (
@@ -367,18 +386,21 @@ def main() -> int:
     rows: dict[str, Load] = {}
     notes: list[str] = []
 
-    with peer(work) as php:
-        wrk(php, ALICE, 2)  # warm opcache
-        rows["PHP peer, alice"] = wrk(php, ALICE, seconds)
-        rows["PHP peer, bob"] = wrk(php, BOB, seconds)
-        peer_storm = storm(php, storm_paths())
-    for engine in ("hypercorn", "granian", "uvicorn"):
+    peer_storm: Storm | None = None
+    if "peer" in only:
+        with peer(work) as php:
+            wrk(php, ALICE, 2)  # warm opcache
+            rows["PHP peer, alice"] = wrk(php, ALICE, seconds)
+            rows["PHP peer, bob"] = wrk(php, BOB, seconds)
+            if "storm" in only:
+                peer_storm = storm(php, storm_paths())
+    for engine in ("hypercorn", "granian", "uvicorn") if "bare" in only else ():
         for workers in ((1, 2) if engine == "hypercorn" else (2,)):
             with bare(work, engine, workers, files["alice"]) as server:
                 wrk(server, "/", 2)
                 rows[f"bare {engine} {workers}w, prebuilt body"] = wrk(server, "/", seconds)
     for engine, workers in (("hypercorn", 1), ("hypercorn", 2), ("granian", 2),
-                            ("uvicorn", 2)):
+                            ("uvicorn", 2)) if "warm" in only else ():
         with zengine(work, config, engine, workers) as server:
             prime(server, ALICE)
             wrk(server, ALICE, 2)
@@ -387,11 +409,43 @@ def main() -> int:
             if engine in ("hypercorn", "granian"):
                 prime(server, BOB)
                 rows[f"zengine {engine} {workers}w, bob warm"] = wrk(server, BOB, seconds)
-    with zengine(work, config, "hypercorn", 2, ZENGINE_LOGIN_CACHE__ENABLED="false") as server:
-        rows["zengine hypercorn 2w, alice cold (no cache: argon2id every login)"] = wrk(
-            server, ALICE, seconds, connections=8)
+    if "cold" in only:
+        with zengine(work, config, "hypercorn", 2,
+                     ZENGINE_LOGIN_CACHE__ENABLED="false") as server:
+            rows["zengine hypercorn 2w, alice cold (no cache: argon2id every login)"] = wrk(
+                server, ALICE, seconds, connections=8)
+    storms: list[tuple[str, Storm]] = [("PHP peer", peer_storm)] if peer_storm else []
+    if "storm" in only:
+        storms += restart_storm(work, config, notes)
+    served, workers_rss = 0, []
+    if "rss" in only:
+        # RSS per worker after 50k requests (bounded: at most 12 rounds of `seconds`).
+        with zengine(work, config, "hypercorn", 2) as server:
+            prime(server, ALICE)
+            rss_start = [rss_mb(pid) for pid in worker_pids(server.proc.pid)]
+            for _ in range(4 if args.quick else 12):
+                served += wrk(server, ALICE, seconds).requests
+                if served >= 50_000:
+                    break
+            workers_rss = [rss_mb(pid) for pid in worker_pids(server.proc.pid)]
+        notes.append("RSS per worker right after start and one login each: "
+                     + ", ".join(f"{mb:.0f} MB" for mb in rss_start))
+    if args.quick:
+        notes.append("Run with `--quick` (3 s per row, a shorter RSS run).")
+    if only != GROUPS:
+        notes.append(f"Partial run (`--only {','.join(sorted(only))}`): docs/benchmarks.md "
+                     "left as it was.")
+    text = report(rows, storms, served, workers_rss, seconds, notes)
+    if only == GROUPS:
+        # Only a full run replaces the section: a partial one would drop the other rows.
+        replace_section("returning", text)
+    print(text)
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
 
-    # Restart storm: the users logged in once (yesterday), zengine restarts, all come back.
+
+def restart_storm(work: Path, config: Path, notes: list[str]) -> list[tuple[str, Storm]]:
+    """The users logged in once (yesterday), zengine restarts, all come back."""
     redis_env = guard_redis()
     store = "Redis (shared store)" if redis_env else "in-process (no shared store plugin)"
     with zengine(work, config, "hypercorn", 2, **redis_env) as server:
@@ -416,41 +470,28 @@ def main() -> int:
         notes.append("No plugin offered a shared store (Redis), so the storm ran on the same "
                      "processes after the priming pass instead of after a restart; each worker "
                      "only has the users it saw itself.")
-
-    # RSS per worker after 50k requests (bounded: at most 12 rounds of `seconds`).
-    with zengine(work, config, "hypercorn", 2) as server:
-        prime(server, ALICE)
-        rss_start = [rss_mb(pid) for pid in worker_pids(server.proc.pid)]
-        served = 0
-        for _ in range(4 if args.quick else 12):
-            served += wrk(server, ALICE, seconds).requests
-            if served >= 50_000:
-                break
-        workers_rss = [rss_mb(pid) for pid in worker_pids(server.proc.pid)]
-    notes.append("RSS per worker right after start and one login each: "
-                 + ", ".join(f"{mb:.0f} MB" for mb in rss_start))
-    storms = [("PHP peer", peer_storm),
-              ("zengine hypercorn 2w, priming pass (4 at a time, every password verified)",
+    storms = [("zengine hypercorn 2w, priming pass (4 at a time, every password verified)",
                primed),
               (f"zengine hypercorn 2w after restart, cache in {store}", zen_storm)]
     if guarded is not None:
         storms.append(("the same restart, guard flood limit at its default", guarded))
-    if args.quick:
-        notes.append("Run with `--quick` (3 s per row, a shorter RSS run).")
-    report(rows, storms, served, workers_rss, seconds, notes)
-    shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return storms
+
+
+#: The restart row the storm target compares with the peer's.
+RESTART = "zengine hypercorn 2w after restart"
 
 
 def report(rows: dict[str, Load], storms: list[tuple[str, Storm]], served: int,
-           workers_rss: list[float], seconds: int, notes: list[str]) -> None:
-    peer_storm, zen_storm = storms[0][1], storms[2][1]
-    peer_rate = rows["PHP peer, alice"].rate
-    bare_h2 = rows["bare hypercorn 2w, prebuilt body"].rate
-    zen_h2 = rows["zengine hypercorn 2w, alice warm (cache hit)"].rate
-    fastest_name, fastest = max(
-        ((name, load) for name, load in rows.items()
-         if name.startswith("zengine") and "alice warm" in name), key=lambda item: item[1].rate)
+           workers_rss: list[float], seconds: int, notes: list[str]) -> str:
+    """The section's text; a row or ratio whose rows did not run (``--only``) is left out."""
+    peer = rows.get("PHP peer, alice")
+    bare_h2 = rows.get("bare hypercorn 2w, prebuilt body")
+    zen_h2 = rows.get("zengine hypercorn 2w, alice warm (cache hit)")
+    warm = [(name, load) for name, load in rows.items()
+            if name.startswith("zengine") and "alice warm" in name]
+    peer_storm = next((s for name, s in storms if name == "PHP peer"), None)
+    zen_storm = next((s for name, s in storms if name.startswith(RESTART)), None)
     lines = [
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}, "
         f"load average {LOAD_AT_START} at the start and "
@@ -460,38 +501,46 @@ def report(rows: dict[str, Load], storms: list[tuple[str, Storm]], served: int,
         f"Command: `nox -s bench -- returning` (`bench/returning.py`; wrk -t2 -c32 for "
         f"{seconds}s per row, loopback; zengine with the example config, access log and request "
         "log on, JSON to a file; the PHP peer with its own settings, access log off).",
-        "",
-        "| what | requests/s | x PHP peer | server CPU µs/request | p99 | errors |",
-        "|---|---|---|---|---|---|",
     ]
-    for name, load in rows.items():
-        lines.append(f"| {name} | {load.rate:,.0f} | {load.rate / peer_rate:.2f} | "
-                     f"{load.cpu_us:,.0f} | {load.p99} | {load.errors} |")
-    lines += [
-        "",
-        f"Restart storm: {STORM_USERS:,} distinct returning users (same password, each its own "
-        "stored argon2id hash string at t=1, m=16 MiB), one new connection each, "
-        f"{STORM_CONCURRENCY} at a time:",
-        "",
-        "| server | time to serve all | served | errors | p99 |",
-        "|---|---|---|---|---|",
-        *[f"| {name} | {s.seconds:.2f} s | {s.served:,} | {s.errors} | {s.p99_ms:.0f} ms |"
-          for name, s in storms],
-        "",
-        "Targets:",
-        "",
-        f"- warm login on hypercorn 2w vs bare hypercorn 2w: **{zen_h2 / bare_h2:.2f}x** "
-        "(target ≥ 0.8x)",
-        f"- fastest engine ({fastest_name}) vs the PHP peer: **{fastest.rate / peer_rate:.2f}x** "
-        "(target ≥ 2x)",
-        f"- restart storm, zengine vs peer time: **{zen_storm.seconds / peer_storm.seconds:.2f}x** "
-        f"(target ≤ 1x), {zen_storm.errors} errors, {zen_storm.served:,}/{STORM_USERS:,} served",
-        f"- RSS per worker after {served:,} requests (hypercorn 2w): "
-        + ", ".join(f"{mb:.0f} MB" for mb in workers_rss) + " (target ≤ 100 MB)",
-        *[f"- {note}" for note in notes],
-    ]
-    replace_section("returning", "\n".join(lines))
-    print("\n".join(lines))
+    if rows:
+        lines += [
+            "",
+            "| what | requests/s | x PHP peer | server CPU µs/request | p99 | errors |",
+            "|---|---|---|---|---|---|",
+            *[f"| {name} | {load.rate:,.0f} | "
+              f"{f'{load.rate / peer.rate:.2f}' if peer else '-'} | "
+              f"{load.cpu_us:,.0f} | {load.p99} | {load.errors} |" for name, load in rows.items()],
+        ]
+    if storms:
+        lines += [
+            "",
+            f"Restart storm: {STORM_USERS:,} distinct returning users (same password, each its "
+            "own stored argon2id hash string at t=1, m=16 MiB), one new connection each, "
+            f"{STORM_CONCURRENCY} at a time:",
+            "",
+            "| server | time to serve all | served | errors | p99 |",
+            "|---|---|---|---|---|",
+            *[f"| {name} | {s.seconds:.2f} s | {s.served:,} | {s.errors} | {s.p99_ms:.0f} ms |"
+              for name, s in storms],
+        ]
+    targets = []
+    if zen_h2 and bare_h2:
+        targets.append(f"- warm login on hypercorn 2w vs bare hypercorn 2w: "
+                       f"**{zen_h2.rate / bare_h2.rate:.2f}x** (target ≥ 0.8x)")
+    if warm and peer:
+        fastest_name, fastest = max(warm, key=lambda item: item[1].rate)
+        targets.append(f"- fastest engine ({fastest_name}) vs the PHP peer: "
+                       f"**{fastest.rate / peer.rate:.2f}x** (target ≥ 2x)")
+    if zen_storm and peer_storm:
+        targets.append(f"- restart storm, zengine vs peer time: "
+                       f"**{zen_storm.seconds / peer_storm.seconds:.2f}x** (target ≤ 1x), "
+                       f"{zen_storm.errors} errors, {zen_storm.served:,}/{STORM_USERS:,} served")
+    if workers_rss:
+        targets.append(f"- RSS per worker after {served:,} requests (hypercorn 2w): "
+                       + ", ".join(f"{mb:.0f} MB" for mb in workers_rss)
+                       + " (target ≤ 100 MB)")
+    lines += ["", "Targets:", "", *targets, *[f"- {note}" for note in notes]]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ trusted hop is then the best address known, and a client cannot forge its way pa
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import Protocol
@@ -24,6 +25,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+# Every request parses its peer's address (and the guard's lists compare it): the same few
+# addresses over and over. Addresses are immutable; the bound keeps a flood of new ones (a
+# forged header per request) from growing it.
+@functools.lru_cache(maxsize=4096)
 def parse_address(text: str) -> Address | None:
     """An IP address from a header hop: ``1.2.3.4``, ``1.2.3.4:80``, ``[::1]:80``, ``::1``."""
     text = text.strip().strip('"').strip()

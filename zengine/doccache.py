@@ -97,7 +97,13 @@ class DocumentCache:
     def key(identity: Identity, client: ClientInfo, generations: list[str]) -> tuple[str, ...]:
         # repr(identity) names every field (profile, tenant, groups, overrides, attributes),
         # so two logins that would build different documents never share an entry.
-        return (repr(identity), client.family, str(client.version), client.requested or "",
+        return DocumentCache.key_for(repr(identity), client, generations)
+
+    @staticmethod
+    def key_for(identity_repr: str, client: ClientInfo,
+                generations: list[str]) -> tuple[str, ...]:
+        """:meth:`key` with ``repr(identity)`` made once (the fast path's memo keeps it)."""
+        return (identity_repr, client.family, str(client.version), client.requested or "",
                 *generations)
 
     def get(self, key: tuple[str, ...]) -> Rendered | None:

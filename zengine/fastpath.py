@@ -65,6 +65,8 @@ class _Entry:
     identity: Identity
     generations: tuple[str, ...]
     expires: float
+    #: ``repr(identity)``, the document cache key's first part, made once.
+    identity_repr: str
 
 
 class FastPath:
@@ -107,7 +109,7 @@ class FastPath:
         ttl = min(self.runtime.settings.document_cache.ttl,
                   self.runtime.logins.ttl_for(identity.backend))
         entry = _Entry(self._digest(credentials), identity, tuple(generations),
-                       self._clock() + ttl)
+                       self._clock() + ttl, repr(identity))
         with self._lock:
             self._items[credentials.username] = entry
             self._items.move_to_end(credentials.username)
@@ -163,7 +165,7 @@ class FastPath:
         if generations is None or tuple(generations) != entry.generations:
             return None
         documents = runtime.documents
-        rendered = documents.get(documents.key(entry.identity, client, generations))
+        rendered = documents.get(documents.key_for(entry.identity_repr, client, generations))
         if rendered is None:
             return None
         return Hit(request, runtime, client, entry.identity, rendered)

