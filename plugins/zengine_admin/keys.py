@@ -24,20 +24,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING, Any, Literal
 
 from zengine.errors import BackendUnavailable, ConfigError
 from zengine.settings import resolve_secret
-from zengine.sqltypes import open_sqlite, unavailable_on_error
-from zengine_admin import migrate
-from zengine_admin.schema import API_KEYS
 from zengine_admin.settings import NAME, AdminSettings
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Engine
+
     from zengine.runtime import Runtime
+
+# SQLAlchemy, the schema and Alembic (~25 MB per worker) are imported where a key is first
+# looked at, not with the plugin: the key store is built at every startup, and most servers
+# never see an API key.
 
 Scope = Literal["read", "tokens", "write"]
 SCOPES: tuple[Scope, ...] = ("read", "tokens", "write")
@@ -142,10 +143,15 @@ def _info(row: sa.Row[tuple[object, ...]]) -> ApiKey:
 
 
 def _unavailable_on_error() -> contextlib.AbstractContextManager[None]:
+    from zengine.sqltypes import unavailable_on_error
+
     return unavailable_on_error("api keys")
 
 
-_COLUMNS = [c for c in API_KEYS.c if c.name != "key_hash"]
+def _columns() -> list[sa.Column[Any]]:
+    from zengine_admin.schema import API_KEYS
+
+    return [c for c in API_KEYS.c if c.name != "key_hash"]
 
 
 class KeyStore:
@@ -168,6 +174,10 @@ class KeyStore:
     # -- store -------------------------------------------------------------------------
     def _sql_engine(self) -> Engine | None:
         engine = getattr(self.runtime.state.get("sql"), "engine", None)
+        if engine is None:
+            return None
+        from sqlalchemy.engine import Engine  # loaded already: the SQL backend made one
+
         return engine if isinstance(engine, Engine) else None
 
     def check(self) -> None:
@@ -185,6 +195,9 @@ class KeyStore:
     def engine(self) -> Engine:
         with self._lock:
             if self._engine is None:
+                from zengine.sqltypes import open_sqlite
+                from zengine_admin import migrate
+
                 engine = self._sql_engine() if self.backend == "sql" else None
                 with _unavailable_on_error():
                     if engine is None:
@@ -212,6 +225,10 @@ class KeyStore:
     def create(self, name: str, scope: Scope, *, tenant: str | None = None,
                expires: timedelta | None = None, allow: Sequence[str] = ()) -> CreatedKey:
         """A new key; ``ValueError`` naming the bad argument."""
+        import sqlalchemy as sa
+
+        from zengine_admin.schema import API_KEYS
+
         if not NAME_RE.fullmatch(name):
             raise ValueError(f"--name {name!r}: 1-64 letters, digits, '.', '_', '@', '-', "
                              "starting with a letter or digit")
@@ -248,18 +265,30 @@ class KeyStore:
         return CreatedKey(key, info)
 
     def list(self) -> list[ApiKey]:
+        import sqlalchemy as sa
+
+        from zengine_admin.schema import API_KEYS
+
         with _unavailable_on_error(), self.engine.connect() as conn:
-            rows = conn.execute(sa.select(*_COLUMNS).order_by(API_KEYS.c.name)).all()
+            rows = conn.execute(sa.select(*_columns()).order_by(API_KEYS.c.name)).all()
         return [_info(row) for row in rows]
 
     def get(self, name_or_id: str) -> ApiKey | None:
+        import sqlalchemy as sa
+
+        from zengine_admin.schema import API_KEYS
+
         with _unavailable_on_error(), self.engine.connect() as conn:
-            row = conn.execute(sa.select(*_COLUMNS).where(sa.or_(
+            row = conn.execute(sa.select(*_columns()).where(sa.or_(
                 API_KEYS.c.name == name_or_id, API_KEYS.c.id == name_or_id))).first()
         return _info(row) if row is not None else None
 
     def revoke(self, name_or_id: str) -> ApiKey | None:
         """Revoke a live key by name or id; ``None`` when there is none."""
+        import sqlalchemy as sa
+
+        from zengine_admin.schema import API_KEYS
+
         with _unavailable_on_error(), self.engine.begin() as conn:
             done = conn.execute(API_KEYS.update().where(
                 sa.or_(API_KEYS.c.name == name_or_id, API_KEYS.c.id == name_or_id),
@@ -270,6 +299,10 @@ class KeyStore:
         """Check a presented key. Every path does one primary-key lookup (a malformed key
         looks up an id no key has) and one constant-time digest comparison, so the answer's
         timing tells nothing; the HTTP layer also holds every refusal to the failure floor."""
+        import sqlalchemy as sa
+
+        from zengine_admin.schema import API_KEYS
+
         match = KEY_RE.fullmatch(presented) if len(presented) <= MAX_KEY_LENGTH else None
         key_id = match["id"] if match else "-"
         digest = self.digest(presented if match else "")
@@ -294,6 +327,8 @@ class KeyStore:
         return Checked(info)
 
     def _touch(self, info: ApiKey, client_addr: str, now: datetime) -> None:
+        from zengine_admin.schema import API_KEYS
+
         last = self._touched.get(info.id)
         if last is not None and now - last < LAST_USED_EVERY:
             return

@@ -27,28 +27,34 @@ Events are written by one background thread per process in batches (see
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-
 from zengine.errors import BackendUnavailable, ConfigError
 from zengine.models import AuditEvent
-from zengine.sqltypes import open_sqlite, unavailable_on_error
-from zengine_audit.migrate import MIGRATIONS
-from zengine_audit.schema import EVENTS
+from zengine_audit.records import AuditPage, AuditQuery, AuditRecord, BadCursor
 from zengine_audit.settings import PLUGIN_NAME, AuditSettings
-from zengine_audit.store import AuditPage, AuditQuery, AuditRecord, AuditStore, BadCursor
-from zengine_audit.writer import AuditWriter
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from zengine.runtime import Runtime
+    from zengine_audit.store import AuditStore
+    from zengine_audit.writer import AuditWriter
 
 __all__ = ["AuditPage", "AuditQuery", "AuditRecord", "AuditService", "AuditStats",
            "AuditStoreOff", "BadCursor", "audit_service"]
+
+
+def unavailable_on_error(what: str) -> contextlib.AbstractContextManager[None]:
+    # SQLAlchemy, the schema and Alembic (~25 MB per worker) load only when the store is on
+    # and first used: with the default store = "off" a server never imports them.
+    from zengine.sqltypes import unavailable_on_error
+
+    return unavailable_on_error(what)
 
 
 class AuditStoreOff(RuntimeError):
@@ -75,7 +81,11 @@ class AuditService:
         self._store: AuditStore | None = None
         self._own_engine: Engine | None = None
         self._lock = threading.Lock()
-        self._writer = AuditWriter(lambda: self.store, config) if self.enabled else None
+        self._writer: AuditWriter | None = None
+        if self.enabled:
+            from zengine_audit.writer import AuditWriter
+
+            self._writer = AuditWriter(lambda: self.store, config)
 
     @property
     def enabled(self) -> bool:
@@ -83,6 +93,10 @@ class AuditService:
 
     def _sql_engine(self) -> Engine | None:
         engine = getattr(self.runtime.state.get("sql"), "engine", None)
+        if engine is None:
+            return None
+        from sqlalchemy.engine import Engine  # loaded already: the SQL backend made one
+
         return engine if isinstance(engine, Engine) else None
 
     @property
@@ -115,6 +129,10 @@ class AuditService:
             raise AuditStoreOff("[plugins.audit] store is \"off\"")
         with self._lock:
             if self._store is None:
+                from zengine.sqltypes import open_sqlite
+                from zengine_audit.migrate import MIGRATIONS
+                from zengine_audit.store import AuditStore
+
                 engine = self._sql_engine() if self.backend == "sql" else None
                 with unavailable_on_error("audit"):
                     if engine is None:
@@ -163,6 +181,10 @@ class AuditService:
 
     def count(self) -> int:
         """Rows in the table (tests and ``status``)."""
+        import sqlalchemy as sa
+
+        from zengine_audit.schema import EVENTS
+
         store = self.store
         with unavailable_on_error("audit"), store.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(EVENTS))

@@ -13,9 +13,8 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx2
 import structlog
 
 from zengine import __version__
@@ -24,6 +23,12 @@ from zengine.settings import Settings, resolve_secret
 from zengine_http.breaker import Breaker, BreakerOpen
 from zengine_http.settings import IDEMPOTENT, HttpSettings, RequestSettings
 from zengine_http.template import expand_json, expand_text, expand_url
+
+if TYPE_CHECKING:
+    import httpx2
+
+# httpx2 (~5 MB per worker) is imported where a configured Service uses it, not with the
+# plugin: a server without [plugins.http] base_url never loads it.
 
 T = TypeVar("T")
 log = structlog.get_logger("zengine.http")
@@ -69,6 +74,8 @@ class Service:
     """The configured service. Thread-safe: hooks run in the endpoint's worker threads."""
 
     def __init__(self, config: HttpSettings, settings: Settings) -> None:
+        import httpx2
+
         self.config = config
         headers = {"Accept": "application/json", "User-Agent": f"zengine/{__version__}",
                    **config.headers}
@@ -95,6 +102,8 @@ class Service:
         self.client.close()
 
     def _timeout(self, remaining: float) -> httpx2.Timeout:
+        import httpx2
+
         c = self.config
         return httpx2.Timeout(connect=min(c.connect_timeout, remaining),
                               read=min(c.read_timeout, remaining),
@@ -146,6 +155,8 @@ class Service:
         return result
 
     def _send(self, what: str, request: httpx2.Request) -> Answer:
+        import httpx2
+
         config = self.config
         started = time.monotonic()
         idempotent = request.method in IDEMPOTENT

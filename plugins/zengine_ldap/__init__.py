@@ -9,6 +9,8 @@ The plugin is inert while ``[plugins.ldap] servers`` is empty.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from zengine import hookimpl
 from zengine.errors import ConfigError
 from zengine.models import (
@@ -24,14 +26,25 @@ from zengine.models import (
 from zengine.runtime import Runtime
 from zengine.settings import resolve_secret
 from zengine_ldap import contacts
-from zengine_ldap.auth import LdapBackend
-from zengine_ldap.mapping import NAME
-from zengine_ldap.settings import LdapSettings
+from zengine_ldap.settings import NAME, LdapSettings
+
+if TYPE_CHECKING:
+    from zengine_ldap.auth import LdapBackend
 
 __all__ = ["NAME", "LdapBackend", "LdapSettings"]
 
 #: ``runtime.state`` key of the offered contact service and its profiles.
 CONTACTS = f"{NAME}.contact_service"
+
+
+def __getattr__(name: str) -> Any:
+    # ldap3 (~6 MB per worker) is imported with the backend, only when servers are
+    # configured; ``zengine_ldap.LdapBackend`` still works.
+    if name == "LdapBackend":
+        from zengine_ldap.auth import LdapBackend
+
+        return LdapBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _backend(runtime: Runtime) -> LdapBackend | None:
@@ -57,6 +70,8 @@ def zengine_startup(runtime: Runtime) -> None:
                           f"defined: {', '.join(sorted(runtime.settings.profiles)) or 'none'}")
     password = resolve_secret(config.service_password, config.service_password_file,
                               runtime.settings, "[plugins.ldap] service_password")
+    from zengine_ldap.auth import LdapBackend
+
     # No connection is opened here: a directory that is down must not stop the server.
     runtime.state[NAME] = LdapBackend(config, runtime.settings, password, runtime.logins,
                                        observe=runtime.observe)

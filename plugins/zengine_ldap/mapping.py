@@ -14,9 +14,9 @@ from ldap3.utils.dn import parse_dn
 from pydantic import SecretStr
 
 from zengine.models import Account, Identity
+from zengine_ldap.settings import NAME as NAME  # defined with the settings, which need no ldap3
 from zengine_ldap.settings import LdapSettings
 
-NAME = "ldap"
 #: Key of the user's DN in ``Identity.attributes``.
 DN_ATTRIBUTE = "ldap_dn"
 #: userAccountControl bit ACCOUNTDISABLE ([MS-ADTS] 2.2.16).

@@ -12,9 +12,6 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from ldap3.core.exceptions import LDAPException
-from ldap3.operation.search import parse_filter
-from ldap3.utils.conv import escape_filter_chars
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -30,6 +27,8 @@ from zengine.settings import SecretFile
 from zengine_ldap.contacts import LdapContactService
 
 T = TypeVar("T")
+#: The plugin's name: ``[plugins.ldap]``, the backend in ``[auth] chain``, ``runtime.state``.
+NAME = "ldap"
 
 
 class _Model(BaseModel):
@@ -111,6 +110,12 @@ def template_fields(template: str, allowed: frozenset[str]) -> set[str]:
 
 
 def _check_filter(template: str, allowed: frozenset[str]) -> set[str]:
+    # ldap3 (~6 MB) is imported here, when a configured backend's filters are validated at
+    # load, not by every server that loads the (inert) plugin.
+    from ldap3.core.exceptions import LDAPException
+    from ldap3.operation.search import parse_filter
+    from ldap3.utils.conv import escape_filter_chars
+
     fields = template_fields(template, allowed)
     sample = template.format(**{name: escape_filter_chars("x*") for name in fields})
     try:

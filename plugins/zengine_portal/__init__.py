@@ -6,6 +6,8 @@ Off unless ``[plugins.portal] enabled = true``; needs the ``tokens`` plugin.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import structlog
 from starlette.routing import BaseRoute
 
@@ -13,7 +15,9 @@ from zengine import hookimpl, webforms
 from zengine.models import PluginSettingsSpec
 from zengine.runtime import Runtime
 from zengine_portal.settings import PortalSettings
-from zengine_portal.views import Portal
+
+if TYPE_CHECKING:
+    from zengine_portal.views import Portal
 
 NAME = "portal"
 log = structlog.get_logger("zengine.portal")
@@ -22,6 +26,13 @@ log = structlog.get_logger("zengine.portal")
 @hookimpl
 def zengine_plugin_settings() -> PluginSettingsSpec:
     return PluginSettingsSpec(NAME, PortalSettings)
+
+
+def _portal(runtime: Runtime, config: PortalSettings) -> Portal:
+    # The pages and Jinja2 (~3 MB per worker) are imported only when the portal is on.
+    from zengine_portal.views import Portal
+
+    return Portal(runtime, config, session_key(config, runtime))
 
 
 def session_key(config: PortalSettings, runtime: Runtime) -> str:
@@ -35,7 +46,7 @@ def zengine_register_routes(runtime: Runtime) -> list[BaseRoute] | None:
     config = runtime.config(NAME, PortalSettings)
     if not config.enabled:
         return None
-    portal = Portal(runtime, config, session_key(config, runtime))
+    portal = _portal(runtime, config)
     runtime.state[NAME] = portal
     return portal.routes()
 
@@ -48,4 +59,4 @@ def zengine_startup(runtime: Runtime) -> None:
         # Started without the app (``zengine check-config``): check all that building the
         # page checks (tokens plugin, logo, session key), so a bad setup is found before
         # ``serve``.
-        Portal(runtime, config, session_key(config, runtime))
+        _portal(runtime, config)

@@ -17,30 +17,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Engine
-
 from zengine.errors import BackendUnavailable, ConfigError, LoginFailed, NoAccounts
 from zengine.models import AuditEvent, Readiness
-from zengine.sqltypes import open_sqlite, unavailable_on_error
-from zengine_tokens import links, migrate
+from zengine_tokens import links
 from zengine_tokens.qr import qr_png, qr_svg, qr_text
-from zengine_tokens.schema import TOKENS
-from zengine_tokens.settings import PLUGIN_NAME, TokensSettings
-from zengine_tokens.store import (
+from zengine_tokens.rows import (
     MAX_TOKEN_LENGTH,
     Consumed,
     State,
     TokenRow,
-    TokenStore,
     digest,
     new_token,
     utcnow,
 )
+from zengine_tokens.settings import PLUGIN_NAME, TokensSettings
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from zengine.runtime import Runtime
+    from zengine_tokens.store import TokenStore
 
 __all__ = ["IssuedToken", "TokenInfo", "TokenService", "qr_png", "qr_svg", "qr_text",
            "token_service"]
@@ -97,7 +93,20 @@ def _info(row: TokenRow, now: datetime) -> TokenInfo:
 
 
 def _unavailable_on_error() -> contextlib.AbstractContextManager[None]:
+    from zengine.sqltypes import unavailable_on_error
+
     return unavailable_on_error("tokens")
+
+
+def sql_engine_of(runtime: Runtime) -> Engine | None:
+    """The SQL backend's engine when it has one; SQLAlchemy is imported only then (it is
+    loaded already): a server whose tokens are never used never imports it."""
+    engine = getattr(runtime.state.get("sql"), "engine", None)
+    if engine is None:
+        return None
+    from sqlalchemy.engine import Engine
+
+    return engine if isinstance(engine, Engine) else None
 
 
 class TokenService:
@@ -114,9 +123,7 @@ class TokenService:
 
     # -- store -------------------------------------------------------------------------
     def _sql_engine(self) -> Engine | None:
-        state = self.runtime.state.get("sql")
-        engine = getattr(state, "engine", None)
-        return engine if isinstance(engine, Engine) else None
+        return sql_engine_of(self.runtime)
 
     def check(self) -> None:
         """Refuse a store choice that cannot work (called at startup)."""
@@ -143,6 +150,11 @@ class TokenService:
     def store(self) -> TokenStore:
         with self._lock:
             if self._store is None:
+                # The database layer loads with the first token operation, not at startup.
+                from zengine.sqltypes import open_sqlite
+                from zengine_tokens import migrate
+                from zengine_tokens.store import TokenStore
+
                 engine = self._sql_engine() if self.backend == "sql" else None
                 with _unavailable_on_error():
                     if engine is None:
@@ -165,20 +177,9 @@ class TokenService:
 
     def readiness(self) -> Readiness:
         """Whether the store can answer, without creating or migrating anything."""
-        try:
-            if self._store is not None:
-                with self._store.engine.connect() as conn:
-                    conn.execute(sa.select(sa.func.count()).select_from(TOKENS))
-                return Readiness(PLUGIN_NAME, True)
-            engine = self._sql_engine() if self.backend == "sql" else None
-            if engine is not None:
-                migrate.current(engine)  # reachable; the schema is brought up at first use
-                return Readiness(PLUGIN_NAME, True)
-        except sa_exc.SQLAlchemyError as exc:
-            orig = getattr(exc, "orig", None) or exc
-            return Readiness(PLUGIN_NAME, False, "token store unreachable",
-                             f"{type(orig).__name__}: {(str(orig).splitlines() or [''])[0]}"
-                             [:200])
+        engine = self._sql_engine() if self.backend == "sql" else None
+        if self._store is not None or engine is not None:
+            return self._reachable(engine)
         # Not opened yet: the file, or the nearest directory it would be created in, must be
         # writable by this user.
         path = self.runtime.settings.resolve_path(self.config.sqlite_path)
@@ -193,6 +194,26 @@ class TokenService:
             return Readiness(PLUGIN_NAME, False, "token store not writable",
                              f"{path}: {target} is not a writable "
                              f"{'file' if target == path else 'directory'}")
+        return Readiness(PLUGIN_NAME, True)
+
+    def _reachable(self, engine: Engine | None) -> Readiness:
+        import sqlalchemy as sa
+        from sqlalchemy import exc as sa_exc
+
+        from zengine_tokens import migrate
+        from zengine_tokens.schema import TOKENS
+
+        try:
+            if self._store is not None:
+                with self._store.engine.connect() as conn:
+                    conn.execute(sa.select(sa.func.count()).select_from(TOKENS))
+            elif engine is not None:
+                migrate.current(engine)  # reachable; the schema is brought up at first use
+        except sa_exc.SQLAlchemyError as exc:
+            orig = getattr(exc, "orig", None) or exc
+            return Readiness(PLUGIN_NAME, False, "token store unreachable",
+                             f"{type(orig).__name__}: {(str(orig).splitlines() or [''])[0]}"
+                             [:200])
         return Readiness(PLUGIN_NAME, True)
 
     # -- urls --------------------------------------------------------------------------

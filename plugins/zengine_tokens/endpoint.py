@@ -32,8 +32,8 @@ from zengine.request import build_request
 from zengine.transforms import apply_transforms
 from zengine.xmlio import error_document, serialize
 from zengine_tokens.api import TokenService, token_service
+from zengine_tokens.rows import Consumed, TokenRow
 from zengine_tokens.settings import PLUGIN_NAME, TokensSettings
-from zengine_tokens.store import Consumed, TokenRow
 
 if TYPE_CHECKING:
     from zengine.runtime import Runtime

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
-import segno
+if TYPE_CHECKING:
+    import segno
 
 # Medium error correction: a link of ~130 characters stays a small symbol that phones read
 # from a screen at arm's length.
@@ -12,6 +14,9 @@ _ERROR = "m"
 
 
 def _make(text: str) -> segno.QRCode:
+    # Imported here: a server that never draws a QR code does not pay for segno (~3 MB).
+    import segno
+
     return segno.make(text, error=_ERROR, micro=False)
 
 
