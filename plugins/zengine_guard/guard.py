@@ -162,10 +162,13 @@ class Guard:
                     logins: LoginCache | None) -> tuple[str, str] | None:
         """(store key, Redis key) of the user's verified-login entry, when the login cache
         lives on this guard's Redis: the check reads it too, saving the cache a round trip."""
+        if logins is None or attempt.kind != "password" or not logins.settings.enabled \
+                or self.redis_client is None:
+            return None
+        # Only with the guard on Redis (redis is loaded then): a worker without it never
+        # imports redis (tests/test_lean_imports.py).
         from zengine_guard.store import RedisStore
 
-        if logins is None or attempt.kind != "password" or not logins.settings.enabled:
-            return None
         entries = logins.entries
         if not isinstance(entries, RedisStore) or entries.client is not self.redis_client:
             return None
