@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
+import queue
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
-import anyio
 import structlog
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import ClientDisconnect, Request
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from zengine import doccache, health
 from zengine.addresses import ClientAddresses
@@ -28,7 +33,7 @@ from zengine.pipeline import Reply, handle
 from zengine.request import build_request
 from zengine.runtime import Runtime, build_runtime
 from zengine.settings import Settings
-from zengine.tenancy import SCOPE_KEY, PathKeyMask, keyed_paths
+from zengine.tenancy import SCOPE_KEY, PathKeyMask, keyed_paths, mask_scope
 from zengine.web import plugin_routes
 from zengine.xmlio import error_document
 
@@ -43,25 +48,30 @@ _SERVED_HEADERS = tuple((k.lower().encode("latin-1"), v.encode("latin-1"))
 _CONTENT_TYPE = (b"content-type", XML_MEDIA_TYPE.encode("latin-1"))
 #: Answers held until ``[auth] failure_floor_ms`` after the request arrived.
 HELD_UNTIL_FLOOR = frozenset({LoginFailed.kind, TooManyAttempts.kind})
+_NOT_ALLOWED = "Method not allowed: use GET or POST."
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    if request.method != "POST":
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    if scope["method"] != "POST":
         return b""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = Headers(scope=scope).get("content-type", "").split(";")[0].strip().lower()
     if content_type not in ("", "application/x-www-form-urlencoded"):
         raise BadRequest(f"unsupported content type {content_type!r}",
                          public_message="Bad request: send form-encoded parameters.")
     body = bytearray()
-    try:
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > limit:
-                raise BadRequest("request body too large",
-                                 public_message="Bad request: request body too large.")
-    except ClientDisconnect:
-        raise BadRequest("client disconnected while sending the body") from None
-    return bytes(body)
+    # Bounded by the sender: each message is one receive, the body ends at more_body=False.
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BadRequest("client disconnected while sending the body")
+        if message["type"] != "http.request":
+            continue
+        body.extend(message.get("body", b""))
+        if len(body) > limit:
+            raise BadRequest("request body too large",
+                             public_message="Bad request: request body too large.")
+        if not message.get("more_body", False):
+            return bytes(body)
 
 
 def _error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -72,8 +82,7 @@ def _error_response(status: int, message: str, headers: dict[str, str] | None = 
 async def _http_error(request: Request, exc: Exception) -> Response:
     """404 and 405 answer with Zoiper's error document too, not Starlette's plain text."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
-    messages = {404: "Not found: this is not a provisioning URL.",
-                405: "Method not allowed: use GET or POST."}
+    messages = {404: "Not found: this is not a provisioning URL.", 405: _NOT_ALLOWED}
     # Starlette's Allow lists HEAD, which provisioning paths refuse (see the endpoint).
     headers = {"Allow": "GET, POST"} if status == 405 else {}
     return _error_response(status, messages.get(status, "Bad request."), headers)
@@ -93,17 +102,131 @@ async def _answer(reply: Reply, arrived: float, failure_floor_ms: int) -> Respon
 
 
 Front = Callable[[Scope, Receive, Send], Awaitable[bool]]
+#: Provisioning requests in worker threads at once, per process (anyio's default too).
+PROVISION_THREADS = 40
+
+
+class Offload:
+    """The worker threads of the long path: at most ``limit`` requests at a time, each with
+    a deadline. A thread stuck past its deadline is abandoned (its result discarded) and
+    gives its slot back at once; up to ``3 * limit`` such threads can be replaced by new
+    ones, past that a request waits for a thread until its own deadline (503).
+
+    Not ``anyio.to_thread``: its limiter, cancel scopes and per-call bookkeeping cost about a
+    fifth of a returning login's CPU on the long path (profiled, docs/benchmarks.md). Threads
+    are daemons, so a backend call stuck for good cannot hold up the worker's exit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._cap = 4 * limit
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        #: Threads waiting for a job, less the jobs queued (negative: jobs wait for one).
+        self._idle = 0
+        self._threads = 0
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+    async def run(self, work: Callable[[], Reply], deadline: float) -> Reply | None:
+        """``work()`` in a thread, in a copy of this context (what it binds stays with
+        this request); ``None`` when the deadline passed first."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            # A semaphore belongs to one event loop (tests run several, one after another).
+            self._slots = (loop, asyncio.Semaphore(self.limit))
+        slots = self._slots[1]
+        try:
+            async with asyncio.timeout(deadline), slots:
+                future: asyncio.Future[Reply] = loop.create_future()
+                self._submit((loop, future, contextvars.copy_context(), work))
+                return await future
+        except TimeoutError:
+            return None
+
+    def _submit(self, job: _Job) -> None:
+        with self._lock:
+            self._idle -= 1
+            spawn = self._idle < 0 and self._threads < self._cap
+            if spawn:
+                self._idle += 1
+                self._threads += 1
+        self._jobs.put(job)
+        if spawn:
+            threading.Thread(target=self._serve, name="zengine-request", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:  # for the life of the process, one job at a time
+            loop, future, context, work = self._jobs.get()
+            try:
+                result: Reply | BaseException = context.run(work)
+            except BaseException as exc:
+                result = exc
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, future, result)
+            with self._lock:
+                self._idle += 1
+
+
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Reply]", contextvars.Context,
+             Callable[[], Reply]]
+
+
+def _settle(future: asyncio.Future[Reply], result: Reply | BaseException) -> None:
+    if future.done():
+        return  # abandoned at its deadline
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+@dataclass(frozen=True)
+class Direct:
+    """The provisioning paths, answered without Starlette's middleware and router."""
+
+    paths: frozenset[str]
+    #: The provisioning endpoint behind Starlette's last-resort 500 (plain text, as for
+    #: every other route).
+    app: ASGIApp
+    #: ``/t/<key>/...`` is masked (:class:`~zengine.tenancy.PathKeyMask`) before the lookup.
+    masked: bool
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    call: Callable[[Scope, Receive, Send], Awaitable[None]]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.call(scope, receive, send)
+
+
+#: What Starlette answers a provisioning path for any other method (``_http_error``).
+_METHODS = frozenset({"GET", "POST", "HEAD"})
 
 
 class ZengineApp(Starlette):
-    """Starlette, with the fast path (:mod:`zengine.fastpath`) in front of its middleware."""
+    """Starlette, with the fast path (:mod:`zengine.fastpath`) and then the provisioning
+    endpoint in front of its middleware: the router and the middleware stack cost more than
+    the pipeline of a cached login, and every provisioning request is on a fixed path."""
 
     front: Front | None = None
+    direct: Direct | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.front is not None and scope["type"] == "http" \
-                and await self.front(scope, receive, send):
-            return
+        if scope["type"] == "http":
+            if self.front is not None and await self.front(scope, receive, send):
+                return
+            direct = self.direct
+            if direct is not None and not scope.get("root_path"):
+                if direct.masked:
+                    # What PathKeyMask does (once: it is idempotent); the scope is a dict.
+                    mask_scope(cast(dict[str, Any], scope))
+                if scope["path"] in direct.paths:
+                    if scope["method"] in _METHODS:
+                        await direct.app(scope, receive, send)
+                    else:
+                        await _error_response(405, _NOT_ALLOWED, {"Allow": "GET, POST"})(
+                            scope, receive, send)
+                    return
         await super().__call__(scope, receive, send)
 
 
@@ -115,58 +238,57 @@ def create_app(
     rt = runtime or build_runtime(settings, load_entrypoints=load_entrypoints, plugins=plugins)
     addresses = ClientAddresses(settings.server.trusted_proxies)
 
-    async def provision_endpoint(request: Request) -> Response:
+    async def provision_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        """Every provisioning request's ASGI app: called straight from :class:`ZengineApp`
+        (no middleware or router in between) or through its Starlette route, alike."""
         arrived = time.monotonic()
-        response, outcome, family, tenant = await answer(request, arrived)
+        response, outcome, family, tenant = await answer(scope, receive, arrived)
         rt.hooks.request_finished(RequestSummary(
-            request.scope["path"], response.status_code, outcome, family,
+            scope["path"], response.status_code, outcome, family,
             time.monotonic() - arrived, tenant), rt)
-        return response
+        await response(scope, receive, send)
 
-    async def answer(request: Request,
+    async def answer(scope: Scope, receive: Receive,
                      arrived: float) -> tuple[Response, str, str | None, str]:
-        if request.method == "HEAD":
+        if scope["method"] == "HEAD":
             # Starlette adds HEAD to GET routes; a login must not run without a body to send.
-            return _error_response(405, "Method not allowed: use GET or POST.",
-                                   {"Allow": "GET, POST"}), "method", None, ""
+            return _error_response(405, _NOT_ALLOWED, {"Allow": "GET, POST"}), \
+                "method", None, ""
         body = b""
         early_error: BadRequest | None = None
         try:
             # However slowly it trickles, a body gets this long in all (read_timeout only
             # bounds the silence between two bytes).
             async with asyncio.timeout(settings.server.body_timeout):
-                body = await _read_body(request, settings.server.max_body_bytes)
+                body = await _read_body(scope, receive, settings.server.max_body_bytes)
         except BadRequest as exc:
             early_error = exc
         except TimeoutError:
-            log.info("provision.body_timeout", path=request.url.path)
+            log.info("provision.body_timeout", path=scope["path"])
             return _error_response(408, "Bad request: the request body took too long.",
                                    {"Connection": "close"}), "body_timeout", None, ""
 
-        path = request.url.path
+        path: str = scope["path"]
+        headers = Headers(scope=scope)
+        peer = scope.get("client")
         # The real client (trusted proxies' headers applied): for the log, audit and limits.
-        client_addr = addresses.resolve(request.client.host if request.client else "",
-                                        request.headers)
+        client_addr = addresses.resolve(peer[0] if peer else "", headers)
 
         def make() -> ProvisionRequest:
             if early_error is not None:
                 raise early_error
             return build_request(
                 path=path,
-                query=request.scope.get("query_string", b""),
+                query=scope.get("query_string", b""),
                 body=body,
-                headers=request.headers,
+                headers=headers,
                 client_addr=client_addr,
                 settings=settings,
-                path_key=request.scope.get(SCOPE_KEY),
+                path_key=scope.get(SCOPE_KEY),
             )
 
         work = functools.partial(handle, make, rt, path=path, client_addr=client_addr)
-        # The backend part has a deadline whatever the backend does; a thread stuck past it
-        # is abandoned (its result discarded) and gives its worker slot back.
-        reply: Reply | None = None
-        with anyio.move_on_after(settings.server.backend_timeout):
-            reply = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        reply = await threads.run(work, settings.server.backend_timeout)
         if reply is None:
             log.warning("provision.deadline", path=path,
                         backend_timeout=settings.server.backend_timeout)
@@ -175,6 +297,7 @@ def create_app(
         return response, reply.outcome, reply.family, reply.tenant
 
     provisioning = frozenset(_paths(settings))
+    threads = Offload(PROVISION_THREADS)
 
     async def front(scope: Scope, receive: Receive, send: Send) -> bool:
         """Answer a fully cached login here and return ``True``; else ``False`` having done
@@ -223,13 +346,18 @@ def create_app(
         finally:
             await run_in_threadpool(rt.stop)
 
-    routes: list[BaseRoute] = [Route(path, provision_endpoint, methods=["GET", "POST"])
+    # An ASGI app, not a function: Starlette would call a function with a Request.
+    endpoint = _Endpoint(provision_endpoint)
+    routes: list[BaseRoute] = [Route(path, endpoint, methods=["GET", "POST"])
                                for path in _paths(settings)]
     middleware = []
-    if "path_key" in rt.resolver.order and rt.resolver.enabled:
+    direct = set(provisioning)
+    masked = "path_key" in rt.resolver.order and rt.resolver.enabled
+    if masked:
         # /t/<key>/id.php, seen by everything after the mask as /t/~/id.php.
-        routes.extend(Route(path, provision_endpoint, methods=["GET", "POST"])
+        routes.extend(Route(path, endpoint, methods=["GET", "POST"])
                       for path in keyed_paths(_paths(settings)))
+        direct.update(keyed_paths(_paths(settings)))
         middleware.append(Middleware(PathKeyMask))
     routes.extend(health.routes(rt))
     routes.extend(plugin_routes(rt.hooks.register_routes(rt),
@@ -238,6 +366,7 @@ def create_app(
     app = ZengineApp(routes=routes, lifespan=lifespan, middleware=middleware,
                      exception_handlers={404: _http_error, 405: _http_error})
     app.front = front
+    app.direct = Direct(frozenset(direct), ServerErrorMiddleware(endpoint), masked)
     # No slash redirect: it would echo the query (the password) in a Location built from the
     # client's Host header. ``/id.php/`` is a 404 error document like any unknown path.
     app.router.redirect_slashes = False
