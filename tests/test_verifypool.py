@@ -304,3 +304,25 @@ def test_passwords_pool_takes_the_nice_setting() -> None:
 
     assert Passwords(PasswordSettings()).pool.nice == 10
     assert Passwords(PasswordSettings(pool_nice=0)).pool.nice == 0
+
+
+def test_an_address_that_comes_later_starts_at_the_virtual_time() -> None:
+    """A lane that arrives while another's backlog is being served starts at the tag of the
+    verification started last, not at 0: it takes turns with the backlog instead of running
+    its whole burst first (which would starve a lane busy since long before)."""
+    with pool(1, 16) as (p, rec):
+        later: list[Future[str]] = []
+
+        def a3() -> str:
+            rec.order.append("a3")
+            later.extend(p.submit(rec.job(f"b{i}"), B) for i in range(1, 4))
+            return "a3"
+
+        first = p.submit(rec.blocker("a1"), A)
+        assert rec.started.wait(10)
+        backlog = [p.submit(rec.job("a2"), A), p.submit(a3, A),
+                   *(p.submit(rec.job(f"a{i}"), A) for i in range(4, 7))]
+        rec.gate.set()
+        settle([first, *backlog])
+        settle(later)
+    assert rec.order == ["a1", "a2", "a3", "b1", "a4", "b2", "a5", "b3", "a6"]
