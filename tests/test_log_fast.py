@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import json
 import logging
 import re
 from pathlib import Path
@@ -198,3 +199,29 @@ def test_granian_access_line_straight_to_the_handler_matches_stdlib(
     assert fast.count("\n") == 1
     _same(fast, slow)
     assert "hunter2" not in fast and '"GET /id.php HTTP/1.1\\" 200' in fast
+
+
+def test_held_lines_go_out_together_whole_and_in_order(
+        stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    handler = zlog._Output.handler
+    assert handler is not None
+    writes: list[str] = []
+    real = handler._write
+    monkeypatch.setattr(handler, "_write", lambda line, record=None: (
+        writes.append(line), real(line, record)))
+    log = structlog.get_logger("zengine.test")
+    with zlog.held_lines():
+        log.info("one", n=1)
+        log.info("two", n=2)
+        assert stream.getvalue() == "" and writes == []
+        # Longer than one held write (values are cut at 512 characters: many of them).
+        log.info("big", **{f"blob{n}": "x" * 500 for n in range(zlog.HELD_MAX // 500 + 1)})
+        log.info("three", n=3)
+    lines = stream.getvalue().splitlines()
+    assert [json.loads(line)["event"] for line in lines] == ["one", "two", "big", "three"]
+    assert len(writes) == 3 and all(len(w) <= zlog.HELD_MAX or w.count("\n") == 1
+                                    for w in writes)
+    assert writes[0].count("\n") == 2  # "one" and "two" in one write
+    # Outside a block every line is written at once.
+    log.info("four")
+    assert stream.getvalue().splitlines()[-1].startswith('{"event": "four"')

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import logging
 import re
+import select
 import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -178,6 +180,21 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         return True
 
     def write_line(self, line: str, record: logging.LogRecord | None = None) -> None:
+        held = _HELD.get()
+        if held is not None and record is None and line.isascii():
+            # Inside held_lines(): kept for one write with the request's other lines.
+            if held.handler is None:
+                held.handler = self
+            if held.handler is self:
+                if held.size + len(line) > HELD_MAX:
+                    held.release()
+                if len(line) <= HELD_MAX:
+                    held.lines.append(line)
+                    held.size += len(line)
+                    return
+        self._write(line, record)
+
+    def _write(self, line: str, record: logging.LogRecord | None = None) -> None:
         with self.lock:  # type: ignore[union-attr]
             try:
                 stream = sys.stderr if self.follow_stderr else self.stream
@@ -187,6 +204,50 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 if record is not None:
                     self.handleError(record)
 
+
+
+#: The most one write of held lines carries: up to ``PIPE_BUF`` a write to a pipe that other
+#: worker processes write to as well (a journal, a supervisor) is never interleaved with
+#: theirs, so every line stays whole. JSON lines are ASCII: characters are bytes.
+HELD_MAX = select.PIPE_BUF
+
+
+class _Held:
+    __slots__ = ("handler", "lines", "size")
+
+    def __init__(self) -> None:
+        self.handler: LineHandler | None = None
+        self.lines: list[str] = []
+        self.size = 0
+
+    def release(self) -> None:
+        if self.lines and self.handler is not None:
+            self.handler._write("".join(self.lines))
+        self.lines.clear()
+        self.size = 0
+
+
+_HELD: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("zengine_held_lines",
+                                                                    default=None)
+
+
+class held_lines:
+    """The lines zengine's events write in this block (this thread, this task) go out
+    together when it ends: one ``write`` and ``flush`` per request instead of one per line
+    (each is a system call, and under load the GIL changes hands at every one). Nothing is
+    held past the block: a line is only late by the rest of its request; none is held for
+    a later request, so none waits at exit. Stdlib records (hypercorn's, a traceback's
+    handler) and non-ASCII lines are written at once, as before."""
+
+    __slots__ = ("_held", "_token")
+
+    def __enter__(self) -> None:
+        self._held = _Held()
+        self._token = _HELD.set(self._held)
+
+    def __exit__(self, *exc: object) -> None:
+        _HELD.reset(self._token)
+        self._held.release()
 
 
 def _line(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:

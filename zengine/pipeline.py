@@ -24,6 +24,7 @@ from zengine.errors import (
     TooManyAttempts,
     ZengineError,
 )
+from zengine.log import held_lines
 from zengine.logincache import prefetching
 from zengine.models import (
     UNKNOWN_TENANT,
@@ -314,7 +315,9 @@ def handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime, *,
     tokens = structlog.contextvars.bind_contextvars(
         request_id=os.urandom(8).hex(), path=path, client_addr=client_addr)
     try:
-        return _handle(make_request, runtime, hit)
+        # The request's lines (audit, provision.request) in one write (zengine.log).
+        with held_lines():
+            return _handle(make_request, runtime, hit)
     finally:
         structlog.contextvars.reset_contextvars(**tokens)
 
