@@ -367,3 +367,38 @@ def test_fast_and_long_path_agree_on_tenants(tmp_path: Path,
     assert len(tenants["acme"].fast) == 1 and len(tenants["globex"].fast) == 1
     assert b"acme-sip-alice" in fast[0][4] and b"globex-sip-alice" in fast[1][4]
     assert sum(answer[2] == 200 for answer in fast) >= 12
+
+
+def test_a_request_that_falls_through_is_parsed_once(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path's parse of a request it cannot answer (a first login, a wrong password)
+    is the long path's: build_request runs once per request, and the answers are as before."""
+    import zengine.app
+    import zengine.request
+
+    calls: list[str] = []
+    real = zengine.request.build_request
+
+    def counting(**kwargs: Any) -> Any:
+        calls.append(kwargs["path"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(zengine.request, "build_request", counting)
+    monkeypatch.setattr(zengine.app, "build_request", counting)
+    app = _app(tmp_path, True, ("recorder", Recorder()))
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        runtime: Runtime = app.state.runtime
+        url = "/id.php?username=alice&password=wonderland&version=1.14"
+        home = {"X-Forwarded-For": HOME}
+        first = client.get(url, headers=home)  # a miss: the long path serves it
+        assert first.status_code == 200 and b"<account>" in first.content
+        assert calls == ["/id.php"] and len(runtime.fast) == 1
+        again = client.get(url, headers=home)  # a hit
+        assert again.content == first.content and calls == ["/id.php"] * 2
+        wrong = client.get(url.replace("wonderland", "nope"), headers=home)  # falls through
+        assert wrong.status_code == 200 and b"<account>" not in wrong.content
+        assert calls == ["/id.php"] * 3
+        # A POST never passes the fast path: the long path parses it.
+        posted = client.post("/id.php", data={"username": "alice", "password": "wonderland",
+                                              "version": "1.14"}, headers=home)
+        assert posted.content == first.content and calls == ["/id.php"] * 4

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from zengine import doccache, health
 from zengine.addresses import ClientAddresses
 from zengine.errors import BackendUnavailable, BadRequest, LoginFailed, TooManyAttempts
+from zengine.fastpath import PARSED_KEY
 from zengine.models import ProvisionRequest, RequestSummary
 from zengine.pipeline import Reply, handle
 from zengine.request import build_request
@@ -277,6 +278,9 @@ def create_app(
         def make() -> ProvisionRequest:
             if early_error is not None:
                 raise early_error
+            parsed = scope.get(PARSED_KEY)
+            if parsed is not None and not body and scope.get(SCOPE_KEY) is None:
+                return cast(ProvisionRequest, parsed)  # the fast path's, from this scope
             return build_request(
                 path=path,
                 query=scope.get("query_string", b""),
@@ -311,7 +315,7 @@ def create_app(
         peer = scope.get("client")
         client_addr = addresses.resolve(peer[0] if peer else "", headers)
         hit = rt.fast.lookup(path=path, query=scope.get("query_string", b""), headers=headers,
-                             client_addr=client_addr)
+                             client_addr=client_addr, parsed=cast(dict[str, Any], scope))
         if hit is None:
             return False
         reply = handle(lambda: hit.request, rt, path=path, client_addr=client_addr, hit=hit)

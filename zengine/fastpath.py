@@ -32,7 +32,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from zengine.runtime import Runtime
 
 log = structlog.get_logger("zengine.fastpath")
+#: The scope key under which :meth:`FastPath.lookup` leaves the request it parsed (before the
+#: tenant step) for the long path: a ``GET`` without a path key, built from the same scope.
+PARSED_KEY = "zengine.parsed_request"
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,7 @@ class FastPath:
             self._items.clear()
 
     def lookup(self, *, path: str, query: bytes, headers: Mapping[str, str],
-               client_addr: str) -> Hit | None:
+               client_addr: str, parsed: dict[str, Any] | None = None) -> Hit | None:
         """The cached answer's parts for this request, or ``None``: take the long path.
 
         Only pure steps run before the decision (parsing, the tenant, client detection), so
@@ -133,7 +136,8 @@ class FastPath:
         line was logged. Anything unusual falls through and the long path answers it.
         Everything request-dependent is decided by the functions the long path calls
         (``build_request``, ``resolve_tenant``/``runtime_for``, ``admit``); the memo is the
-        serving (tenant's) runtime's, keyed by the username the tenant step left.
+        serving (tenant's) runtime's, keyed by the username the tenant step left. The parsed
+        request is left in ``parsed`` (the ASGI scope) under :data:`PARSED_KEY`.
         """
         from zengine.request import build_request
         from zengine.tenancy import resolve_tenant, runtime_for
@@ -141,6 +145,11 @@ class FastPath:
         try:
             request = build_request(path=path, query=query, body=b"", headers=headers,
                                     client_addr=client_addr, settings=self.runtime.settings)
+            if parsed is not None:
+                # A pure result the long path would compute again from the same scope when
+                # this request falls through (a first login, another password): it takes it
+                # from here (zengine.app, ``make``).
+                parsed[PARSED_KEY] = request
             request = resolve_tenant(request, self.runtime)
             runtime = runtime_for(request, self.runtime)
             return runtime.fast._lookup(request)
