@@ -29,7 +29,7 @@ from zengine.models import (
 )
 from zengine.passwords import Passwords, PasswordSettings, VerifyPool
 from zengine.pipeline import check_login
-from zengine.runtime import Runtime
+from zengine.runtime import Runtime, build_runtime
 from zengine.settings import settings_from_mapping
 from zengine.store import MemoryStore, SharedStore
 from zengine.testing import plugin_list
@@ -201,6 +201,22 @@ def test_verify_pool_size_defaults_to_the_cores() -> None:
     import os
 
     assert VerifyPool(0, 4).size == (os.cpu_count() or 1)
+
+
+def test_workers_share_the_cores_for_verifications(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each worker process builds its own pool: with the default size they divide the cores,
+    so 2 workers on 2 cores run 2 argon2 verifications at once, not 4 at half speed."""
+    import zengine.passwords as passwords_module
+
+    monkeypatch.setattr(passwords_module, "cores", lambda: 4)
+    sized = {workers: Passwords(PasswordSettings(), workers=workers).pool.size
+             for workers in (1, 2, 3, 8)}
+    assert sized == {1: 4, 2: 2, 3: 1, 8: 1}
+    # An explicit size is per worker, whatever the count.
+    assert Passwords(PasswordSettings(pool_size=3), workers=8).pool.size == 3
+    runtime = build_runtime(settings_from_mapping({"server": {"workers": 2}}, environ={}),
+                            load_entrypoints=False)
+    assert runtime.passwords.pool.size == 2
 
 
 def test_password_verification_runs_in_the_pool_off_the_event_loop() -> None:

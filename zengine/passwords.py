@@ -32,7 +32,9 @@ class PasswordSettings(BaseModel):
     time_cost: int = Field(3, ge=1, le=64)
     memory_kib: int = Field(65536, ge=8, le=4 * 1024 * 1024)
     parallelism: int = Field(4, ge=1, le=64)
-    #: Verifications that run at once; 0 means one per CPU core.
+    #: Verifications that run at once in each worker process; 0 shares the CPU cores among
+    #: ``[server] workers`` (at least one each), so that two workers on two cores run two
+    #: verifications at once, not four that each take twice as long.
     pool_size: int = Field(0, ge=0, le=256)
     #: Verifications that may wait for a free slot, served fairly across client addresses
     #: (:mod:`zengine.verifypool`); beyond that a login is answered at once with ``503`` +
@@ -52,7 +54,8 @@ class PasswordSettings(BaseModel):
 
 class Passwords:
     def __init__(self, settings: PasswordSettings | None = None, *,
-                 observe: Callable[[Observation], None] | None = None) -> None:
+                 observe: Callable[[Observation], None] | None = None,
+                 workers: int = 1) -> None:
         self.settings = settings or PasswordSettings()
         #: Told of every verification actually run (``password.argon2``, ``real`` or
         #: ``dummy``): the runtime passes :meth:`~zengine.runtime.Runtime.observe`.
@@ -62,7 +65,8 @@ class Passwords:
             parallelism=self.settings.parallelism, type=Type.ID)
         #: Every :meth:`verify` runs here, in the lane of the login in progress; see
         #: :mod:`zengine.verifypool`.
-        self.pool = VerifyPool(self.settings.pool_size, self.settings.pool_queue,
+        size = self.settings.pool_size or max(1, cores() // max(1, workers))
+        self.pool = VerifyPool(size, self.settings.pool_queue,
                                self.settings.pool_nice)
 
     def hash(self, password: str) -> str:

@@ -49,7 +49,9 @@ class Runtime:
     @cached_property
     def passwords(self) -> Passwords:
         """argon2id with the ``[passwords]`` parameters: hash, verify, needs_rehash."""
-        return Passwords(self.settings.passwords, observe=self.observe)
+        # Every worker process builds its own pool: they share the cores between them.
+        return Passwords(self.settings.passwords, observe=self.observe,
+                         workers=self.settings.server.workers)
 
     @cached_property
     def logins(self) -> logincache.LoginCache:
