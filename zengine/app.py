@@ -171,6 +171,11 @@ _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Reply]", contextvars.Con
              Callable[[], Reply]]
 
 
+#: One pool per process, for every app built in it: a reloaded app (SIGHUP) reuses the
+#: threads instead of leaving the old app's idle ones behind.
+OFFLOAD = Offload(PROVISION_THREADS)
+
+
 def _settle(future: asyncio.Future[Reply], result: Reply | BaseException) -> None:
     if future.done():
         return  # abandoned at its deadline
@@ -301,7 +306,7 @@ def create_app(
         return response, reply.outcome, reply.family, reply.tenant
 
     provisioning = frozenset(_paths(settings))
-    threads = Offload(PROVISION_THREADS)
+    threads = OFFLOAD
 
     async def front(scope: Scope, receive: Receive, send: Send) -> bool:
         """Answer a fully cached login here and return ``True``; else ``False`` having done
