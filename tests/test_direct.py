@@ -6,6 +6,7 @@ every method, body and path shape the router decides on."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import logging
 from collections.abc import Iterator
@@ -170,3 +171,89 @@ def test_a_request_past_the_backend_deadline_is_a_503_and_frees_its_slot(
             assert reply.status_code == 200 and b"<account>" in reply.content
     finally:
         stuck.release.set()
+
+
+def test_offload_drops_answered_jobs_and_refuses_past_its_queue() -> None:
+    """Every thread stuck in a backend call: a request answered at its deadline leaves no job
+    to run once the backend recovers, and past ``limit`` waiting jobs a request is refused at
+    once instead of queueing (review of 4fa863a: 50 such jobs all ran after the gate opened)."""
+    import asyncio
+    import contextlib
+    import threading
+
+    from zengine.app import Offload
+    from zengine.errors import Overloaded
+
+    release = threading.Event()
+    started = threading.Semaphore(0)
+    ran: list[int] = []
+    offload = Offload(1)  # one slot, four threads
+
+    def stuck() -> Any:
+        started.release()
+        release.wait(30)
+        return "late"
+
+    def login(n: int) -> Any:
+        ran.append(n)
+        return n
+
+    async def scenario() -> None:
+        for _ in range(4):  # each thread taken by a call that hangs, its request given up
+            task = asyncio.ensure_future(offload.run(stuck, 30))
+            assert await asyncio.to_thread(started.acquire, True, 30)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        outcomes: list[object] = []
+        for n in range(50):
+            try:
+                outcomes.append(await offload.run(functools.partial(login, n), 0))
+            except Overloaded:
+                outcomes.append("refused")
+        # One waits (the slot's worth) and is answered at its deadline; the rest at once.
+        assert outcomes == [None] + ["refused"] * 49
+        release.set()
+        fresh: object = "refused"
+        for _ in range(3000):  # until a recovered thread is back (bounded)
+            try:
+                fresh = await offload.run(lambda: "fresh", 30)
+                break
+            except Overloaded:
+                await asyncio.sleep(0.01)
+        assert fresh == "fresh"
+        assert ran == []  # the answered request's login never ran
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        release.set()
+
+
+def test_a_request_refused_by_a_full_thread_queue_is_an_overloaded_503(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import BUILTINS
+    from tests.test_fastpath import _settings
+    from zengine import app as app_module
+    from zengine.errors import Overloaded
+    from zengine.testing import plugin_list
+    from zengine.xmlio import error_document
+
+    class Full:
+        def __init__(self, limit: int) -> None:
+            pass
+
+        async def run(self, work: Any, deadline: float) -> Any:
+            raise Overloaded("test: every thread taken")
+
+    monkeypatch.setattr(app_module, "Offload", Full)
+    settings = _settings(tmp_path, False, {})
+    app = app_module.create_app(settings, load_entrypoints=False,
+                                plugins=plugin_list(*BUILTINS, "guard"))
+    url = "/id.php?username=alice&password=wonderland&version=1.14"
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        reply = client.get(url, headers={"X-Forwarded-For": HOME})
+    assert reply.status_code == 503
+    assert reply.headers["Retry-After"] == str(Overloaded.retry_after)
+    assert reply.content == error_document(Overloaded.public_message)
+    assert "wonderland" not in reply.text

@@ -25,12 +25,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from zengine import doccache, health
+from zengine import doccache, errors, health
 from zengine.addresses import ClientAddresses
 from zengine.errors import BackendUnavailable, BadRequest, LoginFailed, TooManyAttempts
 from zengine.fastpath import PARSED_KEY
 from zengine.models import ProvisionRequest, RequestSummary
-from zengine.pipeline import Reply, handle
+from zengine.pipeline import Reply, handle, status_for
 from zengine.request import build_request
 from zengine.runtime import Runtime, build_runtime
 from zengine.settings import Settings
@@ -111,7 +111,9 @@ class Offload:
     """The worker threads of the long path: at most ``limit`` requests at a time, each with
     a deadline. A thread stuck past its deadline is abandoned (its result discarded) and
     gives its slot back at once; up to ``3 * limit`` such threads can be replaced by new
-    ones, past that a request waits for a thread until its own deadline (503).
+    ones, past that a request waits for a thread until its own deadline (503), its job then
+    dropped unrun (a recovered backend must not work through logins nobody waits for), and
+    past ``limit`` waiting jobs a request is refused at once (:class:`~zengine.errors.Overloaded`).
 
     Not ``anyio.to_thread``: its limiter, cancel scopes and per-call bookkeeping cost about a
     fifth of a returning login's CPU on the long path (profiled, docs/benchmarks.md). Threads
@@ -135,18 +137,22 @@ class Offload:
             # A semaphore belongs to one event loop (tests run several, one after another).
             self._slots = (loop, asyncio.Semaphore(self.limit))
         slots = self._slots[1]
+        job = _Job(loop, loop.create_future(), contextvars.copy_context(), work)
         try:
             async with asyncio.timeout(deadline), slots:
-                future: asyncio.Future[Reply] = loop.create_future()
-                self._submit((loop, future, contextvars.copy_context(), work))
-                return await future
+                self._submit(job)
+                return await job.future
         except TimeoutError:
             return None
+        finally:
+            job.work = None  # answered: a thread drops it unrun, and with it its password
 
     def _submit(self, job: _Job) -> None:
         with self._lock:
+            spawn = self._idle <= 0 and self._threads < self._cap
+            if not spawn and self._idle <= -self.limit:
+                raise errors.Overloaded(f"{-self._idle} requests wait for a provisioning thread")
             self._idle -= 1
-            spawn = self._idle < 0 and self._threads < self._cap
             if spawn:
                 self._idle += 1
                 self._threads += 1
@@ -156,19 +162,25 @@ class Offload:
 
     def _serve(self) -> None:
         while True:  # for the life of the process, one job at a time
-            loop, future, context, work = self._jobs.get()
-            try:
-                result: Reply | BaseException = context.run(work)
-            except BaseException as exc:
-                result = exc
-            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                loop.call_soon_threadsafe(_settle, future, result)
+            job = self._jobs.get()
+            work = job.work  # one read: ``run`` may clear it on the event loop meanwhile
+            if work is not None:
+                try:
+                    result: Reply | BaseException = job.context.run(work)
+                except BaseException as exc:
+                    result = exc
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                    job.loop.call_soon_threadsafe(_settle, job.future, result)
             with self._lock:
                 self._idle += 1
 
 
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Reply]", contextvars.Context,
-             Callable[[], Reply]]
+@dataclass(slots=True)
+class _Job:
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Reply]
+    context: contextvars.Context
+    work: Callable[[], Reply] | None
 
 
 #: One pool per process, for every app built in it: a reloaded app (SIGHUP) reuses the
@@ -297,7 +309,12 @@ def create_app(
             )
 
         work = functools.partial(handle, make, rt, path=path, client_addr=client_addr)
-        reply = await threads.run(work, settings.server.backend_timeout)
+        try:
+            reply = await threads.run(work, settings.server.backend_timeout)
+        except errors.Overloaded as exc:  # answered as the pipeline answers a full pool
+            log.warning("provision.error", kind=exc.kind, detail=exc.detail)
+            return _error_response(status_for(exc, rt), exc.public_message,
+                                   {"Retry-After": str(exc.retry_after)}), exc.kind, None, ""
         if reply is None:
             log.warning("provision.deadline", path=path,
                         backend_timeout=settings.server.backend_timeout)
