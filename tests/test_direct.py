@@ -240,13 +240,10 @@ def test_a_request_refused_by_a_full_thread_queue_is_an_overloaded_503(
     from zengine.xmlio import error_document
 
     class Full:
-        def __init__(self, limit: int) -> None:
-            pass
-
         async def run(self, work: Any, deadline: float) -> Any:
             raise Overloaded("test: every thread taken")
 
-    monkeypatch.setattr(app_module, "Offload", Full)
+    monkeypatch.setattr(app_module, "OFFLOAD", Full())
     settings = _settings(tmp_path, False, {})
     app = app_module.create_app(settings, load_entrypoints=False,
                                 plugins=plugin_list(*BUILTINS, "guard"))

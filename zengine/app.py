@@ -111,9 +111,8 @@ class Offload:
     """The worker threads of the long path: at most ``limit`` requests at a time, each with
     a deadline. A thread stuck past its deadline is abandoned (its result discarded) and
     gives its slot back at once; up to ``3 * limit`` such threads can be replaced by new
-    ones, past that a request waits for a thread until its own deadline (503), its job then
-    dropped unrun (a recovered backend must not work through logins nobody waits for), and
-    past ``limit`` waiting jobs a request is refused at once (:class:`~zengine.errors.Overloaded`).
+    ones; past that a request waits for a thread until its deadline (503, its job then dropped
+    unrun: nobody waits for it), or is refused at once past ``limit`` waiting (``Overloaded``).
 
     Not ``anyio.to_thread``: its limiter, cancel scopes and per-call bookkeeping cost about a
     fifth of a returning login's CPU on the long path (profiled, docs/benchmarks.md). Threads
@@ -130,16 +129,14 @@ class Offload:
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     async def run(self, work: Callable[[], Reply], deadline: float) -> Reply | None:
-        """``work()`` in a thread, in a copy of this context (what it binds stays with
-        this request); ``None`` when the deadline passed first."""
+        """``work()`` in a thread, in a copy of the caller's context; ``None`` past the deadline."""
         loop = asyncio.get_running_loop()
         if self._slots is None or self._slots[0] is not loop:
             # A semaphore belongs to one event loop (tests run several, one after another).
             self._slots = (loop, asyncio.Semaphore(self.limit))
-        slots = self._slots[1]
         job = _Job(loop, loop.create_future(), contextvars.copy_context(), work)
         try:
-            async with asyncio.timeout(deadline), slots:
+            async with asyncio.timeout(deadline), self._slots[1]:
                 self._submit(job)
                 return await job.future
         except TimeoutError:
@@ -163,8 +160,7 @@ class Offload:
     def _serve(self) -> None:
         while True:  # for the life of the process, one job at a time
             job = self._jobs.get()
-            work = job.work  # one read: ``run`` may clear it on the event loop meanwhile
-            if work is not None:
+            if (work := job.work) is not None:  # one read: ``run`` may clear it meanwhile
                 try:
                     result: Reply | BaseException = job.context.run(work)
                 except BaseException as exc:
