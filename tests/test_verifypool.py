@@ -326,3 +326,79 @@ def test_an_address_that_comes_later_starts_at_the_virtual_time() -> None:
         settle([first, *backlog])
         settle(later)
     assert rec.order == ["a1", "a2", "a3", "b1", "a4", "b2", "a5", "b3", "a6"]
+
+
+def test_one_shot_addresses_cannot_starve_a_backlogged_lane() -> None:
+    """Review of 9234e6a: every new address joined the round being served, so a stream of
+    addresses with one verification each (an IPv6 /48's /64 lanes) kept a backlogged lane's
+    second login waiting for good (b2 ran after x0 ... x20). Now a round closes to newcomers
+    once one that joined it starts: b2 runs in the next round, after x0 only."""
+    with pool(1, 16) as (p, rec):
+        chained: list[Future[str]] = []
+        done = threading.Event()
+
+        def chain(i: int) -> Callable[[], str]:
+            def job() -> str:
+                rec.order.append(f"x{i}")
+                if i < 20:  # the next address arrives while this one's runs
+                    chained.append(p.submit(chain(i + 1), ("", f"198.51.100.{i + 1}")))
+                else:
+                    done.set()
+                return f"x{i}"
+            return job
+
+        first = p.submit(rec.blocker("a1"), A)
+        assert rec.started.wait(10)
+        futures = [p.submit(rec.job("b1"), B), p.submit(rec.job("b2"), B),
+                   p.submit(chain(0), ("", "198.51.100.0"))]
+        rec.gate.set()
+        settle([first, *futures])
+        assert done.wait(10)
+        settle(chained)
+    assert rec.order == ["a1", "b1", "x0", "b2", *(f"x{i}" for i in range(1, 21))]
+
+
+C: Lane = ("", "198.51.100.7")
+D: Lane = ("", "198.51.100.8")
+
+
+def test_a_full_queue_pushes_out_the_one_that_came_last_among_equal_tags() -> None:
+    """b2 and c2 have the same tag; c2 came last, so it is the one that would run last."""
+    with pool(1, 4) as (p, rec):
+        first = p.submit(rec.blocker("a1"), A)
+        assert rec.started.wait(10)
+        b1, c1, b2, c2 = (p.submit(rec.job(n), lane)
+                          for n, lane in (("b1", B), ("c1", C), ("b2", B), ("c2", C)))
+        d1 = p.submit(rec.job("d1"), D)  # tag 0: room is made for it
+        with pytest.raises(Overloaded):
+            c2.result(10)
+        rec.gate.set()
+        settle([first, b1, c1, b2, d1])
+    assert rec.order == ["a1", "b1", "c1", "d1", "b2"]
+
+
+def test_a_pushed_out_lane_gets_the_victims_tag_back() -> None:
+    """c2 pushed out: C's next verification takes c2's tag (as if c2 had never come), so it
+    is ahead of B's later one and that one makes room for it when the queue is full."""
+    with pool(1, 4) as (p, rec):
+        later: dict[str, Future[str]] = {}
+
+        def b1() -> str:
+            rec.order.append("b1")
+            later["b3"] = p.submit(rec.job("b3"), B)  # tag 2: fills the queue
+            later["c3"] = p.submit(rec.job("c3"), C)  # c2's tag 1: b3 makes room
+            return "b1"
+
+        first = p.submit(rec.blocker("a1"), A)
+        assert rec.started.wait(10)
+        queued = [p.submit(b1, B), p.submit(rec.job("c1"), C), p.submit(rec.job("b2"), B)]
+        c2 = p.submit(rec.job("c2"), C)
+        queued.append(p.submit(rec.job("d1"), D))  # pushes c2 out
+        with pytest.raises(Overloaded):
+            c2.result(10)
+        rec.gate.set()
+        settle([first, *queued])
+        assert later["c3"].result(10) == "c3"
+        with pytest.raises(Overloaded):
+            later["b3"].result(10)
+    assert rec.order == ["a1", "b1", "c1", "d1", "b2", "c3"]

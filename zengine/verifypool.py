@@ -12,16 +12,19 @@ verification. Now the pool does start-time fair queuing (Goyal et al., 1996), on
 work per verification:
 
 - **Which waiting verification runs next**: each verification gets a start tag when it
-  arrives, ``max(virtual time, its lane's previous tag + 1)``; the virtual time is the tag of
-  the verification that started last; the smallest tag runs next (ties: the one that came
-  first). A login from an address with nothing queued therefore runs after at most one
-  verification of every other busy address, not after their whole backlog; a lone lane gets
-  the whole pool (nothing idles while anything waits); many phones behind one address
-  (carrier-grade NAT) share a lane and are all served, in order, never ahead of other
-  addresses. A lane that keeps arriving can never starve one that waits: a new lane starts at
-  the virtual time, never below a waiting tag.
+  arrives, ``max(round open to newcomers, its lane's previous tag + 1)``; the smallest tag
+  runs next (ties: the one that came first). Tag ``V`` is round ``V``; the round open to
+  newcomers is the one being served (the tag started last), joined at its end, until the
+  first verification that joined it that way starts: later newcomers join the next round.
+  So a round cannot be stretched without end by addresses that each send one verification
+  (an IPv6 /48 has 65,536 /64 lanes) and a backlogged lane is served at least once a round.
+  A login from an address with nothing queued runs after at most two verifications of every
+  other busy address (the rest of this round, the next), not after their whole backlog; a
+  lone lane gets the whole pool (nothing idles while anything waits); many phones behind one
+  address (carrier-grade NAT) share a lane and are all served, in order.
 - **Who is refused when the queue is full**: the verification that would run last, that is
-  the largest tag among the waiting ones and the newcomer (ties: the newcomer). A waiting one
+  the largest tag among the waiting ones and the newcomer (ties: the one that came last, the
+  newcomer if its tag is among them). A waiting one
   pushed out gets the 503 it would have got had it come last. So one address's burst cannot
   fill the queue and make another address's login answer 503.
 - A lane exists only while it has something waiting or running: memory is bounded by
@@ -66,6 +69,9 @@ class _Job(Generic[T]):
     #: Start tag (see the module docstring) and arrival order, for ties.
     start: int = 0
     seq: int = 0
+    #: Tagged with the round open to newcomers while it was being served: starting, it
+    #: closes that round to newcomers.
+    joined: bool = False
 
 
 class VerifyPool:
@@ -85,7 +91,8 @@ class VerifyPool:
         self._running_count = 0
         #: The next start tag of each lane with something waiting or running.
         self._next_tag: dict[Lane, int] = {}
-        self._vtime = 0
+        #: The round a lane with nothing waiting joins (at least the tag started last).
+        self._open = 0
         self._seq = 0
         self._executor: ThreadPoolExecutor | None = None
 
@@ -115,7 +122,8 @@ class VerifyPool:
         pushed_out: _Job[Any] | None = None
         executor: ThreadPoolExecutor | None = None
         with self._lock:
-            job.start = max(self._vtime, self._next_tag.get(job.lane, 0))
+            own = self._next_tag.get(job.lane, 0)
+            job.start = max(self._open, own)
             job.seq = self._seq = self._seq + 1
             if self._running_count < self.size:
                 self._next_tag[job.lane] = job.start + 1
@@ -124,6 +132,7 @@ class VerifyPool:
             else:
                 if self._waiting_count >= self.queue:
                     pushed_out = self._push_out(job)
+                job.joined = own <= self._open
                 self._next_tag[job.lane] = job.start + 1
                 self._waiting.setdefault(job.lane, deque()).append(job)
                 self._waiting_count += 1
@@ -164,7 +173,7 @@ class VerifyPool:
         run last, if it would run after ``job``; else raise :class:`Overloaded`."""
         last: deque[_Job[Any]] | None = None
         for jobs in self._waiting.values():
-            if last is None or jobs[-1].start > last[-1].start:
+            if last is None or (jobs[-1].start, jobs[-1].seq) > (last[-1].start, last[-1].seq):
                 last = jobs
         if last is None or last[-1].start <= job.start:
             raise self._full()
@@ -178,7 +187,8 @@ class VerifyPool:
         return victim
 
     def _start(self, job: _Job[Any]) -> None:
-        self._vtime = max(self._vtime, job.start)
+        # The round being served stays open to newcomers until one that joined it starts.
+        self._open = max(self._open, job.start + 1 if job.joined else job.start)
         self._running[job.lane] = self._running.get(job.lane, 0) + 1
         self._running_count += 1
 
@@ -193,7 +203,7 @@ class VerifyPool:
 
     def _forget(self, lane: Lane) -> None:
         """Drop a lane's tag once nothing of it runs or waits (bounded memory). Coming back,
-        it starts at the virtual time, which is at least its last start."""
+        it starts at the open round, which is at least its last start."""
         if lane not in self._running and lane not in self._waiting:
             self._next_tag.pop(lane, None)
 
