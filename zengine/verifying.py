@@ -22,6 +22,7 @@ takes the login's lane, so the two cost alike there too.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -44,6 +45,7 @@ class _Login:
 _current: ContextVar[_Login | None] = ContextVar("zengine_login_in_progress", default=None)
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of two strings, asked per login
 def lane_for(tenant: str, client_addr: str) -> Lane:
     """The lane of a login from ``client_addr`` (the real address, after trusted proxies).
 

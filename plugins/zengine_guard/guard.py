@@ -115,6 +115,8 @@ class Guard:
 
     def listed(self, attempt: LoginAttempt) -> bool:
         """False when the address is refused on this path by the allow/deny lists."""
+        if not self.allow and not self.deny:
+            return True  # no lists (the usual case): nothing to parse the address for
         try:
             address = ipaddress.ip_address(attempt.client_addr)
         except ValueError:

@@ -18,6 +18,8 @@ above 1.0), ``1``/``1.0`` is legacy and anything below 1.0 or unparsable is a
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
+from typing import Any
 
 from zengine.errors import BadRequest, BadVersion
 from zengine.models import ClientInfo, ProvisionRequest, Version
@@ -80,7 +82,55 @@ def requested_family(request: ProvisionRequest, runtime: Runtime) -> str | None:
     return family
 
 
+#: Answers remembered per runtime (:func:`detect`); emptied when full. A key is at most a
+#: path and a few parameter values of ``[server] max_param_length``: well under 1 KB each.
+MEMO_MAX = 1024
+
+
+@dataclass
+class _Memo:
+    """What :func:`detect` answered, for the runtime's settings and transforms of the time."""
+
+    settings: Any
+    transforms: list[Any]
+    count: int
+    newest: Version
+    answers: dict[tuple[Any, ...], ClientInfo] = field(default_factory=dict)
+
+
+def _memo(runtime: Runtime) -> _Memo:
+    memo = runtime.state.get("zoiper")
+    if not isinstance(memo, _Memo) or memo.settings is not runtime.settings \
+            or memo.transforms is not runtime.transforms \
+            or memo.count != len(runtime.transforms):
+        # First use, or the runtime's settings or transforms were replaced since (tests do).
+        memo = runtime.state["zoiper"] = _Memo(
+            runtime.settings, runtime.transforms, len(runtime.transforms),
+            newest_version(runtime.transforms, mobile.FAMILY, mobile.NEWEST))
+    return memo
+
+
 def detect(request: ProvisionRequest, runtime: Runtime) -> ClientInfo:
+    """The family and version for ``request``. A pure function of the request's path,
+    version text and format parameters and of the runtime's settings and transforms (and
+    :class:`ClientInfo` is frozen), so a returning phone's answer is remembered under exactly
+    those: the same phone asks the same every time. A refusal (a bad version, several format
+    parameters) is not remembered: it raises again."""
+    memo = _memo(runtime)
+    params = request.params
+    key = (request.path, request.version_raw,
+           *[params.get(name) for name in runtime.settings.request.format_params])
+    client = memo.answers.get(key)
+    if client is None:
+        client = _detect(request, runtime, memo.newest)
+        answers = memo.answers
+        if len(answers) >= MEMO_MAX:
+            answers.clear()  # a flood of distinct versions: start again, never grow
+        answers[key] = client
+    return client
+
+
+def _detect(request: ProvisionRequest, runtime: Runtime, newest: Version) -> ClientInfo:
     raw = requested_version(request.version_raw)
     family = requested_family(request, runtime)
     if family is None and request.path in runtime.settings.clients.desktop_paths:
@@ -90,7 +140,6 @@ def detect(request: ProvisionRequest, runtime: Runtime) -> ClientInfo:
         return ClientInfo(desktop.FAMILY, desktop.VERSION, loggable_version(raw))
     if family == legacy.FAMILY:
         return ClientInfo(legacy.FAMILY, legacy.VERSION, loggable_version(raw))
-    newest = newest_version(runtime.transforms, mobile.FAMILY, mobile.NEWEST)
     if raw is None:
         if family is None and runtime.settings.clients.no_version == "legacy":
             return ClientInfo(legacy.FAMILY, legacy.VERSION, None)

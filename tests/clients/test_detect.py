@@ -8,7 +8,7 @@ from types import MappingProxyType
 import pytest
 
 from zengine.errors import BadRequest, BadVersion
-from zengine.models import ClientInfo, ProvisionRequest, Version
+from zengine.models import ClientInfo, ProvisionRequest, Transform, Version
 from zengine.runtime import Runtime, build_runtime
 from zengine.settings import settings_from_mapping
 from zengine.testing import plugin_list
@@ -168,3 +168,65 @@ def test_mobile_version_helper_never_exceeds_newest() -> None:
     assert detect.mobile_version(Version(1, 14, 9), newest) == Version(1, 14)
     assert str(detect.mobile_version(Version(1, 12, 1), newest)) == "1.12"
     assert detect.mobile_version(Version(7, 3), newest) == newest
+
+
+# -- the memo: a returning phone's answer is remembered per (path, version, format) ---------
+
+def test_an_answer_is_remembered_for_that_request_shape_only() -> None:
+    runtime = _runtime()
+    try:
+        first = runtime.hooks.detect_client(request("1.12"), runtime)
+        assert runtime.hooks.detect_client(request("1.12"), runtime) is first
+        # Anything detection reads is in the key: the version, the path, the format.
+        assert served(runtime, "1.8") == ("mobile", "1.8")
+        assert served(runtime, "1.12", path="/desktop") == ("desktop", "5.0")
+        assert served(runtime, "1.12", format="legacy") == ("legacy", "1.0")
+        assert served(runtime, "1.12") == ("mobile", "1.12")
+        # What is remembered is what detection computes afresh.
+        memo = runtime.state["zoiper"]
+        for (path, raw, *formats), client in memo.answers.items():
+            params = {"format": formats[0]} if formats[0] is not None else {}
+            assert client == detect._detect(request(raw, path=path, **params), runtime,
+                                            memo.newest)
+    finally:
+        runtime.stop()
+
+
+def test_refusals_are_not_remembered() -> None:
+    runtime = _runtime()
+    try:
+        for _ in range(2):
+            with pytest.raises(BadVersion):
+                runtime.hooks.detect_client(request("0.9"), runtime)
+            with pytest.raises(BadRequest):
+                runtime.hooks.detect_client(request(None, format="xmpp"), runtime)
+        assert not runtime.state["zoiper"].answers
+    finally:
+        runtime.stop()
+
+
+def test_the_memo_is_bounded() -> None:
+    runtime = _runtime()
+    try:
+        for n in range(detect.MEMO_MAX + 50):
+            assert served(runtime, f"1.{n % 14 + 1}.{n}") == ("mobile", f"1.{n % 14 + 1}")
+            assert len(runtime.state["zoiper"].answers) <= detect.MEMO_MAX
+    finally:
+        runtime.stop()
+
+
+def test_the_memo_follows_the_runtimes_transforms_and_settings() -> None:
+    runtime = _runtime()
+    try:
+        assert served(runtime, "1.99") == ("mobile", "1.14")
+        # A newer mobile step added to the runtime (same list, one more): the newest moves.
+        runtime.transforms.append(Transform("mobile", Version(1, 20), lambda document: None))
+        assert served(runtime, "1.99") == ("mobile", "1.20")
+        runtime.transforms = [t for t in runtime.transforms if t.version != Version(1, 20)]
+        assert served(runtime, "1.99") == ("mobile", "1.14")
+        # Other settings (a reload builds a new runtime; a test may swap them): asked afresh.
+        runtime.settings = settings_from_mapping({"clients": {"no_version": "legacy"}},
+                                                 environ={})
+        assert served(runtime, None) == ("legacy", "1.0")
+    finally:
+        runtime.stop()
