@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, ConfigDict
 from starlette.testclient import TestClient
 
 import zengine_sql
@@ -14,7 +15,7 @@ from tests.tenants_kit import config as tenants_config
 from zengine import cli, hookimpl
 from zengine.app import create_app
 from zengine.errors import ConfigError
-from zengine.models import Readiness
+from zengine.models import PluginSettingsSpec, Readiness
 from zengine.runtime import Runtime, build_runtime
 from zengine.settings import load_settings, settings_from_mapping
 from zengine.testing import plugin_list
@@ -151,21 +152,40 @@ def test_serve_refuses_a_config_that_disables_every_document_builder(
         capsys.readouterr().err
 
 
+class ProbeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    directory: str = "ldap://global.example"
+
+
 class TenantProbe:
-    """Not ready in tenant acme's runtime only: its own backend is down."""
+    """A directory per ``[plugins.probe]`` table (a tenant may have its own): the one at
+    ``ldap://down.example`` is not ready. Counts the probes, by tenant."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @hookimpl
+    def zengine_plugin_settings(self) -> PluginSettingsSpec:
+        return PluginSettingsSpec("probe", ProbeSettings)
 
     @hookimpl
     def zengine_readiness(self, runtime: Runtime) -> list[Readiness]:
-        if runtime.tenant == "acme":
-            return [Readiness("directory", False, "service bind refused", "ldap://10.0.0.9")]
+        self.calls.append(runtime.tenant)
+        config = runtime.config("probe", ProbeSettings)
+        if config.directory == "ldap://down.example":
+            return [Readiness("directory", False, "service bind refused", config.directory)]
         return [Readiness("directory", True)]
 
 
 def test_zengine_readiness_probes_every_tenant_and_names_the_one_not_ready(
         tmp_path: Path) -> None:
-    settings = load_settings(tenants_config(tmp_path), environ={})
+    probe = TenantProbe()
+    settings = load_settings(tenants_config(tmp_path, extra="""
+[tenants.acme.plugins.probe]
+directory = "ldap://down.example"
+"""), environ={})
     app = create_app(settings, load_entrypoints=False,
-                     plugins=[*plugin_list(*BUILTINS), ("probe", TenantProbe())])
+                     plugins=[*plugin_list(*BUILTINS), ("probe", probe)])
     with TestClient(app) as client:
         response = client.get("/readyz")
     assert response.status_code == 503
@@ -174,7 +194,45 @@ def test_zengine_readiness_probes_every_tenant_and_names_the_one_not_ready(
         {"backend": "directory", "ready": True},
         {"backend": "directory", "tenant": "acme", "ready": False,
          "reason": "service bind refused"}]}
-    assert "10.0.0.9" not in response.text
+    assert "down.example" not in response.text
+    assert probe.calls == ["", "acme"]  # globex shares the global directory: probed once
+
+
+def test_readyz_probes_a_backend_tenants_share_once_and_names_no_tenant(
+        tmp_path: Path) -> None:
+    """Review of 61092d2: with a shared [plugins.probe] down, /readyz listed the global entry
+    and one per tenant (every customer named) and probed it tenants + 1 times."""
+    probe = TenantProbe()
+    settings = load_settings(tenants_config(tmp_path, extra="""
+[plugins.probe]
+directory = "ldap://down.example"
+"""), environ={})
+    app = create_app(settings, load_entrypoints=False,
+                     plugins=[*plugin_list(*BUILTINS), ("probe", probe)])
+    with TestClient(app) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"ready": False, "backends": [
+        {"backend": "directory", "ready": False, "reason": "service bind refused"}]}
+    assert probe.calls == [""]
+
+
+def test_readyz_two_tenants_sharing_a_down_global_database_names_no_tenant(
+        tmp_path: Path) -> None:
+    path = tenants_config(tmp_path, extra="""
+[plugins.sql]
+url = "postgresql+psycopg://zengine:pw-sh4red@127.0.0.1:1/zengine"
+connect_timeout = 1
+""")
+    app = create_app(load_settings(path, environ={}), load_entrypoints=False,
+                     plugins=[*plugin_list(*BUILTINS), ("sql", zengine_sql)])
+    with TestClient(app) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"ready": False, "backends": [
+        {"backend": "sql", "ready": False, "reason": "database unreachable"}]}
+    assert "acme" not in response.text and "globex" not in response.text
+    assert "pw-sh4red" not in response.text
 
 
 def test_readyz_and_probe_fail_for_a_tenants_unreachable_database_naming_no_password(

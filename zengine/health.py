@@ -13,6 +13,7 @@ backend is not hidden behind a healthy global one.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import structlog
@@ -35,11 +36,28 @@ TenantReadiness = tuple[str, Readiness]
 
 def probe_all(runtime: Runtime) -> list[TenantReadiness]:
     """The probes of the global runtime, then of each configured tenant's, in config order
-    (blocking: call it from a worker thread)."""
+    (blocking: call it from a worker thread).
+
+    A tenant is probed only for the plugins whose ``[plugins.<name>]`` table is its own (not
+    the global one's): a backend it shares with the global runtime is probed once, and its
+    failure is the global one's, not listed once per tenant (which would name every customer
+    and probe one dead backend tenants + 1 times). Tenants with the same own tables share
+    one probe too."""
     top = runtime.root or runtime
     found = [("", item) for item in top.hooks.readiness(top)]
+    shared = top.settings.plugin_tables
+    probed: dict[str, list[Readiness]] = {}
     for name, tenant in top.tenants.items():
-        found += [(name, item) for item in tenant.hooks.readiness(tenant)]
+        tables = tenant.settings.plugin_tables
+        own = sorted(plugin for plugin in {*tables, *shared}
+                     if tables.get(plugin) != shared.get(plugin))
+        if not own:
+            continue
+        key = json.dumps([[plugin, tables.get(plugin)] for plugin in own], sort_keys=True,
+                         default=str)
+        if key not in probed:
+            probed[key] = tenant.hooks.readiness(tenant, only=own)
+        found += [(name, item) for item in probed[key]]
     return found
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -343,10 +343,13 @@ class Hooks:
             routes.extend(batch or ())
         return routes
 
-    def readiness(self, runtime: Runtime) -> list[Readiness]:
-        """Every plugin's probes; a probe that raises is "not ready", never an exception."""
+    def readiness(self, runtime: Runtime, only: Collection[str] | None = None) -> list[Readiness]:
+        """Every plugin's probes (or ``only`` these plugins'); a probe that raises is "not
+        ready", never an exception."""
         results: list[Readiness] = []
         for impl in reversed(self._h.zengine_readiness.get_hookimpls()):
+            if only is not None and impl.plugin_name not in only:
+                continue
             try:
                 batch = impl.function(**_kwargs(impl, runtime=runtime))
             except Exception as exc:
