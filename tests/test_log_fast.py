@@ -4,6 +4,7 @@ line handler. Only the timestamp differs between two lines, and it is compared b
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import io
 import json
@@ -225,3 +226,78 @@ def test_held_lines_go_out_together_whole_and_in_order(
     # Outside a block every line is written at once.
     log.info("four")
     assert stream.getvalue().splitlines()[-1].startswith('{"event": "four"')
+
+
+def _events(stream: io.StringIO) -> list[str]:
+    return [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
+
+
+def test_a_warning_is_never_held(stream: io.StringIO) -> None:
+    log = structlog.get_logger("zengine.test")
+    with zlog.held_lines():
+        log.info("held")
+        log.warning("urgent")
+        assert _events(stream) == ["urgent"]
+    assert _events(stream) == ["urgent", "held"]
+
+
+def test_held_lines_of_a_request_abandoned_at_its_deadline_go_out_then(
+        stream: io.StringIO) -> None:
+    """Review of 9135513: a request's thread abandoned at the deadline held its lines (audit
+    included) until it ended, late, or never if it never did. Released (what the long path
+    does at the deadline), they go out at once, and the thread's later lines too."""
+    import threading
+
+    log = structlog.get_logger("zengine.test")
+    logged, answered, done = threading.Event(), threading.Event(), threading.Event()
+    contexts: list[contextvars.Context] = []
+
+    def request() -> None:
+        with zlog.held_lines():
+            contexts.append(contextvars.copy_context())
+            log.info("audit.login")
+            logged.set()
+            assert answered.wait(10)
+            log.info("provision.request")  # the abandoned thread's late line
+            done.set()
+            assert answered.wait(10)
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    try:
+        assert logged.wait(10)
+        assert _events(stream) == []
+        zlog.release_held(contexts[0])  # answered at the deadline
+        assert _events(stream) == ["audit.login"]
+        answered.set()
+        assert done.wait(10)
+        assert _events(stream) == ["audit.login", "provision.request"]
+    finally:
+        answered.set()
+        thread.join(10)
+
+
+def test_a_line_from_another_thread_sharing_the_context_is_not_lost(
+        stream: io.StringIO) -> None:
+    """A context copied into another thread shares the block's buffer: its lines were
+    appended there and lost when they came after the block's write. Written at once now."""
+    import threading
+
+    log = structlog.get_logger("zengine.test")
+    with zlog.held_lines():
+        context = contextvars.copy_context()
+        log.info("mine")
+    thread = threading.Thread(target=context.run, args=(lambda: log.info("late"),))
+    thread.start()
+    thread.join(10)
+    assert _events(stream) == ["mine", "late"]
+    inside = threading.Event()
+    with zlog.held_lines():
+        context = contextvars.copy_context()
+        thread = threading.Thread(target=context.run, args=(
+            lambda: (log.info("other thread"), inside.set()),))
+        thread.start()
+        assert inside.wait(10)
+        assert _events(stream)[-1] == "other thread"  # not held in this thread's block
+    thread.join(10)
+    assert _events(stream) == ["mine", "late", "other thread"]

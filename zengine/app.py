@@ -29,6 +29,7 @@ from zengine import doccache, errors, health
 from zengine.addresses import ClientAddresses
 from zengine.errors import BackendUnavailable, BadRequest, LoginFailed, TooManyAttempts
 from zengine.fastpath import PARSED_KEY
+from zengine.log import release_held
 from zengine.models import ProvisionRequest, RequestSummary
 from zengine.pipeline import Reply, handle, status_for
 from zengine.request import build_request
@@ -108,11 +109,9 @@ PROVISION_THREADS = 40
 
 
 class Offload:
-    """The worker threads of the long path: at most ``limit`` requests at a time, each with
-    a deadline. A thread stuck past its deadline is abandoned (its result discarded) and
-    gives its slot back at once; up to ``3 * limit`` such threads can be replaced by new
-    ones; past that a request waits for a thread until its deadline (503, its job then dropped
-    unrun: nobody waits for it), or is refused at once past ``limit`` waiting (``Overloaded``).
+    """The worker threads of the long path: at most ``limit`` requests at a time, each with a
+    deadline; a thread stuck past it is abandoned, its slot given back (``3 * limit`` replaced
+    at most), past that a request waits until its deadline (its job dropped unrun) or is refused.
 
     Not ``anyio.to_thread``: its limiter, cancel scopes and per-call bookkeeping cost about a
     fifth of a returning login's CPU on the long path (profiled, docs/benchmarks.md). Threads
@@ -143,6 +142,7 @@ class Offload:
             return None
         finally:
             job.work = None  # answered: a thread drops it unrun, and with it its password
+            release_held(job.context)  # still running: its lines so far now, later ones at once
 
     def _submit(self, job: _Job) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ import logging
 import re
 import select
 import sys
+import threading
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
@@ -179,19 +180,23 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.write_line(line, record)
         return True
 
-    def write_line(self, line: str, record: logging.LogRecord | None = None) -> None:
+    def write_line(self, line: str, record: logging.LogRecord | None = None,
+                   hold: bool = True) -> None:
         held = _HELD.get()
-        if held is not None and record is None and line.isascii():
-            # Inside held_lines(): kept for one write with the request's other lines.
-            if held.handler is None:
-                held.handler = self
-            if held.handler is self:
-                if held.size + len(line) > HELD_MAX:
-                    held.release()
-                if len(line) <= HELD_MAX:
-                    held.lines.append(line)
-                    held.size += len(line)
-                    return
+        # Inside held_lines(), in the thread that entered it (a context copied into another
+        # thread shares the buffer, not the block): kept for one write with the request's
+        # other lines, unless released meanwhile (the request answered at its deadline).
+        if held is not None and hold and record is None and line.isascii() \
+                and held.owner == threading.get_ident():
+            with held.lock:
+                if held.owner is not None and held.handler in (None, self):
+                    held.handler = self
+                    if held.size + len(line) > HELD_MAX:
+                        held.release()
+                    if len(line) <= HELD_MAX:
+                        held.lines.append(line)
+                        held.size += len(line)
+                        return
         self._write(line, record)
 
     def _write(self, line: str, record: logging.LogRecord | None = None) -> None:
@@ -213,12 +218,15 @@ HELD_MAX = select.PIPE_BUF
 
 
 class _Held:
-    __slots__ = ("handler", "lines", "size")
+    __slots__ = ("handler", "lines", "lock", "owner", "size")
 
     def __init__(self) -> None:
         self.handler: LineHandler | None = None
         self.lines: list[str] = []
         self.size = 0
+        #: The thread whose lines are held; ``None`` once released for good.
+        self.owner: int | None = threading.get_ident()
+        self.lock = threading.Lock()
 
     def release(self) -> None:
         if self.lines and self.handler is not None:
@@ -247,7 +255,19 @@ class held_lines:
 
     def __exit__(self, *exc: object) -> None:
         _HELD.reset(self._token)
-        self._held.release()
+        release_held(self._held)
+
+
+def release_held(held: _Held | contextvars.Context | None) -> None:
+    """Write the lines held (``held``, or the one a context's block holds) now, and every
+    later one at once: the block ended, or its request was answered without waiting for it
+    (abandoned at the deadline: its thread may finish late, or never)."""
+    if isinstance(held, contextvars.Context):
+        held = held.get(_HELD)
+    if held is not None:
+        with held.lock:
+            held.owner = None
+            held.release()
 
 
 def _line(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
@@ -298,7 +318,14 @@ class DirectLogger:
         if handler is not None:
             handler.write_line(line + handler.terminator)
 
-    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+    def now(self, line: str) -> None:
+        """A warning or worse is never held: it must not wait for (or die with) its request."""
+        handler = _Output.handler
+        if handler is not None:
+            handler.write_line(line + handler.terminator, hold=False)
+
+    debug = info = log = msg
+    warning = warn = error = critical = exception = fatal = now
 
 
 def _direct_logger(*args: Any) -> DirectLogger:
