@@ -407,3 +407,20 @@ def test_guard_on_redis_reads_the_entry_with_its_check(
         runtime.stop()
         other.stop()
         RedisTestStore(REDIS_URL, prefix).wipe()
+
+
+def test_forget_withdraws_an_entry_offered_before_it() -> None:
+    """A lockout or failed login forgets the user after the guard's check read the entry:
+    the read must not serve the next lookup (removing the withdrawal from forget passed
+    every test before)."""
+    cache = LoginCache(LoginCacheSettings(secret=SecretStr(SECRET)), SECRET.encode(),
+                       LocalEntries(16))
+    key = LoginKey("static", None, "alice", "hash")
+    cache.remember(key, "wonderland")
+    slot = cache.slot("alice")
+    read = cache.entries.get(slot)
+    assert isinstance(read, bytes)
+    with logincache.prefetching():
+        logincache.offer(slot, read)  # read with the guard's check, still valid
+        cache.forget("alice")
+        assert not cache.check(key, "wonderland")
