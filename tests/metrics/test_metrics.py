@@ -273,7 +273,11 @@ class PluginRoutes:
         async def broken(request: Any) -> Any:
             raise RuntimeError("a route's bug")
 
+        async def limited(request: Any) -> Any:  # a rate limit, and a backend down
+            return PlainTextResponse("later", int(request.path_params["status"]))
+
         return [Route("/thing/{secret}", ok), Route("/broken", broken),
+                Route("/limited/{status}", limited),
                 Mount("/m", routes=[Route("/x/{secret}", ok)])]
 
 
@@ -285,12 +289,16 @@ def test_zengine_request_finished_reports_plugin_routes_by_their_template() -> N
         assert client.get("/m/x/s3cr3t-mounted").status_code == 200
         assert client.get("/m/nowhere/s3cr3t-unmatched").status_code == 404
         assert client.get("/broken").status_code == 500
+        assert client.get("/limited/429").status_code == 429
+        assert client.get("/limited/503").status_code == 503
         client.get("/livez")  # the core's health paths are not counted
     seen = [(s.path, s.status, s.outcome, s.family, s.tenant) for s in recorder.finished]
     assert seen == [("/thing/{secret}", 200, "served", None, ""),
                     ("/m/x/{secret}", 200, "served", None, ""),
                     ("/m", 404, "rejected", None, ""),
-                    ("/broken", 500, "error", None, "")]
+                    ("/broken", 500, "error", None, ""),
+                    ("/limited/{status}", 429, "too_many_attempts", None, ""),
+                    ("/limited/{status}", 503, "unavailable", None, "")]
     assert "s3cr3t" not in repr(recorder.finished)
 
 
