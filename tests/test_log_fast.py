@@ -301,3 +301,17 @@ def test_a_line_from_another_thread_sharing_the_context_is_not_lost(
         assert _events(stream)[-1] == "other thread"  # not held in this thread's block
     thread.join(10)
     assert _events(stream) == ["mine", "late", "other thread"]
+
+
+def test_access_lines_are_not_kept_in_the_fragment_cache(
+        stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each access line is unique (it carries the request's time): kept, they only thrashed
+    the cache of repeated fields. Events' repeated names are still kept."""
+    monkeypatch.setattr(logging.getLogger(), "handlers", [zlog._Output.handler])
+    access = logging.getLogger("hypercorn.access")
+    line = '127.0.0.1 "GET /id.php" 200 0.25s'
+    assert logline.log_direct(access, logging.INFO, line)
+    assert "GET /id.php" in stream.getvalue()
+    assert ("event", str, line) not in logline._FRAGMENTS
+    structlog.get_logger("zengine.test").info("repeated.event")
+    assert ("event", str, "repeated.event") in logline._FRAGMENTS

@@ -78,7 +78,8 @@ def iso_utc(ns: int) -> str:
     return f"{second[1]}.{micros:06d}Z" if micros else f"{second[1]}Z"
 
 
-def render_json(logger_name: str, method_name: str, event_dict: dict[str, Any]) -> str | None:
+def render_json(logger_name: str, method_name: str, event_dict: dict[str, Any],
+                volatile: frozenset[str] = _VOLATILE) -> str | None:
     """The JSON line the full chain (contextvars, level, logger, timestamp, redaction,
     sanitising, the renderer) makes of ``event_dict``, in one pass over its keys, byte for
     byte; ``None`` when the line needs the full chain (a traceback, a stack, the console
@@ -111,7 +112,7 @@ def render_json(logger_name: str, method_name: str, event_dict: dict[str, Any]) 
             clean = _clean(key, value, secret)
             fragment = f"{encode(name)}: {encode(clean)}"
             if kind in _CACHEABLE and clean == value and type(clean) is kind \
-                    and key not in _VOLATILE:
+                    and key not in volatile:
                 if len(fragments) >= _MAX_FRAGMENTS:
                     fragments.clear()
                 fragments[key, kind, value] = fragment
@@ -148,6 +149,9 @@ def direct_handler(logger: logging.Logger, level: int) -> LineHandler | None:
     return None
 
 
+_ACCESS_VOLATILE = _VOLATILE | {"event"}
+
+
 def log_direct(logger: logging.Logger, level: int, message: str) -> bool:
     """Write ``message`` as ``logger``'s line straight to the line handler (the bytes the
     stdlib record would have made, see :func:`direct_handler`); ``False``: nothing written,
@@ -155,7 +159,9 @@ def log_direct(logger: logging.Logger, level: int, message: str) -> bool:
     handler = direct_handler(logger, level)
     if handler is None:
         return False
-    line = render_json(logger.name, logging.getLevelName(level).lower(), {"event": message})
+    # An access line is unique (it carries the request's time): not kept in _FRAGMENTS.
+    line = render_json(logger.name, logging.getLevelName(level).lower(), {"event": message},
+                       _ACCESS_VOLATILE)
     if line is None:
         return False
     handler.write_line(line + handler.terminator)
