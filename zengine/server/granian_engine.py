@@ -1,14 +1,16 @@
 """granian (``zengine[fast]``): a Rust HTTP server running the same ASGI app.
 
 granian always runs the app in worker processes (even for ``workers = 1``); each builds its app
-from ``$ZENGINE_CONFIG``. Its loggers are sent through zengine's redacting handler, and its
-access log format uses ``path``, which granian keeps apart from the query string.
+from ``$ZENGINE_CONFIG``. Its loggers are sent through zengine's redacting handler. Its access
+line is written by zengine (:func:`access_logged`, the app of :mod:`zengine.server.granian_worker`),
+in granian's format, from ``path``, which granian keeps apart from the query string.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from zengine.server import WORKER_APP, Bind
@@ -16,6 +18,12 @@ from zengine.settings import Settings
 
 # granian's atoms: ``path`` is without the query string (that one is ``query_string``).
 ACCESS_LOG_FORMAT = '%(addr)s "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).3fms'
+#: The worker app: zengine's, with the access line written by :func:`access_logged`.
+ACCESS_LOGGED_APP = "zengine.server.granian_worker:app"
+_ACCESS = logging.getLogger("granian.access")
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Message, Callable[[], Awaitable[Message]],
+                    Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
 
 def check_installed() -> None:
@@ -32,38 +40,55 @@ def log_dictconfig(settings: Settings) -> dict[str, Any]:
 
 
 def configure_worker() -> None:
-    """The engine's loggers already go to zengine's handler; its access line is written
-    straight to it (:class:`DirectAccess`)."""
-    import granian.log
-
-    if not isinstance(granian.log.access_logger, DirectAccess):
-        # A stand-in, not a Logger: granian only calls its info().
-        granian.log.access_logger = DirectAccess(  # type: ignore[assignment]
-            granian.log.access_logger)
+    """Nothing per worker: granian's loggers already go to zengine's handler, and its access
+    line is zengine's (:func:`access_logged`)."""
 
 
-class DirectAccess:
-    """Stands in for granian's ``granian.access`` logger, which its access-line function
-    looks up at every request: the line goes straight to zengine's line handler (the same
-    bytes as the stdlib record through the formatter, at about a third of the cost) when
-    nothing else would see the record (:func:`zengine.log.direct_handler`), else to the
-    logger as before."""
+def access_line(scope: Mapping[str, Any], status: int, seconds: float) -> None:
+    """granian's access line for ``scope`` (the same message, logger and level as its own,
+    with the atoms :data:`ACCESS_LOG_FORMAT` prints), straight to the line handler when
+    nothing else would see it (:func:`zengine.logline.log_direct`)."""
+    from zengine.logline import log_direct
 
-    def __init__(self, logger: logging.Logger) -> None:
-        self.logger = logger
+    client = scope.get("client")
+    atoms = {"addr": client[0] if client else "-", "method": scope.get("method", "-"),
+             "path": scope["path"], "protocol": "HTTP/" + scope["http_version"],
+             "status": status, "dt_ms": seconds * 1000}
+    if not log_direct(_ACCESS, logging.INFO, ACCESS_LOG_FORMAT % atoms):
+        _ACCESS.info(ACCESS_LOG_FORMAT, atoms)
 
-    def info(self, fmt: str, atoms: Mapping[str, Any]) -> None:
-        from zengine.logline import log_direct
+
+def access_logged(app: ASGIApp) -> ASGIApp:
+    """``app`` with granian's access line written here, granian's own being off: for every
+    request granian builds a dict of every atom, a local time formatted with ``strftime``
+    among them, that :data:`ACCESS_LOG_FORMAT` never prints (about a third of the line's
+    cost, profiled: docs/benchmarks.md). As granian does: an HTTP request's line after the
+    app returned or raised (the status sent, 500 when none was: granian answers 500 then),
+    with the path the app left in the scope (a masked ``/t/<key>/``); a WebSocket's as it
+    starts (101)."""
+
+    async def logged(scope: Message, receive: Callable[[], Awaitable[Message]],
+                     send: Callable[[Message], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                access_line(scope, 101, 0.0)
+            await app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
 
         try:
-            message = fmt % atoms
-        except (TypeError, KeyError, ValueError):
-            message = None
-        if message is None or not log_direct(self.logger, logging.INFO, message):
-            self.logger.info(fmt, atoms)
+            await app(scope, receive, sending)
+        finally:
+            access_line(scope, status, time.perf_counter() - start)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.logger, name)
+    return logged
 
 
 def _server_class(base: Any) -> Any:
@@ -96,7 +121,7 @@ def run(settings: Settings, bind: Bind) -> int:
     from granian.log import LogLevels
 
     server = _server_class(Granian)(
-        WORKER_APP,
+        ACCESS_LOGGED_APP if settings.server.access_log else WORKER_APP,
         address=bind.host,
         port=bind.port,
         interface=Interfaces.ASGI,
@@ -106,8 +131,8 @@ def run(settings: Settings, bind: Bind) -> int:
         workers=bind.workers,
         log_level=LogLevels(settings.logging.level),
         log_dictconfig=log_dictconfig(settings),
-        log_access=settings.server.access_log,
-        log_access_format=ACCESS_LOG_FORMAT,
+        # The access line is zengine's (access_logged): granian's own stays off.
+        log_access=False,
         # The nearest granian has to a read timeout: the time a client may take to send its
         # request head.
         http1_settings=HTTP1Settings(header_read_timeout=settings.server.read_timeout * 1000),
