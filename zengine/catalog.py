@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from types import MappingProxyType
 from typing import Any, Literal
 
 from zengine.contacts import coerce_contact_services
@@ -218,9 +219,11 @@ ACCOUNT_OWNED = frozenset({"ident", "username", "password", "token"})
 
 
 @cache
-def account_fields() -> dict[str, Field]:
-    """Every configurable account field: the mobile catalogue plus the desktop-only fields."""
-    return {f.path: f for f in (*ACCOUNT_FIELDS, *DESKTOP_ONLY_FIELDS)}
+@cache
+def account_fields() -> Mapping[str, Field]:
+    """Every configurable account field: the mobile catalogue plus the desktop-only fields
+    (built once, read-only: every login validates against it)."""
+    return MappingProxyType({f.path: f for f in (*ACCOUNT_FIELDS, *DESKTOP_ONLY_FIELDS)})
 
 
 @cache
@@ -240,8 +243,9 @@ def option_defaults(send_defaults: bool = False) -> dict[str, Any]:
 
 
 @cache
-def options_fields() -> dict[str, Field]:
-    return {f.path: f for f in OPTIONS_FIELDS}
+@cache
+def options_fields() -> Mapping[str, Field]:
+    return MappingProxyType({f.path: f for f in OPTIONS_FIELDS})
 
 
 # --- validation ----------------------------------------------------------------------------
@@ -335,11 +339,13 @@ def validate_fields(
     """
     fields = account_fields() if scope == "account" else options_fields()
     forbidden = set(forbid)
-    by_lower = {path.lower(): path for path in fields}
     result: dict[str, Any] = {}
     for raw_path, value in flatten(nested).items():
         path = PATH_ALIASES.get(raw_path, raw_path)
         if path not in fields:
+            # Built only for the error's hint: every login validates a few (mostly empty)
+            # tables, and this map of the whole catalogue was most of their cost.
+            by_lower = {name.lower(): name for name in fields}
             hint = by_lower.get(path.lower())
             suggestion = f" (did you mean {hint!r}?)" if hint else ""
             raise ConfigError(f"{where}: unknown field {raw_path!r}{suggestion}")
