@@ -320,9 +320,10 @@ class TokenService:
                    detail=f"user count={count} actor={actor}")
         return count
 
-    def purge(self, *, tenant: str = "") -> int:
+    def purge(self, *, tenant: str | None = "") -> int:
         """Delete ``tenant``'s expired tokens; returns how many. Another tenant's rows in
-        the same store (a tenant without a store of its own shares the global one) stay."""
+        the same store (a tenant without a store of its own shares the global one) stay.
+        ``None``: every expired token in this service's store, whatever its tenant."""
         with _unavailable_on_error():
             return self.store.purge(self.clock(), tenant=tenant)
 

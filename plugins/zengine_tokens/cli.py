@@ -58,7 +58,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     what = revoke.add_mutually_exclusive_group(required=True)
     what.add_argument("id", metavar="ID", nargs="?")
     what.add_argument("--user", metavar="USER")
-    _action(sub, "purge", "delete expired tokens")
+    purge = _action(sub, "purge", "delete expired tokens")
+    purge.add_argument("--all-tenants", action="store_true",
+                       help="every expired token in every configured token store, whatever "
+                            "its tenant (also of a tenant no longer in the config)")
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -138,6 +141,13 @@ def _revoke(args: argparse.Namespace, runtime: Runtime) -> int:
 
 
 def _purge(args: argparse.Namespace, runtime: Runtime) -> int:
+    if args.all_tenants:
+        top = runtime.root or runtime
+        # Each store once is enough; a store shared by several runtimes has nothing left.
+        count = sum(token_service(rt).purge(tenant=None)
+                    for rt in (top, *top.tenants.values()))
+        print(f"purged {count} expired token(s) of every tenant")
+        return 0
     count = token_service(runtime).purge(tenant=args.tenant)
     print(f"purged {count} expired token(s)" + (f" of tenant {args.tenant!r}" if args.tenant
                                                   else ""))
@@ -147,6 +157,9 @@ def _purge(args: argparse.Namespace, runtime: Runtime) -> int:
 def run(args: argparse.Namespace, runtime: Runtime) -> int:
     actions = {"issue": _issue, "list": _list, "revoke": _revoke, "purge": _purge}
     tenant: str = getattr(args, "tenant", "")
+    if getattr(args, "all_tenants", False) and tenant:
+        print("zengine: give --tenant or --all-tenants, not both", file=sys.stderr)
+        return 2
     # The tenant's own runtime: its users (the issue check) and its token store, not the
     # global ones.
     served = runtime.for_tenant(tenant)

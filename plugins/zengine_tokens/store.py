@@ -126,9 +126,11 @@ class TokenStore:
                        TOKENS.c.uses < TOKENS.c.max_uses)
                 .values(revoked_at=now)).rowcount
 
-    def purge(self, now: datetime, *, tenant: str) -> int:
+    def purge(self, now: datetime, *, tenant: str | None) -> int:
         """Delete ``tenant``'s expired tokens (used and revoked ones go once they expire
-        too). Only that tenant's: tenants without a store of their own share this one."""
+        too). Only that tenant's: tenants without a store of their own share this one.
+        ``None``: every tenant's in this store (a tenant removed from the config included)."""
+        expired = TOKENS.c.expires_at <= now
+        where = expired if tenant is None else expired & (TOKENS.c.tenant == tenant)
         with self.engine.begin() as conn:
-            return conn.execute(TOKENS.delete().where(TOKENS.c.tenant == tenant,
-                                                      TOKENS.c.expires_at <= now)).rowcount
+            return conn.execute(TOKENS.delete().where(where)).rowcount

@@ -211,7 +211,8 @@ sqlite_path = "acme-tokens.db"
             tokens = token_service(served)
             real = tokens.clock
             tokens.clock = _days_ago(real, 30)
-            tokens.issue("alice", tenant=tenant, ttl=timedelta(hours=1), actor="test")
+            tokens.issue("alice", tenant=tenant, ttl=timedelta(hours=1), revoke_older=False,
+                         actor="test")
             tokens.clock = real
             live[tenant] = tokens.issue("alice", tenant=tenant, revoke_older=False,
                                         actor="test").id
@@ -240,3 +241,25 @@ sqlite_path = "acme-tokens.db"
     assert {t: states(t) for t in live} == {t: ["active"] for t in live}
     assert main(["tokens", "purge", "--tenant", "nosuch", "-c", str(path)]) == 2
     assert "no tenant 'nosuch'" in capsys.readouterr().err
+    # Rows of a tenant removed from the config stay in the shared store: --tenant refuses an
+    # unknown tenant, --all-tenants purges every store's expired rows, whatever the tenant.
+    runtime = build_runtime(load_settings(path, environ={}), load_entrypoints=False,
+                            plugins=plugin_list(*BUILTINS, "tokens"))
+    runtime.start()
+    try:
+        for tenant in ("gone", "acme"):
+            tokens = token_service(runtime.for_tenant(tenant) or runtime)  # gone: global
+            real = tokens.clock
+            tokens.clock = _days_ago(real, 30)
+            tokens.issue("alice", tenant=tenant, ttl=timedelta(hours=1), revoke_older=False,
+                         actor="test")
+            tokens.clock = real
+    finally:
+        runtime.stop()
+    capsys.readouterr()
+    assert main(["tokens", "purge", "--tenant", "gone", "-c", str(path)]) == 2
+    assert main(["tokens", "purge", "--all-tenants", "--tenant", "acme", "-c", str(path)]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["tokens", "purge", "--all-tenants", "-c", str(path)]) == 0
+    assert capsys.readouterr().out.endswith("purged 2 expired token(s) of every tenant\n")
+    assert {t: states(t) for t in live} == {t: ["active"] for t in live}
