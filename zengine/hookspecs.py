@@ -384,9 +384,12 @@ def zengine_readiness(runtime: Runtime) -> Iterable[Readiness] | None:
     no secret, URL or host name), or ``None`` when the plugin has nothing to probe (an inert
     backend). Respect your own connect timeouts; raising is treated as "not ready" and logged.
 
-    Called once per runtime (the global one, then each ``[tenants]`` tenant's) in a worker
-    thread for ``GET /readyz`` (at most once per ``[server] readiness_cache_seconds``, whatever
-    the request rate) and by ``zengine check-config --probe``; never on the provisioning path.
+    Called for the global runtime, then for each ``[tenants]`` tenant's runtime but only for
+    the plugins whose ``[plugins.<name>]`` table that tenant overrides (tenants with the same
+    table share one probe): so a probe must depend only on the plugin's own table and the
+    runtime's shared state, never on another plugin's settings. Called in a worker thread for
+    ``GET /readyz`` (at most once per ``[server] readiness_cache_seconds``, whatever the
+    request rate) and by ``zengine check-config --probe``; never on the provisioning path.
 
     Ordering: every plugin is asked; ``/readyz`` answers 503 when any result is not ready.
 
