@@ -477,12 +477,32 @@ def restart_storm(work: Path, config: Path, notes: list[str]) -> list[tuple[str,
         notes.append("No plugin offered a shared store (Redis), so the storm ran on the same "
                      "processes after the priming pass instead of after a restart; each worker "
                      "only has the users it saw itself.")
+    forget_redis(redis_env)
     storms = [("zengine hypercorn 2w, priming pass (4 at a time, every password verified)",
                primed),
               (f"zengine hypercorn 2w after restart, cache in {store}", zen_storm)]
     if guarded is not None:
         storms.append(("the same restart, guard flood limit at its default", guarded))
     return storms + engines
+
+
+def forget_redis(env: dict[str, str]) -> None:
+    """Delete the keys the run left under its own prefix (never a FLUSH: Redis is shared)."""
+    url = next((v for k, v in env.items() if k.endswith("__REDIS_URL")), None)
+    prefix = next((v for k, v in env.items() if k.endswith("__KEY_PREFIX")), None)
+    if not url or not prefix:
+        return
+    import redis
+
+    client = redis.Redis.from_url(url)
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=prefix + "*", count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            client.delete(*batch)
+            batch.clear()
+    if batch:
+        client.delete(*batch)
 
 
 #: The restart row the storm target compares with the peer's.
