@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.test_fastpath import HOME, Recorder, _app, _fresh_loggers, _lines, _requests
+from tests.test_fastpath import HOME, Recorder, _app, _fresh_loggers, _lines, _requests, _send
 from zengine import hookimpl
 from zengine.app import Direct, ZengineApp
 from zengine.log import configure_logging
@@ -54,17 +53,7 @@ def _run(app: ZengineApp) -> tuple[list[Any], list[dict[str, Any]], int]:
             await inner(scope, receive, send)
 
         app.direct = dataclasses.replace(app.direct, app=counting)
-    answers: list[Any] = []
-    try:
-        with TestClient(app, client=("127.0.0.1", 50000)) as client:
-            for method, url, address, headers in _more():
-                headers = {"X-Forwarded-For": address, **headers}
-                body = headers.pop("X-Body", None)
-                reply = client.request(method, url, headers=headers, content=body)
-                answers.append((method, url, address, reply.status_code,
-                                reply.headers.raw, reply.content))
-    finally:
-        logging.getLogger().handlers[:] = []
+    answers = _send(app, _more())
     return answers, _lines(stream), used
 
 

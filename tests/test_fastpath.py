@@ -17,7 +17,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +198,24 @@ def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
             if not line["event"].startswith(("zengine.started", "fastpath."))]
 
 
+def _send(app: ZengineApp,
+          requests: Iterable[tuple[str, str, str, dict[str, str]]]) -> list[Any]:
+    """Each request through ``app`` from its real address; (method, url, address, status,
+    raw headers, body) per answer. The app's log handlers are removed afterwards."""
+    answers: list[Any] = []
+    try:
+        with TestClient(app, client=("127.0.0.1", 50000)) as client:
+            for method, url, address, headers in requests:
+                headers = {"X-Forwarded-For": address, **headers}
+                body = headers.pop("X-Body", None)
+                reply = client.request(method, url, headers=headers, content=body)
+                answers.append((method, url, address, reply.status_code,
+                                reply.headers.raw, reply.content))
+    finally:
+        logging.getLogger().handlers[:] = []
+    return answers
+
+
 def _run(app: ZengineApp) -> tuple[list[Any], list[dict[str, Any]], int]:
     stream = io.StringIO()
     configure_logging(LoggingSettings(format="json", level="info"), stream=stream)
@@ -212,17 +230,7 @@ def _run(app: ZengineApp) -> tuple[list[Any], list[dict[str, Any]], int]:
         return answered
 
     app.front = counting
-    answers: list[Any] = []
-    try:
-        with TestClient(app, client=("127.0.0.1", 50000)) as client:
-            for method, url, address, headers in _requests():
-                headers = {"X-Forwarded-For": address, **headers}
-                body = headers.pop("X-Body", None)
-                reply = client.request(method, url, headers=headers, content=body)
-                answers.append((method, url, address, reply.status_code,
-                                reply.headers.raw, reply.content))
-    finally:
-        logging.getLogger().handlers[:] = []
+    answers = _send(app, _requests())
     return answers, _lines(stream), fast_answers
 
 
