@@ -74,3 +74,46 @@ def test_uvicorn_access_line_loses_its_query_string() -> None:
                                None)
     assert StripQuery().filter(record)
     assert record.getMessage() == '127.0.0.1:5 - "GET /id.php HTTP/1.1" 200'
+
+
+def test_hypercorn_workers_get_listening_sockets_of_their_own(tmp_path: Path) -> None:
+    """Several hypercorn workers on a fixed port each accept from their own SO_REUSEPORT
+    socket (the kernel spreads connections over them); a unix socket or port 0 stays one
+    socket shared by all, as hypercorn has it."""
+    import socket
+
+    from hypercorn.config import Config
+
+    from zengine.server.hypercorn_engine import worker_sockets
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    config = Config()
+    config.workers = 3
+    config.bind = [f"127.0.0.1:{port}"]
+    sets = worker_sockets(config)
+    try:
+        listeners = [s.insecure_sockets[0] for s in sets]
+        assert len({id(sock) for sock in listeners}) == 3
+        assert {sock.getsockname()[1] for sock in listeners} == {port}
+        assert all(sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) for sock in listeners)
+    finally:
+        for s in sets:
+            for sock in s.insecure_sockets:
+                sock.close()
+    for bind in ("127.0.0.1:0", f"unix:{tmp_path / 'z.sock'}"):
+        config.bind = [bind]
+        sets = worker_sockets(config)
+        try:
+            assert len(sets) == 3 and all(s is sets[0] for s in sets)
+        finally:
+            for sock in sets[0].insecure_sockets:
+                sock.close()
+    config.workers = 1
+    config.bind = [f"127.0.0.1:{port}"]
+    sets = worker_sockets(config)
+    assert len(sets) == 1
+    for sock in sets[0].insecure_sockets:
+        sock.close()
