@@ -44,6 +44,7 @@ ALICE = "/id.php?username=alice&password=wonderland&version=1.14"
 BOB = "/id.php?username=bob&password=builder&version=1.14"
 STORM_USERS = int(os.environ.get("BENCH_STORM_USERS", "2000"))
 STORM_CONCURRENCY = 200
+BARE_OWN = "bare hypercorn 2w, a socket per worker (zengine's launcher), prebuilt body"
 STORM_PASSWORD = "returning-phone-password"
 #: The storm users' stored hashes: argon2id at t=1, m=16 MiB (~15 ms a verification here), so
 #: that the pass that makes them "returning" (verified once, as yesterday) stays short. What the
@@ -319,6 +320,21 @@ def zengine(work: Path, config: Path, engine: str, workers: int,
                    log=work / f"zengine-{engine}-{workers}.log", ready="/healthz")
 
 
+#: Bare hypercorn under zengine's own multi-worker launcher (a socket per worker, see
+#: zengine.server.hypercorn_engine.worker_sockets), so that zengine's hypercorn rows can be
+#: read against the same way of sharing connections as well as against stock hypercorn.
+OWN_SOCKETS = """import sys
+from hypercorn.config import Config
+from zengine.server.hypercorn_engine import run_workers
+config = Config()
+config.workers = int(sys.argv[1])
+config.bind = [f"127.0.0.1:{sys.argv[2]}"]
+config.accesslog = sys.argv[3]
+config.application_path = "bare_app:app"
+raise SystemExit(run_workers(config))
+"""
+
+
 def bare(work: Path, engine: str, workers: int, body: Path) -> contextlib.AbstractContextManager[
         Server]:
     log = work / f"bare-{engine}.log"
@@ -331,6 +347,9 @@ def bare(work: Path, engine: str, workers: int, body: Path) -> contextlib.Abstra
                     "bare_app:app"],
         "uvicorn": [sys.executable, "-m", "uvicorn", "--workers", str(workers), "--host",
                     "127.0.0.1", "--port", "{port}", "bare_app:app"],
+        # hypercorn started the way `zengine serve` starts it: a listening socket per worker.
+        "hypercorn-own-sockets": [sys.executable, "-c", OWN_SOCKETS, str(workers), "{port}",
+                                  str(work / "bare-access.log")],
     }[engine]
     return started(f"bare {engine} {workers}w", argv, env={"BARE_BODY": str(body)}, log=log,
                    ready="/", cwd=ROOT / "bench")
@@ -394,11 +413,13 @@ def main() -> int:
             rows["PHP peer, bob"] = wrk(php, BOB, seconds)
             if "storm" in only:
                 peer_storm = storm(php, storm_paths())
-    for engine in ("hypercorn", "granian", "uvicorn") if "bare" in only else ():
+    for engine in ("hypercorn", "hypercorn-own-sockets", "granian",
+                   "uvicorn") if "bare" in only else ():
         for workers in ((1, 2) if engine == "hypercorn" else (2,)):
             with bare(work, engine, workers, files["alice"]) as server:
                 wrk(server, "/", 2)
-                rows[f"bare {engine} {workers}w, prebuilt body"] = wrk(server, "/", seconds)
+                rows[BARE_OWN if engine == "hypercorn-own-sockets" else
+                     f"bare {engine} {workers}w, prebuilt body"] = wrk(server, "/", seconds)
     for engine, workers in (("hypercorn", 1), ("hypercorn", 2), ("granian", 2),
                             ("uvicorn", 2)) if "warm" in only else ():
         with zengine(work, config, engine, workers) as server:
@@ -514,6 +535,7 @@ def report(rows: dict[str, Load], storms: list[tuple[str, Storm]], served: int,
     """The section's text; a row or ratio whose rows did not run (``--only``) is left out."""
     peer = rows.get("PHP peer, alice")
     bare_h2 = rows.get("bare hypercorn 2w, prebuilt body")
+    bare_own = rows.get(BARE_OWN)
     zen_h2 = rows.get("zengine hypercorn 2w, alice warm (cache hit)")
     warm = [(name, load) for name, load in rows.items()
             if name.startswith("zengine") and "alice warm" in name]
@@ -557,6 +579,10 @@ def report(rows: dict[str, Load], storms: list[tuple[str, Storm]], served: int,
                        f"CPU per request {bare_h2.cpu_us / zen_h2.cpu_us:.2f}x "
                        f"({bare_h2.cpu_us:,.0f} against {zen_h2.cpu_us:,.0f} µs: the rate also "
                        "moves with how evenly the workers share wrk's connections)")
+    if zen_h2 and bare_own:
+        targets.append(f"- warm login on hypercorn 2w vs {BARE_OWN}: "
+                       f"**{zen_h2.rate / bare_own.rate:.2f}x**; by server CPU per request "
+                       f"{bare_own.cpu_us / zen_h2.cpu_us:.2f}x")
     if warm and peer:
         fastest_name, fastest = max(warm, key=lambda item: item[1].rate)
         targets.append(f"- fastest engine ({fastest_name}) vs the PHP peer: "
