@@ -44,12 +44,12 @@ ALICE = "/id.php?username=alice&password=wonderland&version=1.14"
 BOB = "/id.php?username=bob&password=builder&version=1.14"
 STORM_USERS = int(os.environ.get("BENCH_STORM_USERS", "2000"))
 STORM_CONCURRENCY = 200
-BARE_OWN = "bare hypercorn 2w, a socket per worker (zengine's launcher), prebuilt body"
 STORM_PASSWORD = "returning-phone-password"
 #: The storm users' stored hashes: argon2id at t=1, m=16 MiB (~15 ms a verification here), so
 #: that the pass that makes them "returning" (verified once, as yesterday) stays short. What the
 #: storm measures is the cache hit; a miss costs what the stored hash's parameters say.
 STORM_HASHER = PasswordHasher(time_cost=1, memory_cost=16384, parallelism=1)
+BARE_OWN = "bare hypercorn 2w, a socket per worker (zengine's launcher), prebuilt body"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOAD_AT_START = " ".join(f"{x:.1f}" for x in os.getloadavg())
 

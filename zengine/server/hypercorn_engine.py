@@ -151,9 +151,14 @@ def worker_sockets(config: Config) -> list[Sockets]:
     the kernel spread connections over the workers by their addresses. A unix socket or an
     inherited descriptor cannot be bound twice, and port 0 would give each worker another
     port: those stay shared."""
-    fixed = all(not bind.startswith(("unix:", "fd://")) and bind.rsplit(":", 1)[-1] not in ("", "0")
-                and ":" in bind for bind in config.bind)
-    if not fixed or config.workers <= 1:
+    if config.workers <= 1 or not all(_fixed_tcp_port(bind) for bind in config.bind):
         shared = config.create_sockets()
         return [shared] * max(config.workers, 1)
     return [config.create_sockets() for _ in range(config.workers)]
+
+
+def _fixed_tcp_port(bind: str) -> bool:
+    """``host:port`` with a port other than 0: a bind each worker can make again."""
+    if bind.startswith(("unix:", "fd://")) or ":" not in bind:
+        return False
+    return bind.rsplit(":", 1)[1] not in ("", "0")
