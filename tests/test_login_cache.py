@@ -197,6 +197,27 @@ def test_digest_depends_on_every_part_and_the_key() -> None:
     assert not one.check(key, "") and one.check(key, "pw")
 
 
+def test_digests_are_exactly_a_fresh_hmac_of_the_length_prefixed_parts() -> None:
+    # The key is set up once and copied per digest: every digest, the first and the
+    # hundredth, must still be the one-shot HMAC-SHA256 of the same message.
+    import hashlib
+    import hmac
+
+    key = b"s" * 40
+    cache = LoginCache(LoginCacheSettings(), key, LocalEntries(16))
+    cases: list[tuple[str | None, ...]] = [
+        ("fast-v1", "alice", "wonderland"), ("user", "bob"), ("tenant-user", "acme", "bob"),
+        ("login-v1", "static", None, "alice", "$argon2id$...", "pw"), (), ("é\ud800", ""),
+    ]
+    for _ in range(3):
+        for parts in cases:
+            message = b"".join(logincache._field(part) for part in parts)
+            assert cache.keyed(*parts) == hmac.new(key, message, hashlib.sha256).digest()
+    assert cache.slot("bob") == "login:" + hmac.new(
+        key, logincache._field("user") + logincache._field("bob"),
+        hashlib.sha256).hexdigest()[:32]
+
+
 def test_secret_from_file_and_its_errors(tmp_path: Path) -> None:
     path = tmp_path / "secret"
     path.write_text("s" * 43 + "\n")
