@@ -297,6 +297,20 @@ def test_headers_ignored_unless_the_peer_is_a_trusted_proxy() -> None:
     assert ClientAddresses(["10.0.0.0/8"]).resolve("203.0.113.9", spoof) == "203.0.113.9"
 
 
+def test_the_peer_is_written_alike_whether_or_not_it_was_seen_before() -> None:
+    # The peer's parsed form is kept per peer string: the second answer is the first one.
+    addresses = ClientAddresses(())
+    for peer, shown in (("::ffff:192.0.2.1", "192.0.2.1"), ("2001:DB8::1", "2001:db8::1"),
+                        ("unix-socket", "unix-socket"), ("", ""), ("192.0.2.7", "192.0.2.7")):
+        assert addresses.resolve(peer, _headers()) == shown
+        assert addresses.resolve(peer, _headers()) == shown
+    # A trusted peer still walks the headers, cached or not.
+    trusted = ClientAddresses(["::ffff:0:0/96", "192.0.2.0/24"])
+    xff = _headers(("X-Forwarded-For", "198.51.100.9"))
+    assert trusted.resolve("192.0.2.7", xff) == "198.51.100.9"
+    assert trusted.resolve("192.0.2.7", _headers()) == "192.0.2.7"
+
+
 def test_trusted_proxy_chain_is_walked_from_the_right() -> None:
     addresses = ClientAddresses(["10.0.0.0/8", "127.0.0.1"])
     # The client can prepend anything: only the hop our proxy added counts.

@@ -85,6 +85,15 @@ def _split(text: str, sep: str) -> list[str]:
     return [part for part in parts if part.strip()]
 
 
+@functools.lru_cache(maxsize=4096)
+def _peer(peer: str) -> tuple[Address | None, str]:
+    """The socket peer parsed and written back, once per address: every request from a phone
+    (or a proxy) has the same peer string, and parsing and formatting an address cost about
+    1.5% of a returning login's CPU. Bounded, so a flood from many addresses only churns it."""
+    address = parse_address(peer)
+    return address, str(address) if address is not None else peer
+
+
 class ClientAddresses:
     """Built once at startup from ``[server] trusted_proxies``."""
 
@@ -97,9 +106,9 @@ class ClientAddresses:
 
     def resolve(self, peer: str, headers: HeaderLines) -> str:
         """The client address for a request from ``peer`` with these headers."""
-        peer_address = parse_address(peer)
+        peer_address, peer_text = _peer(peer)
         if not self.trusted or not self.is_trusted(peer_address):
-            return str(peer_address) if peer_address is not None else peer
+            return peer_text
         hops = self._hops(headers)
         best: Address | None = peer_address
         for hop in reversed(hops):
