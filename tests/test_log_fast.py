@@ -25,6 +25,15 @@ from zengine.settings import LoggingSettings
 
 _STAMP = re.compile(r'"timestamp": "(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z)"')
 
+class _Text(str):
+    pass
+
+
+class _Number(int):
+    def __repr__(self) -> str:
+        return "not JSON"
+
+
 CASES: list[dict[str, Any]] = [
     {"outcome": "served", "status": 200, "error": None, "username": "alice",
      "account_count": 2, "duration_ms": 0.31, "ok": True},
@@ -35,6 +44,11 @@ CASES: list[dict[str, Any]] = [
      "items": ["a\nb", ("password=1", None)], "raw": b"\xff\x00ab", "where": Path("/tmp/x")},
     {"long": "z" * 2000, "ctl": "line\r\nforged", "bidi": "a\u202eb", "k\x1bey": "v"},
     {"path": "/overridden", "client_addr": "203.0.113.1"},
+    # Values whose JSON skips the encoder (str, int, bool, None, finite floats) and those
+    # that do not; a "timestamp" or "level" field is overwritten where it stands.
+    {"f": 0.1, "inf": float("inf"), "ninf": float("-inf"), "nan": float("nan"), "z": -0.0,
+     "big": 10**30, "no": False, "e": logging.INFO, "name": _Text("sub"), "n": _Number(7),
+     "u": "caf\u00e9 \u65e5\u672c", "timestamp": "mine", "level": "mine"},
 ]
 
 
@@ -75,6 +89,15 @@ def test_structlog_event_matches_the_full_chain(stream: io.StringIO, fields: dic
     assert "hunter2" not in fast and "s3cret" not in fast
 
 
+def test_context_values_named_like_the_added_keys_match_too(stream: io.StringIO) -> None:
+    bound = {"timestamp": "bound", "level": "bound", "user": "alice", "password": "pw"}
+    with structlog.contextvars.bound_contextvars(**bound):
+        structlog.get_logger("zengine.test").info("ctx.event", n=1.5)
+        slow = _chain_line("info", "ctx.event", {"n": 1.5})
+    _same(stream.getvalue().rstrip("\n"), slow)
+    assert '"user": "alice"' in slow and "pw" not in slow
+
+
 def test_repeated_lines_match_too(stream: io.StringIO) -> None:
     """The second line of a kind is built from kept fragments: still the chain's bytes, and
     a redacted value is never kept."""
@@ -85,7 +108,8 @@ def test_repeated_lines_match_too(stream: io.StringIO) -> None:
     slow = _chain_line("info", "again", dict(fields))
     for line in stream.getvalue().splitlines():
         _same(line, slow)
-    kept = " ".join(logline._FRAGMENTS.values()) + repr(list(logline._FRAGMENTS))
+    kept = " ".join(f for table in logline._FRAGMENTS.values() for f in table.values()) \
+        + repr([list(table) for table in logline._FRAGMENTS.values()])
     assert "pw1" not in kept and "abc" not in kept and '"count": 1' in kept
     # 1 and True are equal (and hash alike) in Python, not in JSON.
     structlog.get_logger("zengine.test").info("again", count=True, flag=1)
@@ -346,6 +370,6 @@ def test_access_lines_are_not_kept_in_the_fragment_cache(
     line = '127.0.0.1 "GET /id.php" 200 0.25s'
     assert logline.log_direct(access, logging.INFO, line)
     assert "GET /id.php" in stream.getvalue()
-    assert ("event", str, line) not in logline._FRAGMENTS
+    assert ("event", line) not in logline._FRAGMENTS[str]
     structlog.get_logger("zengine.test").info("repeated.event")
-    assert ("event", str, "repeated.event") in logline._FRAGMENTS
+    assert ("event", "repeated.event") in logline._FRAGMENTS[str]

@@ -5,7 +5,9 @@ the line handler (:func:`log_direct`). ``tests/test_log_fast.py`` compares the b
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
+import math
 import time
 from typing import Any
 
@@ -28,25 +30,77 @@ _CONTEXT_PREFIX = structlog.contextvars.STRUCTLOG_KEY_PREFIX
 _LEVELS = {"warn": "warning", "exception": "error"}
 #: Keys that need the full chain: tracebacks and stacks are formatted (and redacted) there.
 _SLOW_KEYS = ("exc_info", "stack_info", "exception", "stack")
-#: Per key, decided once: its sanitised name and whether its value is a secret.
-_KEY_PLAN: dict[str, tuple[str, bool]] = {}
-#: ``"key": value`` as JSON, for a (key, type, value) seen before whose value redaction and
-#: sanitising left as it was (so no secret is kept here that the line itself would not
-#: print). A line's fields repeat from request to request (the user, the client, the
-#: outcome); only a few never do (:data:`_VOLATILE`, not kept). Emptied when full.
-_FRAGMENTS: dict[tuple[str, type, Any], str] = {}
+#: Per key, decided once: its sanitised name, whether its value is a secret, and the name as
+#: JSON with the separator (``"key": ``), the part of a fragment every line repeats.
+_KEY_PLAN: dict[str, tuple[str, bool, str]] = {}
+#: ``"key": value`` as JSON, for a (key, value) of one type seen before whose value redaction
+#: and sanitising left as it was (so no secret is kept here that the line itself would not
+#: print). One table per type, looked up by the dict's own item: 1 and True are equal (and
+#: hash alike) in Python, not in JSON. A line's fields repeat from request to request (the
+#: user, the client, the outcome); only a few never do (:data:`_VOLATILE`, not kept).
+#: Emptied when full.
+_FRAGMENTS: dict[type, dict[tuple[str, Any], str]] = {
+    str: {}, int: {}, bool: {}, type(None): {}}
 _MAX_FRAGMENTS = 8192
 _VOLATILE = frozenset({"timestamp", "request_id", "duration_ms"})
-_CACHEABLE = (str, int, bool, type(None))
+#: Per context variable: ``(key,)`` for structlog's (its name without the prefix), ``()``
+#: for any other; decided once per variable (a line reads every variable of the context).
+_CONTEXT_KEYS: dict[contextvars.ContextVar[Any], tuple[str, ...]] = {}
+_ENCODE_STR = json.encoder.encode_basestring_ascii
+_INFINITE = (math.inf, -math.inf)
 
 
-def _plan(key: str) -> tuple[str, bool]:
+def _plan(key: str) -> tuple[str, bool, str]:
     plan = _KEY_PLAN.get(key)
     if plan is None:
-        plan = (sanitise_text(str(key), limit=64), _secret_key(str(key)))
+        name = sanitise_text(str(key), limit=64)
+        plan = (name, _secret_key(str(key)), _ENCODE_STR(name) + ": ")
         if len(_KEY_PLAN) < 4096:  # keys come from code; a flood of new ones is not cached
             _KEY_PLAN[key] = plan
     return plan
+
+
+def _context_key(var: contextvars.ContextVar[Any]) -> tuple[str, ...]:
+    name = var.name
+    entry = (name[len(_CONTEXT_PREFIX):],) if name.startswith(_CONTEXT_PREFIX) else ()
+    if len(_CONTEXT_KEYS) < 1024:  # variables are made once each; a flood is not cached
+        _CONTEXT_KEYS[var] = entry
+    return entry
+
+
+#: The encoder (``_Output.encode``) last seen, and whether its answer for a str, int, bool,
+#: None or finite float is the C string encoder's or the type's repr: a plain
+#: ``json.JSONEncoder`` with ``ensure_ascii`` (what ``encode`` and its one-shot C encoder do
+#: for these types), so a value's JSON skips ``encode`` and the C encoder made per call.
+_PLAIN_ENCODER: tuple[Any, bool] = (None, False)
+
+
+def _plain(encode: Any) -> bool:
+    global _PLAIN_ENCODER
+    if _PLAIN_ENCODER[0] is not encode:
+        encoder = getattr(encode, "__self__", None)
+        plain = type(encoder) is json.JSONEncoder and getattr(encode, "__func__", None) \
+            is json.JSONEncoder.encode and bool(getattr(encoder, "ensure_ascii", False))
+        _PLAIN_ENCODER = (encode, plain)
+    return _PLAIN_ENCODER[1]
+
+
+def _value_json(value: Any, encode: Any, plain: bool) -> str:
+    if plain:
+        kind = type(value)
+        if kind is str:
+            text: str = _ENCODE_STR(value)
+            return text
+        if value is None:
+            return "null"
+        if kind is bool:
+            return "true" if value else "false"
+        if kind is int:
+            return int.__repr__(value)
+        if kind is float and value == value and value not in _INFINITE:
+            return float.__repr__(value)
+    result: str = encode(value)
+    return result
 
 
 def _clean(key: str, value: Any, secret: bool) -> Any:
@@ -91,39 +145,55 @@ def render_json(logger_name: str, method_name: str, event_dict: dict[str, Any],
     for key in _SLOW_KEYS:
         if key in event_dict:
             return None
-    context = contextvars.copy_context()
-    for var in context:
-        if var.name.startswith(_CONTEXT_PREFIX) and context[var] is not Ellipsis:
-            event_dict.setdefault(var.name[len(_CONTEXT_PREFIX):], context[var])
+    keys = _CONTEXT_KEYS
+    # structlog's merge_contextvars: the context's order, a value of ``...`` is unset.
+    for var, value in contextvars.copy_context().items():
+        entry = keys.get(var)
+        if entry is None:
+            entry = _context_key(var)
+        if entry and value is not Ellipsis:
+            event_dict.setdefault(entry[0], value)
     event_dict["level"] = _LEVELS.get(method_name, method_name)
     event_dict["logger"] = logger_name
-    event_dict["timestamp"] = iso_utc(time.time_ns())
+    stamp = iso_utc(time.time_ns())
+    # Usually the line's last key, a known name and a safe value: its fragment is built
+    # here; a "timestamp" field or context value keeps its place and goes the usual way.
+    plain = _plain(encode)
+    last = plain and "timestamp" not in event_dict
+    if not last:
+        event_dict["timestamp"] = stamp
     # JSON of a dict is its items' fragments joined: the same bytes as encoding the whole.
     parts = []
-    fragments = _FRAGMENTS
-    for key, value in event_dict.items():
-        kind = type(value)
-        fragment = fragments.get((key, kind, value)) if kind in _CACHEABLE else None
+    tables = _FRAGMENTS
+    for item in event_dict.items():
+        value = item[1]
+        table = tables.get(type(value))
+        fragment = table.get(item) if table is not None else None
         if fragment is None:
-            name, secret = _plan(key)
+            key = item[0]
+            name, secret, prefix = _plan(key)
             if name != key:
                 # Two keys could sanitise to one name: the dict below keeps one, as before.
+                event_dict["timestamp"] = stamp
                 return _render_dict(event_dict, encode)
             clean = _clean(key, value, secret)
-            fragment = f"{encode(name)}: {encode(clean)}"
-            if kind in _CACHEABLE and clean == value and type(clean) is kind \
+            fragment = (prefix if plain else encode(name) + ": ") \
+                + _value_json(clean, encode, plain)
+            if table is not None and clean == value and type(clean) is type(value) \
                     and key not in volatile:
-                if len(fragments) >= _MAX_FRAGMENTS:
-                    fragments.clear()
-                fragments[key, kind, value] = fragment
+                if len(table) >= _MAX_FRAGMENTS:
+                    table.clear()
+                table[item] = fragment
         parts.append(fragment)
+    if last:
+        parts.append(f'"timestamp": "{stamp}"')
     return "{" + ", ".join(parts) + "}"
 
 
 def _render_dict(event_dict: dict[str, Any], encode: Any) -> str:
     clean = {}
     for key, value in event_dict.items():
-        name, secret = _plan(key)
+        name, secret, _ = _plan(key)
         clean[name] = _clean(key, value, secret)
     line: str = encode(clean)
     return line
