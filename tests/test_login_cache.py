@@ -366,6 +366,10 @@ def test_an_offered_entry_serves_one_lookup_inside_its_scope_only() -> None:
     with logincache.prefetching():
         logincache.offer(slot, None)
     assert cache.check(key, "wonderland")  # gone with its scope
+    with pytest.raises(RuntimeError), logincache.prefetching():
+        logincache.offer(slot, None)
+        raise RuntimeError("the check failed")
+    assert cache.check(key, "wonderland")  # gone with a scope that raised too
 
 
 def guard_runtime(tmp_path: Path, prefix: str) -> Runtime:

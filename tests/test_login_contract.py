@@ -456,6 +456,11 @@ def test_announce_verification_once_per_login_and_only_inside_one() -> None:
         assert verification_spent()
     assert calls == [1]
     assert not verification_spent()
+    with pytest.raises(RuntimeError), login_in_progress(lambda: calls.append(2)):
+        announce_verification()
+        raise RuntimeError("the chain failed")
+    assert calls == [1, 2]
+    assert not verification_spent()  # a login that raised is over too
 
 
 def test_refused_logins_are_held_until_the_failure_floor_like_wrong_ones(

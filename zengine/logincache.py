@@ -16,15 +16,14 @@ never bypasses a lockout. See docs/security.md for the threat model.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -49,15 +48,18 @@ _PREFETCHED: ContextVar[dict[str, bytes | None] | None] = ContextVar("zengine_lo
                                                                      default=None)
 
 
-@contextlib.contextmanager
-def prefetching() -> Iterator[None]:
+class prefetching:
     """The scope of one login check: entries :func:`offer`-ed inside it are used (once) by the
-    cache's lookup of that slot, and are gone when it ends, whatever happened in between."""
-    token = _PREFETCHED.set({})
-    try:
-        yield
-    finally:
-        _PREFETCHED.reset(token)
+    cache's lookup of that slot, and are gone when it ends, whatever happened in between.
+    A class, not ``@contextmanager``: entered on every login, where a generator costs more."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token: Token[dict[str, bytes | None] | None] = _PREFETCHED.set({})
+
+    def __exit__(self, *exc: object) -> None:
+        _PREFETCHED.reset(self._token)
 
 
 def offer(slot: str, value: bytes | None) -> None:
