@@ -30,6 +30,7 @@ from zengine.errors import (
     ZengineDeprecationWarning,
     ZengineError,
 )
+from zengine.logline import log_event
 from zengine.models import (
     Abstain,
     Account,
@@ -115,6 +116,7 @@ __all__ = [
     "format_validation_error",
     "hookimpl",
     "load_settings",
+    "log_event",
     "previewing",
     "resolve_secret",
     "settings_from_mapping",

@@ -1,6 +1,7 @@
 """zengine's log lines, fast: the JSON line the full processor chain of :mod:`zengine.log`
-makes, in one pass (:func:`render_json`), and the engines' access lines written straight to
-the line handler (:func:`log_direct`). ``tests/test_log_fast.py`` compares the bytes."""
+makes, in one pass (:func:`render_json`), the engines' access lines written straight to
+the line handler (:func:`log_direct`), and a structlog event without structlog's call
+machinery (:func:`log_event`). ``tests/test_log_fast.py`` compares the bytes."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from typing import Any
 
 import structlog
 from pydantic import SecretStr
+from structlog._config import BoundLoggerLazyProxy
 
 from zengine.log import (
     REDACTED,
+    DirectLogger,
     LineHandler,
+    _line,
     _Output,
     _redact_value,
     _sanitise_value,
@@ -236,3 +240,51 @@ def log_direct(logger: logging.Logger, level: int, message: str) -> bool:
         return False
     handler.write_line(line + handler.terminator)
     return True
+
+
+#: The levels :func:`log_event` takes (structlog's method names), and below which each of
+#: structlog's filtering bound loggers (``make_filtering_bound_logger``) drops a line.
+_LEVEL_NUMBERS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+                  "error": logging.ERROR, "critical": logging.CRITICAL}
+_FLOORS: dict[type, int] = {
+    structlog.make_filtering_bound_logger(level): level
+    for level in (logging.NOTSET, *_LEVEL_NUMBERS.values())}
+
+
+def log_event(logger: object, level: str, event: str, fields: dict[str, Any]) -> None:
+    """``getattr(logger, level)(event, **fields)``: the same line, or none, for a logger from
+    ``structlog.get_logger``, without structlog's call machinery (its proxy's attribute
+    lookup, the method, two keyword packings, the event's dict copy: about as much as the
+    rendering) when the logger is one zengine's configuration made: a filtering bound
+    logger whose only processor is zengine's and whose logger writes to the line handler.
+    Anything else (another configuration, a test's ``capture_logs``, a level not in
+    ``_LEVEL_NUMBERS``) goes through ``logger`` as usual. ``fields`` becomes the event's
+    dict (its keys, then ``event``): pass one of its own. For a request's own lines
+    (``provision.request``, the audit plugin's), docs/plugins.md."""
+    bound = logger.bind() if type(logger) is BoundLoggerLazyProxy else logger
+    floor = _FLOORS.get(type(bound))
+    number = _LEVEL_NUMBERS.get(level)
+    if floor is None or number is None or "event" in fields:
+        getattr(logger, level)(event, **fields)  # (an "event" field: structlog's TypeError)
+        return
+    if number < floor:
+        return  # the bound logger's method for this level does nothing
+    direct = getattr(bound, "_logger", None)
+    processors = getattr(bound, "_processors", None)
+    context = getattr(bound, "_context", None)
+    if type(direct) is not DirectLogger or type(processors) is not list \
+            or len(processors) != 1 or processors[0] is not _line or type(context) is not dict:
+        getattr(logger, level)(event, **fields)
+        return
+    # What structlog's BoundLoggerBase._process_event and _line do: the bound values, the
+    # fields, the event; the one-pass line, else the full chain.
+    event_dict = {**context, **fields} if context else fields
+    event_dict["event"] = event
+    line = render_json(direct.name, level, event_dict) if _Output.render is render_json \
+        else None
+    if line is None:
+        line = _line(direct, level, event_dict)
+    # DirectLogger's msg (info and below, held with the request's lines) or now.
+    handler = _Output.handler
+    if handler is not None:
+        handler.write_line(line + handler.terminator, hold=number < logging.WARNING)

@@ -26,6 +26,7 @@ from zengine.errors import (
 )
 from zengine.log import held_lines
 from zengine.logincache import prefetching
+from zengine.logline import log_event
 from zengine.models import (
     UNKNOWN_TENANT,
     Abstain,
@@ -363,17 +364,17 @@ def _handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime,
     client = outcome.client
     reply = Reply(status, body, kind, headers, outcome.outcome,
                   client.family if client else None, request.tenant if request else "")
-    log.info(
-        "provision.request",
-        outcome=outcome.outcome,
-        status=reply.status,
-        error=reply.error_kind,
-        backend=outcome.backend,
-        username=outcome.username,
-        client_family=client.family if client else None,
-        client_version=str(client.version) if client else None,
-        requested_version=client.requested if client else None,
-        account_count=outcome.account_count,
-        duration_ms=monotonic_ms(start),
-    )
+    # log.info("provision.request", ...)'s line, without structlog's call machinery.
+    log_event(log, "info", "provision.request", {
+        "outcome": outcome.outcome,
+        "status": reply.status,
+        "error": reply.error_kind,
+        "backend": outcome.backend,
+        "username": outcome.username,
+        "client_family": client.family if client else None,
+        "client_version": str(client.version) if client else None,
+        "requested_version": client.requested if client else None,
+        "account_count": outcome.account_count,
+        "duration_ms": monotonic_ms(start),
+    })
     return reply
