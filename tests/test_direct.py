@@ -85,7 +85,7 @@ def test_offload_runs_in_a_copied_context_and_abandons_a_stuck_thread() -> None:
     import contextvars
     import threading
 
-    from zengine.app import Offload
+    from zengine.offload import Offload
 
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
     release = threading.Event()
@@ -170,8 +170,8 @@ def test_offload_drops_answered_jobs_and_refuses_past_its_queue() -> None:
     import contextlib
     import threading
 
-    from zengine.app import Offload
     from zengine.errors import Overloaded
+    from zengine.offload import Offload
 
     release = threading.Event()
     started = threading.Semaphore(0)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import functools
-import queue
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -29,8 +26,8 @@ from zengine import doccache, errors, health
 from zengine.addresses import ClientAddresses
 from zengine.errors import BackendUnavailable, BadRequest, LoginFailed, TooManyAttempts
 from zengine.fastpath import PARSED_KEY
-from zengine.log import release_held
 from zengine.models import ProvisionRequest, RequestSummary
+from zengine.offload import OFFLOAD
 from zengine.pipeline import Reply, handle, status_for
 from zengine.request import build_request
 from zengine.runtime import Runtime, build_runtime
@@ -104,93 +101,6 @@ async def _answer(reply: Reply, arrived: float, failure_floor_ms: int) -> Respon
 
 
 Front = Callable[[Scope, Receive, Send], Awaitable[bool]]
-#: Provisioning requests in worker threads at once, per process (anyio's default too).
-PROVISION_THREADS = 40
-
-
-class Offload:
-    """The worker threads of the long path: at most ``limit`` requests at a time, each with a
-    deadline; a thread stuck past it is abandoned, its slot given back (``3 * limit`` replaced
-    at most), past that a request waits until its deadline (its job dropped unrun) or is refused.
-
-    Not ``anyio.to_thread``: its limiter, cancel scopes and per-call bookkeeping cost about a
-    fifth of a returning login's CPU on the long path (profiled, docs/benchmarks.md). Threads
-    are daemons, so a backend call stuck for good cannot hold up the worker's exit."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._cap = 4 * limit
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        #: Threads waiting for a job, less the jobs queued (negative: jobs wait for one).
-        self._idle = 0
-        self._threads = 0
-        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
-
-    async def run(self, work: Callable[[], Reply], deadline: float) -> Reply | None:
-        """``work()`` in a thread, in a copy of the caller's context; ``None`` past the deadline."""
-        loop = asyncio.get_running_loop()
-        if self._slots is None or self._slots[0] is not loop:
-            # A semaphore belongs to one event loop (tests run several, one after another).
-            self._slots = (loop, asyncio.Semaphore(self.limit))
-        job = _Job(loop, loop.create_future(), contextvars.copy_context(), work)
-        try:
-            async with asyncio.timeout(deadline), self._slots[1]:
-                self._submit(job)
-                return await job.future
-        except TimeoutError:
-            return None
-        finally:
-            job.work = None  # answered: a thread drops it unrun, and with it its password
-            release_held(job.context)  # still running: its lines so far now, later ones at once
-
-    def _submit(self, job: _Job) -> None:
-        with self._lock:
-            spawn = self._idle <= 0 and self._threads < self._cap
-            if not spawn and self._idle <= -self.limit:
-                raise errors.Overloaded(f"{-self._idle} requests wait for a provisioning thread")
-            self._idle -= 1
-            if spawn:
-                self._idle += 1
-                self._threads += 1
-        self._jobs.put(job)
-        if spawn:
-            threading.Thread(target=self._serve, name="zengine-request", daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:  # for the life of the process, one job at a time
-            job = self._jobs.get()
-            if (work := job.work) is not None:  # one read: ``run`` may clear it meanwhile
-                try:
-                    result: Reply | BaseException = job.context.run(work)
-                except BaseException as exc:
-                    result = exc
-                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                    job.loop.call_soon_threadsafe(_settle, job.future, result)
-            with self._lock:
-                self._idle += 1
-
-
-@dataclass(slots=True)
-class _Job:
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Reply]
-    context: contextvars.Context
-    work: Callable[[], Reply] | None
-
-
-#: One pool per process, for every app built in it: a reloaded app (SIGHUP) reuses the
-#: threads instead of leaving the old app's idle ones behind.
-OFFLOAD = Offload(PROVISION_THREADS)
-
-
-def _settle(future: asyncio.Future[Reply], result: Reply | BaseException) -> None:
-    if future.done():
-        return  # abandoned at its deadline
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
 
 
 @dataclass(frozen=True)
@@ -270,17 +180,20 @@ def create_app(
                 "method", None, ""
         body = b""
         early_error: BadRequest | None = None
-        try:
-            # However slowly it trickles, a body gets this long in all (read_timeout only
-            # bounds the silence between two bytes).
-            async with asyncio.timeout(settings.server.body_timeout):
-                body = await _read_body(scope, receive, settings.server.max_body_bytes)
-        except BadRequest as exc:
-            early_error = exc
-        except TimeoutError:
-            log.info("provision.body_timeout", path=scope["path"])
-            return _error_response(408, "Bad request: the request body took too long.",
-                                   {"Connection": "close"}), "body_timeout", None, ""
+        # Only a POST has a body to read (``_read_body`` answers b"" for the rest at once):
+        # a GET, almost every request, need not arm a timer and cancel it again.
+        if scope["method"] == "POST":
+            try:
+                # However slowly it trickles, a body gets this long in all (read_timeout only
+                # bounds the silence between two bytes).
+                async with asyncio.timeout(settings.server.body_timeout):
+                    body = await _read_body(scope, receive, settings.server.max_body_bytes)
+            except BadRequest as exc:
+                early_error = exc
+            except TimeoutError:
+                log.info("provision.body_timeout", path=scope["path"])
+                return _error_response(408, "Bad request: the request body took too long.",
+                                       {"Connection": "close"}), "body_timeout", None, ""
 
         path: str = scope["path"]
         headers = Headers(scope=scope)

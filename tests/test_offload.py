@@ -1,0 +1,174 @@
+"""zengine.offload: the long path's worker threads (limit, deadline, replacement, refusal)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from zengine.errors import Overloaded
+from zengine.offload import Offload
+
+VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset")
+
+
+def test_at_most_limit_jobs_run_at_once_and_every_result_reaches_its_caller() -> None:
+    offload = Offload(3)
+    lock = threading.Lock()
+    running = peak = 0
+
+    def job(n: int) -> Any:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.002)
+        with lock:
+            running -= 1
+        return n
+
+    async def scenario() -> list[Any]:
+        return await asyncio.gather(*(offload.run(lambda n=n: job(n), 10) for n in range(60)))
+
+    assert asyncio.run(scenario()) == list(range(60))
+    assert peak == 3
+
+
+def test_context_vars_are_visible_in_the_job_and_its_changes_stay_there() -> None:
+    offload = Offload(2)
+
+    def binds() -> Any:
+        seen = VAR.get()
+        VAR.set("bound in the thread")
+        return seen
+
+    async def scenario() -> None:
+        VAR.set("caller")
+        assert await offload.run(binds, 5) == "caller"
+        assert VAR.get() == "caller"
+
+    asyncio.run(scenario())
+
+
+def test_an_exception_in_the_job_reaches_the_caller() -> None:
+    offload = Offload(1)
+
+    def broken() -> Any:
+        raise ValueError("from the thread")
+
+    async def scenario() -> None:
+        with pytest.raises(ValueError, match="from the thread"):
+            await offload.run(broken, 5)
+        assert await offload.run(lambda: "after", 5) == "after"  # the slot came back
+
+    asyncio.run(scenario())
+
+
+def test_past_the_deadline_the_caller_gets_none_and_a_waiting_job_never_runs() -> None:
+    offload = Offload(1)
+    release = threading.Event()
+    ran: list[str] = []
+
+    def slow() -> Any:
+        release.wait(30)
+        return "slow"
+
+    async def scenario() -> None:
+        holder = asyncio.ensure_future(offload.run(slow, 5))
+        await asyncio.sleep(0.05)  # it has the only slot
+        started = time.monotonic()
+        assert await offload.run(lambda: ran.append("waiter"), 0.1) is None
+        assert time.monotonic() - started < 2
+        release.set()
+        assert await holder == "slow"
+        assert await offload.run(lambda: "next", 5) == "next"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        release.set()
+    assert ran == []
+
+
+def test_a_stuck_thread_is_abandoned_its_slot_given_back_and_replaced() -> None:
+    offload = Offload(1)
+    release = threading.Event()
+    threads: set[int] = set()
+
+    def stuck() -> Any:
+        threads.add(threading.get_ident())
+        release.wait(30)
+        return "late"
+
+    def where() -> Any:
+        return threading.get_ident()
+
+    async def scenario() -> None:
+        assert await offload.run(stuck, 0.1) is None
+        other = await offload.run(where, 5)  # the one slot again, in a new thread
+        assert other not in threads
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        release.set()
+
+
+def test_a_cancelled_caller_gives_its_slot_back() -> None:
+    offload = Offload(1)
+    release = threading.Event()
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(offload.run(lambda: release.wait(30), 30))
+        await asyncio.sleep(0.05)
+        waiter = asyncio.ensure_future(offload.run(lambda: "never", 30))
+        await asyncio.sleep(0.01)
+        waiter.cancel()
+        task.cancel()
+        for one in (task, waiter):
+            with contextlib.suppress(asyncio.CancelledError):
+                await one
+        release.set()
+        assert await offload.run(lambda: "free", 5) == "free"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        release.set()
+
+
+def test_every_thread_stuck_refuses_past_the_queue_bound() -> None:
+    offload = Offload(1)  # one slot, four threads at most
+    release = threading.Event()
+
+    async def scenario() -> None:
+        for _ in range(4):
+            assert await offload.run(lambda: release.wait(30), 0.05) is None
+        outcomes: list[object] = []
+        for _ in range(5):
+            try:
+                outcomes.append(await offload.run(lambda: "ran", 0.05))
+            except Overloaded:
+                outcomes.append("refused")
+        assert outcomes == [None] + ["refused"] * 4
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        release.set()
+
+
+def test_several_event_loops_one_after_another_share_the_pool() -> None:
+    offload = Offload(2)
+
+    async def scenario(n: int) -> list[Any]:
+        return await asyncio.gather(*(offload.run(lambda i=i: n * 100 + i, 5)
+                                      for i in range(10)))
+
+    for n in range(3):
+        assert asyncio.run(scenario(n)) == [n * 100 + i for i in range(10)]
