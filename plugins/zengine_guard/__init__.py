@@ -64,7 +64,12 @@ def zengine_readiness(runtime: Runtime) -> list[Readiness] | None:
 
 @hookimpl
 def zengine_startup(runtime: Runtime) -> None:
-    _guard(runtime)
+    guard = _guard(runtime)
+    if guard is not None:
+        from zengine.offload import PROVISION_THREADS
+
+        # One per provisioning thread, each of which holds one at a time.
+        guard.open_connections(PROVISION_THREADS)
 
 
 @hookimpl
