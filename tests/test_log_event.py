@@ -213,3 +213,28 @@ def test_a_returning_logins_lines_are_the_structlog_ones(
     assert [line.split('"event": "')[1].split('"')[0] for line in lines[0].splitlines()] == [
         "audit.login.accepted", "audit.document.served", "provision.request"]
     assert "wonderland" not in lines[0]
+
+
+def test_the_audit_plugins_fields_are_the_events_fields_in_order() -> None:
+    """Copied from the event's __dict__ when that is exactly its fields: the same dict, in
+    the same order, as reading them one by one; else read one by one."""
+    import dataclasses
+
+    from zengine.models import AuditEvent
+    from zengine_audit import _FIELDS, _fields
+
+    def one_by_one(event: AuditEvent) -> list[tuple[str, Any]]:
+        return [(name, getattr(event, name)) for name in _FIELDS]
+
+    @dataclasses.dataclass(frozen=True)
+    class Extended(AuditEvent):
+        extra: str = "x"
+
+    plain = AuditEvent("login.accepted", "accepted")
+    full = AuditEvent("document.served", "served", "alice", "static", "192.0.2.1", "mobile",
+                      "1.14", 2, "d\u00e9tail", "acme")
+    later = AuditEvent("login.refused", "rejected")
+    object.__setattr__(later, "added", "y")
+    for event in (plain, full, Extended("portal.signin", "accepted"), later):
+        assert list(_fields(event).items()) == one_by_one(event)
+    assert "event" not in _fields(full) and _fields(full) is not full.__dict__

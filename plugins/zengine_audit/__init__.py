@@ -9,6 +9,7 @@ other plugins (the admin API, the console) call is :mod:`zengine_audit.api`.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import structlog
 
@@ -21,6 +22,7 @@ from zengine_audit.settings import PLUGIN_NAME, AuditSettings
 
 log = structlog.get_logger("zengine.audit")
 _FIELDS = tuple(f.name for f in dataclasses.fields(AuditEvent) if f.name != "event")
+_SIZE = len(_FIELDS) + 1
 
 
 @hookimpl
@@ -60,11 +62,22 @@ def zengine_audit(event: AuditEvent, runtime: Runtime) -> None:
         service.record(event)
         if not service.config.log:
             return
-    # A shallow copy: the fields are plain values, and asdict's deep copy costs more than the
-    # log line itself on the request path.
-    fields = {name: getattr(event, name) for name in _FIELDS}
     # log.info(f"audit.{event.event}", **fields)'s line, without structlog's call machinery.
-    log_event(log, "info", f"audit.{event.event}", fields)
+    log_event(log, "info", f"audit.{event.event}", _fields(event))
+
+
+def _fields(event: AuditEvent) -> dict[str, Any]:
+    """The event's fields but ``event``, in their order. A shallow copy: the fields are plain
+    values, and asdict's deep copy costs more than the log line itself on the request path.
+    An AuditEvent's ``__dict__`` holds exactly its fields in their order (a frozen dataclass
+    sets them in ``__init__``): copied whole, a third of the cost of reading them one by one;
+    a subclass (more fields) or an attribute set since, field by field."""
+    values = getattr(event, "__dict__", None)
+    if type(event) is AuditEvent and type(values) is dict and len(values) == _SIZE:
+        fields: dict[str, Any] = values.copy()
+        del fields["event"]
+        return fields
+    return {name: getattr(event, name) for name in _FIELDS}
 
 
 @hookimpl
