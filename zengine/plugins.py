@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 import structlog
 
-from zengine import hookspecs
+from zengine import hookplans, hookspecs
 from zengine.errors import AccountDataError, ConfigError
 from zengine.models import (
     Abstain,
@@ -53,7 +53,8 @@ def create_plugin_manager(
     *, disabled: Iterable[str] = (), load_entrypoints: bool = True,
     plugins: Sequence[tuple[str, object]] = (),
 ) -> pluggy.PluginManager:
-    pm = pluggy.PluginManager("zengine")
+    # Counting its changes, for the hook call plans (zengine.hookplans).
+    pm = hookplans.PluginManager("zengine")
     pm.add_hookspecs(hookspecs)
     # Blocking must happen before entry points load, or the plugin is already registered.
     for name in disabled:
@@ -90,12 +91,26 @@ class Hooks:
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
-        self._listeners: dict[str, list[tuple[Any, str, bool, bool]]] = {}
+        #: The hooks called on every request run by plans made once (zengine.hookplans).
+        self._plans = hookplans.Plans(pm)
         self._failed: set[tuple[str, str]] = set()
 
     @property
     def _h(self) -> Any:
         return self.pm.hook
+
+    def _pluggy(self, hook: str, values: tuple[Any, ...]) -> Any:
+        """``pm.hook.<hook>(**kwargs)``, by its plan when it has one."""
+        plan = self._plans.get(hook)
+        if plan is None:
+            names = hookplans.PLANNED[hook][1]
+            return getattr(self._h, hook)(**dict(zip(names, values, strict=True)))
+        return hookplans.run(plan, values)
+
+    def _each(self, hook: str, values: tuple[Any, ...]) -> None:
+        """Every implementation of ``hook`` in ``get_hookimpls()`` order, by a plan; one that
+        raises is logged (:meth:`_hook_failed`) and the others still run."""
+        hookplans.each(self._plans.get(hook), values, hook, self._hook_failed)
 
     def plugin_names(self) -> list[str]:
         # Blocked plugins are listed with ``None`` by pluggy: they are not loaded.
@@ -134,8 +149,7 @@ class Hooks:
                 log.exception("plugin.shutdown_failed", plugin=impl.plugin_name)
 
     def detect_client(self, request: ProvisionRequest, runtime: Runtime) -> ClientInfo | None:
-        result: ClientInfo | None = self._h.zengine_detect_client(request=request,
-                                                                  runtime=runtime)
+        result: ClientInfo | None = self._pluggy("zengine_detect_client", (request, runtime))
         return result
 
     def resolve_tenant(self, request: ProvisionRequest, runtime: Runtime) -> str | None:
@@ -178,19 +192,14 @@ class Hooks:
 
     def login_check(self, attempt: LoginAttempt, runtime: Runtime) -> None:
         """Every guard may refuse by raising; the first exception wins."""
-        self._h.zengine_login_check(attempt=attempt, runtime=runtime)
+        self._pluggy("zengine_login_check", (attempt, runtime))
 
     def login_verification(self, attempt: LoginAttempt, runtime: Runtime) -> None:
         """Every guard may refuse the login's first slow verification by raising."""
         self._h.zengine_login_verification(attempt=attempt, runtime=runtime)
 
     def login_result(self, attempt: LoginAttempt, result: LoginResult, runtime: Runtime) -> None:
-        for impl in self._h.zengine_login_result.get_hookimpls():
-            try:
-                impl.function(**_kwargs(impl, attempt=attempt, result=result, runtime=runtime))
-            except Exception:
-                # Recording never changes the answer.
-                log.exception("login_result.hook_failed", plugin=impl.plugin_name)
+        self._each("zengine_login_result", (attempt, result, runtime))
 
     def shared_store(self, runtime: Runtime) -> SharedStore | None:
         result: SharedStore | None = self._h.zengine_shared_store(runtime=runtime)
@@ -246,26 +255,8 @@ class Hooks:
         """Every plugin's :func:`~zengine.hookspecs.zengine_data_generation` token, or ``None``
         when the document cannot be cached (a contributor without the hook, or one that said
         ``None``)."""
-        impls = self._generation_impls()
-        if impls is None:
-            return None
-        tokens = []
-        for impl in impls:
-            token = impl.function(**_kwargs(impl, identity=identity, runtime=runtime))
-            if token is None:
-                return None
-            tokens.append(f"{impl.plugin_name}={token}")
-        return tokens
-
-    def _generation_impls(self) -> list[pluggy.HookImpl] | None:
-        # Plugins are fixed once the runtime exists: decide who must answer only once.
-        if not hasattr(self, "_generations"):
-            from zengine.doccache import silent_contributors
-
-            impls = self._h.zengine_data_generation.get_hookimpls()
-            self._generations = None if silent_contributors(self._h) else list(impls)
-        found: list[pluggy.HookImpl] | None = self._generations
-        return found
+        steps = self._plans.get("zengine_data_generation")
+        return None if steps is None else hookplans.generations(steps, (identity, runtime))
 
     def build_document(self, accounts: list[ResolvedAccount], client: ClientInfo,
                        identity: Identity, runtime: Runtime) -> Document | None:
@@ -284,43 +275,27 @@ class Hooks:
                                              runtime=runtime)
 
     def audit(self, event: AuditEvent, runtime: Runtime) -> None:
-        for impl in self._h.zengine_audit.get_hookimpls():
-            try:
-                impl.function(**_kwargs(impl, event=event, runtime=runtime))
-            except Exception:
-                # Observers never change the response.
-                log.exception("audit.hook_failed", plugin=impl.plugin_name)
+        self._each("zengine_audit", (event, runtime))
 
     def request_finished(self, summary: RequestSummary, runtime: Runtime) -> None:
         """:func:`~zengine.hookspecs.zengine_request_finished`; safe on the event loop."""
-        self._notify("zengine_request_finished", "summary", summary, runtime)
+        self._each("zengine_request_finished", (summary, runtime))
 
     def observe(self, observation: Observation, runtime: Runtime) -> None:
         """:func:`~zengine.hookspecs.zengine_observe`; safe on the event loop and in threads."""
-        self._notify("zengine_observe", "observation", observation, runtime)
+        self._each("zengine_observe", (observation, runtime))
 
-    def _notify(self, hook: str, arg: str, value: object, runtime: Runtime) -> None:
-        # Several times per request: the implementations and their argument names are looked
-        # up once (plugins are fixed once the runtime exists), not per call.
-        listeners = self._listeners.get(hook)
-        if listeners is None:
-            listeners = self._listeners[hook] = [
-                (impl.function, impl.plugin_name, arg in impl.argnames,
-                 "runtime" in impl.argnames)
-                for impl in getattr(self._h, hook).get_hookimpls()]
-        for function, plugin, with_value, with_runtime in listeners:
-            kwargs: dict[str, object] = {arg: value} if with_value else {}
-            if with_runtime:
-                kwargs["runtime"] = runtime
-            try:
-                function(**kwargs)
-            except Exception:
-                # Observers never change the answer. Logged once per plugin and hook: called
-                # several times per request, a broken one would otherwise flood the log and
-                # slow every request down with tracebacks.
-                if (hook, plugin) not in self._failed:
-                    self._failed.add((hook, plugin))
-                    log.exception("observer.hook_failed", hook=hook, plugin=plugin)
+    def _hook_failed(self, hook: str, plugin: str) -> None:
+        event = _RECORDERS.get(hook)
+        if event is not None:
+            # Recording and auditing never change the answer.
+            log.exception(event, plugin=plugin)
+        # Observers never change the answer. Logged once per plugin and hook: called several
+        # times per request, a broken one would otherwise flood the log and slow every
+        # request down with tracebacks.
+        elif (hook, plugin) not in self._failed:
+            self._failed.add((hook, plugin))
+            log.exception("observer.hook_failed", hook=hook, plugin=plugin)
 
     @contextlib.contextmanager
     def timed(self, name: str, backend: str, runtime: Runtime) -> Iterator[None]:
@@ -378,6 +353,11 @@ class Hooks:
 
 def _kwargs(impl: pluggy.HookImpl, **available: Any) -> dict[str, Any]:
     return {name: available[name] for name in impl.argnames}
+
+
+#: What a raising implementation of these hooks logs (each time: they run once a request).
+_RECORDERS = {"zengine_login_result": "login_result.hook_failed",
+              "zengine_audit": "audit.hook_failed"}
 
 
 def check_chain(chain: Sequence[str], backends: Sequence[str],
