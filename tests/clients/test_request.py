@@ -135,3 +135,65 @@ def test_plus_is_a_space_by_default_and_a_plus_when_configured() -> None:
     request = parse("user=alice&pass=a+b%2Bc", settings_=raw_plus)
     assert request.credentials is not None
     assert request.credentials.password.get_secret_value() == "a+b+c"
+
+
+# The separators and escapes parse_qsl treats specially, among letters and non-ASCII text.
+_QUERY_CHARS = st.sampled_from(list("&&&===;;ab+% \tuvé€\U0001f600\x00")) | st.characters()
+_QUERIES = st.text(_QUERY_CHARS, max_size=60) | st.lists(
+    st.text(_QUERY_CHARS, max_size=6), min_size=25, max_size=40).map("&".join)
+
+
+def _qsl(text: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl
+
+    from zengine.request import MAX_FIELDS
+
+    return parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict",
+                     max_num_fields=MAX_FIELDS)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=_QUERIES)
+def test_a_plain_query_splits_into_exactly_parse_qsls_pairs(text: str) -> None:
+    from zengine.request import _plain_pairs
+
+    text = text.replace("%", "").replace("+", "")  # what the shortcut is taken for
+    try:
+        expected: list[tuple[str, str]] | type[ValueError] = _qsl(text)
+    except ValueError:
+        expected = ValueError
+    try:
+        got: list[tuple[str, str]] | type[ValueError] = _plain_pairs(text)
+    except ValueError:
+        got = ValueError
+    assert got == expected
+
+
+_LIMITED = {limit: settings_from_mapping({"server": {"max_param_length": limit}}, environ={})
+            for limit in (16, LIMIT)}
+
+
+@settings(max_examples=800, deadline=None)
+@given(query=_QUERIES.map(lambda text: text.encode("utf-8", "surrogatepass"))
+       | st.binary(max_size=40), plus_is_space=st.booleans(),
+       limit=st.sampled_from([16, LIMIT]))
+def test_parse_params_is_what_it_was_with_parse_qsl_alone(query: bytes, plus_is_space: bool,
+                                                          limit: int) -> None:
+    # Any query, shortcut or not: the same parameters or the same refusal as when every
+    # query went through parse_qsl.
+    from zengine.request import parse_params
+
+    settings_ = _LIMITED[limit]
+
+    def outcome() -> dict[str, str] | str:
+        into: dict[str, str] = {}
+        try:
+            parse_params(query, settings_, into, plus_is_space=plus_is_space)
+        except BadRequest as exc:
+            return f"{exc.detail} | {exc.public_message}"
+        return into
+
+    now = outcome()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("zengine.request._plain_pairs", _qsl)
+        assert outcome() == now
