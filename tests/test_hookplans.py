@@ -157,10 +157,10 @@ def test_a_wrapper_means_pluggy_itself(style: str) -> None:
 
 
 def _listed_reference(pm: pluggy.PluginManager, hook: str, **kwargs: Any) -> list[Any]:
-    """The facade's loops before the plans: ``get_hookimpls()`` order, by keyword, each
-    exception swallowed."""
+    """The facade's loops before the plans, by keyword, each exception swallowed, in
+    pluggy's calling order (``get_hookimpls()`` reversed)."""
     results = []
-    for impl in getattr(pm.hook, hook).get_hookimpls():
+    for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):
         try:
             results.append(impl.function(**{name: kwargs[name] for name in impl.argnames}))
         except Exception as exc:
@@ -174,7 +174,7 @@ def _listed_reference(pm: pluggy.PluginManager, hook: str, **kwargs: Any) -> lis
     ("zengine_observe", "observe", {"observation": "obs"}),
     ("zengine_request_finished", "request_finished", {"summary": "sum"}),
 ])
-def test_listed_hooks_call_every_implementation_in_the_former_order(
+def test_listed_hooks_call_every_implementation_in_pluggys_order(
         hook: str, method: str, args: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     # A logger of our own: the module's, once used while zengine's logging (which caches
     # loggers on first use) is configured, would escape a later test's capture_logs.
@@ -192,8 +192,8 @@ def test_listed_hooks_call_every_implementation_in_the_former_order(
             assert getattr(hooks, method)(*args.values(), RUNTIME) is None
             assert calls == former
             calls.clear()
-    # The order get_hookimpls() lists: trylast, registration order, tryfirst.
-    assert [call.split(".")[0] for call in former] == ["last", "plain1", "plain2", "first"]
+    # pluggy's: tryfirst, the last registered first, trylast last.
+    assert [call.split(".")[0] for call in former] == ["first", "plain2", "plain1", "last"]
     failed = [entry for entry in logs if entry["log_level"] == "error"]
     if hook in ("zengine_login_result", "zengine_audit"):
         assert [entry["event"] for entry in failed] == [f"{method}.hook_failed"] * 2
@@ -208,13 +208,13 @@ def test_data_generations_as_before() -> None:
     pm = _manager(calls, ("a", {"data_generation": 3}, set(), {}),
                   ("b", {"data_generation": "x"}, set(), {"tryfirst": True}))
     hooks = Hooks(pm)
-    assert hooks.data_generations("id", RUNTIME) == ["a=3", "b=x"]  # type: ignore[arg-type]
-    assert calls == ["a.data_generation(True,)", "b.data_generation(True,)"]
+    assert hooks.data_generations("id", RUNTIME) == ["b=x", "a=3"]  # type: ignore[arg-type]
+    assert calls == ["b.data_generation(True,)", "a.data_generation(True,)"]
     pm.register(_recorder(calls, "c", {"data_generation": None}), name="c")
     calls.clear()
     assert hooks.data_generations("id", RUNTIME) is None  # type: ignore[arg-type]
-    # get_hookimpls() order: a, c, then b (tryfirst); c's None ends it.
-    assert calls == ["a.data_generation(True,)", "c.data_generation(True,)"]
+    # pluggy's order: b (tryfirst), then c (the last registered); c's None ends it.
+    assert calls == ["b.data_generation(True,)", "c.data_generation(True,)"]
 
 
 def test_plans_follow_registrations() -> None:
@@ -227,7 +227,7 @@ def test_plans_follow_registrations() -> None:
     calls.clear()
     hooks.observe("o", RUNTIME)  # type: ignore[arg-type]
     assert hooks.detect_client("r", RUNTIME) == "B"  # type: ignore[arg-type]
-    assert calls == ["a.observe()", "b.observe()", "b.detect_client('r', True)"]
+    assert calls == ["b.observe()", "a.observe()", "b.detect_client('r', True)"]  # newest first
     pm.unregister(name="b")
     calls.clear()
     hooks.observe("o", RUNTIME)  # type: ignore[arg-type]

@@ -17,9 +17,11 @@ Two kinds of plan, because :class:`~zengine.plugins.Hooks` calls hooks two ways:
   other one ending a ``firstresult`` hook, an exception propagating at once. A hook with a
   wrapper or an implementation pluggy would pass keyword arguments to gets no plan
   (``None``): the caller then calls pluggy.
-* ``listed`` (:func:`listed_plan`): the order ``get_hookimpls()`` lists, every implementation
-  called whatever it returns: what the facade's own loops (``zengine_audit``,
-  ``zengine_login_result``, the observers, ``zengine_data_generation``) always did.
+* ``listed`` (:func:`listed_plan`): every implementation called whatever it returns (one that
+  raises is logged, the next still runs), in pluggy's calling order too: the facade's own
+  loops (``zengine_audit``, ``zengine_login_result``, the observers,
+  ``zengine_data_generation``). Before the plans those loops went in ``get_hookimpls()``
+  order, ``trylast`` first, the opposite of what a plugin marking ``tryfirst`` asks.
 
 An implementation is called positionally with the values its parameters name, as pluggy's
 multicall calls every implementation (``argnames`` are the function's own positional
@@ -165,8 +167,8 @@ def generations(steps: tuple[Step, ...], values: tuple[Any, ...]) -> list[str] |
 
 
 #: The hooks :class:`~zengine.plugins.Hooks` calls by plans (those called on every request):
-#: how (``pluggy``: as pluggy would; ``listed``: a loop over ``get_hookimpls()`` in its
-#: order) and the names of the call's arguments, in the order the facade passes them.
+#: how (``pluggy``: as pluggy would; ``listed``: a loop over every implementation, in
+#: pluggy's order) and the names of the call's arguments, in the order the facade passes them.
 PLANNED = {
     "zengine_detect_client": ("pluggy", ("request", "runtime")),
     "zengine_login_check": ("pluggy", ("attempt", "runtime")),
@@ -190,7 +192,7 @@ def plan_for(pm: pluggy.PluginManager, hook: str) -> Any:
     kind, names = PLANNED[hook]
     if kind == "pluggy":
         return pluggy_plan(pm, hook, names)
-    return listed_plan(getattr(pm.hook, hook).get_hookimpls(), names)
+    return listed_plan(tuple(reversed(getattr(pm.hook, hook).get_hookimpls())), names)
 
 
 class _Uncounted:

@@ -108,7 +108,7 @@ class Hooks:
         return hookplans.run(plan, values)
 
     def _each(self, hook: str, values: tuple[Any, ...]) -> None:
-        """Every implementation of ``hook`` in ``get_hookimpls()`` order, by a plan; one that
+        """Every implementation of ``hook`` in pluggy's calling order, by a plan; one that
         raises is logged (:meth:`_hook_failed`) and the others still run."""
         hookplans.each(self._plans.get(hook), values, hook, self._hook_failed)
 
