@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -373,3 +374,75 @@ def test_access_lines_are_not_kept_in_the_fragment_cache(
     assert ("event", line) not in logline._FRAGMENTS[str]
     structlog.get_logger("zengine.test").info("repeated.event")
     assert ("event", "repeated.event") in logline._FRAGMENTS[str]
+
+
+def test_a_block_inside_a_block_of_the_same_thread_writes_with_the_outer_one(
+        stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    handler = zlog._Output.handler
+    assert handler is not None
+    writes: list[str] = []
+    real = handler._write
+    monkeypatch.setattr(handler, "_write", lambda line, record=None: (
+        writes.append(line), real(line, record)))
+    log = structlog.get_logger("zengine.test")
+    with zlog.held_lines():
+        log.info("outer")
+        with zlog.held_lines():
+            log.info("inner")
+        assert writes == []  # not at the inner block's end
+        context = contextvars.copy_context()
+        # Another thread in a copy of the context (the long path's) holds its own block.
+        thread = threading.Thread(target=context.run, args=(
+            lambda: _in_block(lambda: log.info("thread one"), lambda: log.info("thread two")),))
+        thread.start()
+        thread.join(10)
+        assert len(writes) == 1 and _events(stream) == ["thread one", "thread two"]
+        log.info("last")
+    assert len(writes) == 2 and writes[1].count("\n") == 3
+    assert _events(stream) == ["thread one", "thread two", "outer", "inner", "last"]
+
+
+def _in_block(*steps: Callable[[], None]) -> None:
+    with zlog.held_lines():
+        for step in steps:
+            step()
+
+
+def test_granian_access_line_goes_out_with_the_requests_lines_in_one_write(
+        stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request answered on the event loop (the fast path): its lines, held by
+    ``pipeline.handle``'s block, and the access line after the answer: one write."""
+    import asyncio
+
+    from zengine.server import granian_engine
+
+    monkeypatch.setattr(logging.getLogger(), "handlers", [zlog._Output.handler])
+    handler = zlog._Output.handler
+    assert handler is not None
+    writes: list[str] = []
+    real = handler._write
+    monkeypatch.setattr(handler, "_write", lambda line, record=None: (
+        writes.append(line), real(line, record)))
+    log = structlog.get_logger("zengine.test")
+
+    async def app(scope: dict[str, object], receive: object, send: Any) -> None:
+        with zlog.held_lines():  # what pipeline.handle does
+            log.info("audit.login.accepted")
+            log.info("provision.request")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"<ok/>"})
+
+    async def send(message: object) -> None:
+        # Nothing of the request's written before the answer went out (asyncio may log).
+        assert not any("zengine.test" in w for w in writes)
+
+    scope = {"type": "http", "client": ("127.0.0.1", 5555), "method": "GET",
+             "path": "/id.php", "http_version": "1.1"}
+    asyncio.run(granian_engine.access_logged(app)(scope, None, send))  # type: ignore[arg-type]
+    ours = [w for w in writes if "zengine.test" in w or "granian.access" in w]
+    assert len(ours) == 1 and ours[0].count("\n") == 3
+    events = [json.loads(line)["event"] for line in ours[0].splitlines()]
+    assert events[:2] == ["audit.login.accepted", "provision.request"]
+    assert events[2].startswith('127.0.0.1 "GET /id.php HTTP/1.1" 200 ')

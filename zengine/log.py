@@ -245,17 +245,26 @@ class held_lines:
     (each is a system call, and under load the GIL changes hands at every one). Nothing is
     held past the block: a line is only late by the rest of its request; none is held for
     a later request, so none waits at exit. Stdlib records (hypercorn's, a traceback's
-    handler) and non-ASCII lines are written at once, as before."""
+    handler) and non-ASCII lines are written at once, as before.
+
+    A block inside another one of the same thread adds its lines to the outer one: granian's
+    access line (:func:`zengine.server.granian_engine.access_logged`) goes out with the lines
+    of a request answered on the event loop, in one write."""
 
     __slots__ = ("_held", "_token")
 
     def __enter__(self) -> None:
+        outer = _HELD.get()
+        if outer is not None and outer.owner == threading.get_ident():
+            self._held: _Held | None = None  # the outer block writes them
+            return
         self._held = _Held()
         self._token = _HELD.set(self._held)
 
     def __exit__(self, *exc: object) -> None:
-        _HELD.reset(self._token)
-        release_held(self._held)
+        if self._held is not None:
+            _HELD.reset(self._token)
+            release_held(self._held)
 
 
 def release_held(held: _Held | contextvars.Context | None) -> None:
