@@ -98,6 +98,16 @@ def test_no_leaf_text_stays_in_a_kept_template() -> None:
     assert b"hunter2" not in kept
 
 
+def test_no_text_of_a_parent_stays_in_a_kept_template() -> None:
+    """Review: a parent's own text was part of the kept tree (and of its shape's key)."""
+    xmlio._SHAPES.templates.clear()
+    root = Element("doc", "pw-secret", children=[Element("a", "x"), Element("b")])
+    assert serialize(root) == reference(root)
+    kept = b"".join(etree.tostring(t.tree) for t in xmlio._SHAPES.templates.values())
+    assert b"pw-secret" not in kept and not any(
+        "pw-secret" in repr(shape) for shape in xmlio._SHAPES.templates)
+
+
 def test_more_shapes_than_kept_and_several_threads() -> None:
     shapes = [Element("r", children=[Element("k", str(i))] * (i + 1)) for i in range(20)]
     expected = [reference(s) for s in shapes]

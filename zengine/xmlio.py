@@ -26,12 +26,18 @@ def _build(node: Element, parent: etree._Element | None) -> etree._Element:
 
 
 #: What a document's shape is: every element's tag, in document order, with a parent's
-#: child count and text and whether a leaf has a text (a leaf's text itself is not in it).
+#: child count and whether a leaf has a text (a leaf's text itself is not in it).
 Shape = tuple[object, ...]
 
 
+class _MixedContent(Exception):
+    """A parent with a text of its own (no built-in document has one): its text would be
+    part of the kept tree and of the shape's key, and a plugin could put a secret there."""
+
+
 def _shape(root: Element) -> tuple[Shape, list[str]]:
-    """``root``'s shape and its leaves' texts (each leaf that has one, in document order)."""
+    """``root``'s shape and its leaves' texts (each leaf that has one, in document order);
+    raises :class:`_MixedContent` for a parent with a text."""
     shape: list[object] = []
     texts: list[str] = []
     add, add_text = shape.append, texts.append
@@ -39,7 +45,9 @@ def _shape(root: Element) -> tuple[Shape, list[str]]:
     def walk(node: Element) -> None:
         children = node.children
         if children:
-            add((node.tag, len(children), node.text))
+            if node.text is not None:
+                raise _MixedContent
+            add((node.tag, len(children)))
             for child in children:
                 walk(child)
         elif node.text is None:
@@ -70,8 +78,6 @@ class _Template:
         element = etree.Element(node.tag) if parent is None \
             else etree.SubElement(parent, node.tag)
         if node.children:
-            if node.text is not None:
-                element.text = node.text
             for child in node.children:
                 self._build(child, element)
         elif node.text is not None:
@@ -93,7 +99,12 @@ _SHAPES = _Shapes()
 def _pretty(root: Element) -> bytes:
     """What ``_build`` + ``etree.indent`` + ``etree.tostring`` give, without building the tree
     each time: creating an lxml element (its Python proxy above all) is most of that cost."""
-    shape, texts = _shape(root)
+    try:
+        shape, texts = _shape(root)
+    except _MixedContent:
+        tree = _build(root, None)  # built for this document alone, as before the templates
+        etree.indent(tree, space="  ")
+        return etree.tostring(tree, encoding="utf-8", xml_declaration=False)
     templates = _SHAPES.templates
     template = templates.get(shape)
     if template is None:
