@@ -172,3 +172,44 @@ def test_several_event_loops_one_after_another_share_the_pool() -> None:
 
     for n in range(3):
         assert asyncio.run(scenario(n)) == [n * 100 + i for i in range(10)]
+
+
+def test_a_thread_the_os_refuses_is_a_refusal_and_the_slot_comes_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review: ``Thread.start`` failing (the OS's thread limit) leaked the slot: every later
+    request waited for its deadline. Now it is refused like a full pool, for a new arrival
+    and for a job that waited for the slot alike."""
+    offload = Offload(1)
+    real_start = threading.Thread.start
+    refusals = {"left": 0}
+
+    def start(self: threading.Thread) -> None:
+        if refusals["left"] > 0:
+            refusals["left"] -= 1
+            raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    release = threading.Event()
+
+    async def scenario() -> None:
+        refusals["left"] = 1
+        with pytest.raises(Overloaded):
+            await offload.run(lambda: "never", 5)
+        assert await offload.run(lambda: "served", 5) == "served"  # the slot came back
+        # One job holds the only thread; the next waits for the slot. When the first ends
+        # its thread is idle and takes the waiter: to make the waiter need a new thread,
+        # the first job's thread is stuck past its deadline.
+        stuck = asyncio.ensure_future(offload.run(lambda: release.wait(10), 0.2))
+        await asyncio.sleep(0.05)
+        refusals["left"] = 1
+        waiter = asyncio.ensure_future(offload.run(lambda: "late", 5))
+        assert await stuck is None  # abandoned at its deadline: the slot goes to the waiter
+        with pytest.raises(Overloaded):
+            await waiter  # whose thread the OS refused
+        assert await offload.run(lambda: "again", 5) == "again"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        release.set()

@@ -96,9 +96,18 @@ class Offload:
             if spawn:
                 self._idle += 1
                 self._threads += 1
-        self._jobs.put(job)
         if spawn:
-            threading.Thread(target=self._serve, name="zengine-request", daemon=True).start()
+            # Started before the job is queued: when the OS refuses a thread (its limit,
+            # memory), the job is refused like a full pool's, nothing queued, and the caller
+            # gives its slot back (review: a RuntimeError here leaked the slot for good).
+            try:
+                threading.Thread(target=self._serve, name="zengine-request",
+                                 daemon=True).start()
+            except RuntimeError as exc:
+                with self._lock:
+                    self._threads -= 1  # the job's -1 and the thread's +1 to idle cancel out
+                raise errors.Overloaded(f"no provisioning thread could start: {exc}") from None
+        self._jobs.put(job)
 
     def _serve(self) -> None:
         lock = self._lock
