@@ -65,10 +65,13 @@ def zengine_readiness(runtime: Runtime) -> list[Readiness] | None:
 @hookimpl
 def zengine_startup(runtime: Runtime) -> None:
     guard = _guard(runtime)
-    if guard is not None:
+    if guard is not None and not runtime.tenant:
         from zengine.offload import PROVISION_THREADS
 
-        # One per provisioning thread, each of which holds one at a time.
+        # One per provisioning thread, each of which holds one at a time; the root runtime's
+        # guard only: each tenant's runtime has a guard (and a pool) of its own, and 40 per
+        # tenant and worker would add up to Redis's client limit (review). A tenant's pool
+        # opens them as its logins need them, as redis-py does.
         guard.open_connections(PROVISION_THREADS)
 
 

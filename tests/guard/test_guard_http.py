@@ -6,6 +6,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -309,11 +310,49 @@ def test_redis_connections_are_open_before_the_first_login(prefix: str) -> None:
         assert len(pool._available_connections) == PROVISION_THREADS  # none more opened
 
 
-def test_an_unreachable_redis_does_not_hold_up_startup_once_per_connection() -> None:
-    import time
+def test_an_unreachable_redis_does_not_hold_up_startup_once_per_connection(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first failed connection ends the opening (counted: a refused port fails at once,
+    so the time alone could not tell one attempt from forty)."""
+    import redis.connection
 
-    started = time.monotonic()
+    attempts: list[object] = []
+    real = redis.connection.AbstractConnection.connect
+
+    def connect(self: Any, *args: Any, **kwargs: Any) -> Any:
+        attempts.append(self)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "connect", connect)
     with make_client({"redis_url": "redis://127.0.0.1:1/0", "redis_timeout": 0.5}) as client:
+        at_startup = len(attempts)
         guard = client.app.state.runtime.state["guard"]  # type: ignore[attr-defined]
         assert guard.open_connections(40) == 0
-    assert time.monotonic() - started < 5
+        assert len(attempts) - at_startup == 1
+    assert 1 <= at_startup <= 3  # the digest key's read and the opening's first attempt
+
+
+def test_only_the_global_runtimes_guard_opens_connections_at_startup(
+        tmp_path: Path, prefix: str) -> None:
+    """Review: each tenant's runtime has a guard and a pool of its own; 40 connections each
+    at startup would add up to Redis's client limit with many tenants and workers."""
+    from tests.tenants_kit import config
+    from zengine.offload import PROVISION_THREADS
+    from zengine.runtime import build_runtime
+
+    redis_client()
+    settings = load_settings(config(tmp_path), environ={
+        "ZENGINE_PLUGINS__GUARD__REDIS_URL": REDIS_URL,
+        "ZENGINE_PLUGINS__GUARD__KEY_PREFIX": prefix,
+        "ZENGINE_LOGIN_CACHE__SECRET": "s" * 40})
+    runtime = build_runtime(settings)
+    runtime.start()
+    try:
+        def idle(rt: Any) -> int:
+            pool = rt.state["guard"].redis_client.connection_pool
+            return len(pool._available_connections)
+
+        assert runtime.tenants and idle(runtime) == PROVISION_THREADS
+        assert all(idle(tenant) <= 2 for tenant in runtime.tenants.values())
+    finally:
+        runtime.stop()
