@@ -35,11 +35,10 @@ from typing import Any
 
 import pluggy
 
-#: One implementation: its function, its plugin's name and where in the call's values the
-#: arguments it takes are: a slice when they are consecutive (as good as always: all of
-#: them, none, or ``runtime`` alone; a tuple's full slice is the tuple itself), else their
-#: positions.
-Step = tuple[Callable[..., Any], str, slice | tuple[int, ...]]
+#: One implementation: what to call, its plugin's name and the slice of the call's values
+#: it takes (consecutive as good as always: all of them, none, or ``runtime`` alone; a
+#: tuple's full slice is the tuple itself). Every call site is ``function(*values[picks])``.
+Step = tuple[Callable[..., Any], str, slice]
 #: A pluggy call's plan: whether the hook is ``firstresult``, and its steps in calling order.
 Planned = tuple[bool, tuple[Step, ...]]
 
@@ -86,7 +85,15 @@ def _step(impl: pluggy.HookImpl, names: Sequence[str]) -> Step:
         return impl.function, impl.plugin_name, slice(0, 0)
     if at == tuple(range(at[0], at[0] + len(at))):
         return impl.function, impl.plugin_name, slice(at[0], at[0] + len(at))
-    return impl.function, impl.plugin_name, at
+    return _picking(impl.function, at), impl.plugin_name, slice(None)
+
+
+def _picking(function: Callable[..., Any], at: tuple[int, ...]) -> Callable[..., Any]:
+    """``function`` called with the values at ``at`` (its parameters in another order than
+    the call's, or not consecutive): given all of them, so that its step is a slice too."""
+    def call(*values: Any) -> Any:
+        return function(*[values[i] for i in at])
+    return call
 
 
 def pluggy_plan(pm: pluggy.PluginManager, hook: str, names: Sequence[str]) -> Planned | None:
@@ -112,8 +119,7 @@ def run(plan: Planned, values: tuple[Any, ...]) -> Any:
     firstresult, steps = plan
     results = []
     for function, _plugin, picks in steps:
-        result = function(*values[picks]) if isinstance(picks, slice) \
-            else function(*[values[i] for i in picks])
+        result = function(*values[picks])
         if result is not None:
             if firstresult:
                 return result
@@ -147,8 +153,7 @@ def each(steps: tuple[Step, ...], values: tuple[Any, ...], hook: str,
     ``except``, so that it can log the traceback) and the next one still runs."""
     for function, plugin, picks in steps:
         try:
-            function(*values[picks]) if isinstance(picks, slice) \
-                else function(*[values[i] for i in picks])
+            function(*values[picks])
         except Exception:
             failed(hook, plugin)
 
@@ -158,8 +163,7 @@ def generations(steps: tuple[Step, ...], values: tuple[Any, ...]) -> list[str] |
     (:meth:`zengine.plugins.Hooks.data_generations`)."""
     tokens = []
     for function, plugin, picks in steps:
-        token = function(*values[picks]) if isinstance(picks, slice) \
-            else function(*[values[i] for i in picks])
+        token = function(*values[picks])
         if token is None:
             return None
         tokens.append(f"{plugin}={token}")
