@@ -276,15 +276,9 @@ def log_event(logger: object, level: str, event: str, fields: dict[str, Any]) ->
             or len(processors) != 1 or processors[0] is not _line or type(context) is not dict:
         getattr(logger, level)(event, **fields)
         return
-    # What structlog's BoundLoggerBase._process_event and _line do: the bound values, the
-    # fields, the event; the one-pass line, else the full chain.
+    # What structlog's BoundLoggerBase._process_event does: the bound values, the fields,
+    # the event, the one processor, the logger's method for the level (info and below held
+    # with the request's lines, a warning or worse at once).
     event_dict = {**context, **fields} if context else fields
     event_dict["event"] = event
-    line = render_json(direct.name, level, event_dict) if _Output.render is render_json \
-        else None
-    if line is None:
-        line = _line(direct, level, event_dict)
-    # DirectLogger's msg (info and below, held with the request's lines) or now.
-    handler = _Output.handler
-    if handler is not None:
-        handler.write_line(line + handler.terminator, hold=number < logging.WARNING)
+    getattr(direct, level)(_line(direct, level, event_dict))
