@@ -41,3 +41,17 @@ def example_client(example_settings: Settings) -> Iterator[TestClient]:
     app = create_app(example_settings, load_entrypoints=False, plugins=plugin_list(*BUILTINS))
     with TestClient(app) as client:
         yield client
+
+
+def spy_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every write the current line handler makes from now on (each still written): what
+    ``held_lines`` batches into one write is one entry."""
+    from zengine import log as zlog
+
+    handler = zlog._Output.handler
+    assert handler is not None
+    writes: list[str] = []
+    real = handler._write
+    monkeypatch.setattr(handler, "_write", lambda line, record=None: (
+        writes.append(line), real(line, record)))
+    return writes

@@ -17,7 +17,7 @@ import structlog
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from tests.conftest import BUILTINS, EXAMPLE_CONFIG
+from tests.conftest import BUILTINS, EXAMPLE_CONFIG, spy_writes
 from zengine import log as zlog
 from zengine.app import create_app
 from zengine.log import configure_logging
@@ -143,12 +143,7 @@ def test_tracebacks_take_the_full_chain(bound: None) -> None:
 def test_held_with_the_requests_lines_a_warning_at_once(
         bound: None, monkeypatch: pytest.MonkeyPatch) -> None:
     out = _configure()
-    handler = zlog._Output.handler
-    assert handler is not None
-    writes: list[str] = []
-    real = handler._write
-    monkeypatch.setattr(handler, "_write", lambda line, record=None: (
-        writes.append(line), real(line, record)))
+    writes = spy_writes(monkeypatch)
     log = structlog.get_logger("zengine.test")
     with zlog.held_lines():
         log_event(log, "info", "one", {"n": 1})
@@ -171,12 +166,7 @@ def test_a_returning_logins_lines_are_the_structlog_ones(
     out = _configure("json", "info")
     for module, name in ((pipeline, "zengine.pipeline"), (zengine_audit, "zengine.audit")):
         monkeypatch.setattr(module, "log", structlog.get_logger(name))
-    handler = zlog._Output.handler
-    assert handler is not None
-    writes: list[str] = []
-    real = handler._write
-    monkeypatch.setattr(handler, "_write", lambda line, record=None: (
-        writes.append(line), real(line, record)))
+    writes = spy_writes(monkeypatch)
     app = create_app(load_settings(EXAMPLE_CONFIG, environ={}), load_entrypoints=False,
                      plugins=plugin_list(*BUILTINS))
     processed: list[str] = []

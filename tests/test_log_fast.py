@@ -18,6 +18,7 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
+from tests.conftest import spy_writes
 from zengine import log as zlog
 from zengine import logline
 from zengine.log import configure_logging
@@ -263,12 +264,7 @@ def test_granian_access_line_of_a_failed_request_and_of_the_masked_path(
 
 def test_held_lines_go_out_together_whole_and_in_order(
         stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
-    handler = zlog._Output.handler
-    assert handler is not None
-    writes: list[str] = []
-    real = handler._write
-    monkeypatch.setattr(handler, "_write", lambda line, record=None: (
-        writes.append(line), real(line, record)))
+    writes = spy_writes(monkeypatch)
     log = structlog.get_logger("zengine.test")
     with zlog.held_lines():
         log.info("one", n=1)
@@ -380,12 +376,7 @@ def test_a_block_inside_a_block_of_the_same_thread_writes_with_the_outer_one(
         stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    handler = zlog._Output.handler
-    assert handler is not None
-    writes: list[str] = []
-    real = handler._write
-    monkeypatch.setattr(handler, "_write", lambda line, record=None: (
-        writes.append(line), real(line, record)))
+    writes = spy_writes(monkeypatch)
     log = structlog.get_logger("zengine.test")
     with zlog.held_lines():
         log.info("outer")
@@ -419,12 +410,7 @@ def test_granian_access_line_goes_out_with_the_requests_lines_in_one_write(
     from zengine.server import granian_engine
 
     monkeypatch.setattr(logging.getLogger(), "handlers", [zlog._Output.handler])
-    handler = zlog._Output.handler
-    assert handler is not None
-    writes: list[str] = []
-    real = handler._write
-    monkeypatch.setattr(handler, "_write", lambda line, record=None: (
-        writes.append(line), real(line, record)))
+    writes = spy_writes(monkeypatch)
     log = structlog.get_logger("zengine.test")
 
     async def app(scope: dict[str, object], receive: object, send: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
+import structlog
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
@@ -123,7 +124,11 @@ def test_zengine_observe_store_error_from_the_guard_when_redis_is_down() -> None
     assert errors and {(e.result, e.backend) for e in errors} == {("guard", "redis")}
 
 
-def test_zengine_observe_and_zengine_request_finished_exceptions_are_swallowed() -> None:
+def test_zengine_observe_and_zengine_request_finished_exceptions_are_swallowed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A logger of our own: the module's, once used while zengine's logging (which caches
+    # loggers on first use) was configured by an earlier test, would escape capture_logs.
+    monkeypatch.setattr("zengine.plugins.log", structlog.get_logger("zengine.plugins"))
     recorder = Recorder()
     with capture_logs() as logs, client_with(("broken", Broken()),
                                              ("recorder", recorder)) as client:
