@@ -82,7 +82,7 @@ def parse_params(raw: bytes, settings: Settings, into: dict[str, str], *,
 def _plain_pairs(text: str) -> list[tuple[str, str]]:
     """``parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)`` for a query
     with no ``%`` and no ``+`` (a phone's usual one): with nothing to unquote, its pairs
-    are the plain split, without its per-field unquoting (tests/test_request_parse.py)."""
+    are the plain split, without its per-field unquoting (tests/clients/test_request.py)."""
     if text.count("&") >= MAX_FIELDS:  # parse_qsl's count: one more field than separators
         raise ValueError("Max number of fields exceeded")
     pairs = []
