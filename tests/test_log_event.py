@@ -100,6 +100,20 @@ def test_a_logger_cached_under_an_earlier_configuration_behaves_as_structlog(
     assert theirs == ours and '"event": "later"' in ours
 
 
+def test_a_logger_cached_before_a_second_configuration_is_captured_by_capture_logs() -> None:
+    """A worker configures logging again after its parent, a test after another: a logger
+    cached in between must still follow the configured processors (capture_logs edits them in
+    place; a fresh list per call stranded such loggers and their lines escaped the capture)."""
+    _configure("json", "info")
+    log = structlog.get_logger("zengine.cached_twice")
+    log.info("first use")  # cached now, with the processors of this configuration
+    _configure("json", "info")
+    with structlog.testing.capture_logs() as captured:
+        log.warning("after", n=1)
+        log_event(log, "info", "direct", {"n": 2})
+    assert [(line["event"], line["n"]) for line in captured] == [("after", 1), ("direct", 2)]
+
+
 def test_a_bound_logger_and_its_values(bound: None) -> None:
     out = _configure()
     log = structlog.get_logger("zengine.test").bind(job="sync", password="pw", n=0)

@@ -337,6 +337,9 @@ class DirectLogger:
     warning = warn = error = critical = exception = fatal = now
 
 
+_PROCESSORS: list[Any] = []  # structlog's, one list for good (see configure_logging)
+
+
 def _direct_logger(*args: Any) -> DirectLogger:
     return DirectLogger(str(args[0]) if args else "")
 
@@ -386,8 +389,11 @@ def configure_logging(settings: LoggingSettings, stream: Any = None) -> None:
         if isinstance(renderer, structlog.processors.JSONRenderer) else None
     # Third-party lines (hypercorn, httpx ...) come through stdlib logging and the formatter
     # above; zengine's and the plugins' structlog events take the same processors directly.
+    # One list, changed in place: a logger cached on first use keeps the list it was made with,
+    # and capture_logs edits the configured one (a second call must not strand cached loggers).
+    _PROCESSORS[:] = [_line]
     structlog.configure(
-        processors=[_line],
+        processors=_PROCESSORS,
         logger_factory=_direct_logger,
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
