@@ -21,8 +21,10 @@ from zengine.logincache import LoginCache
 from zengine.models import AuditEvent, LoginAttempt, LoginResult, Observation
 from zengine.runtime import Runtime
 from zengine.settings import resolve_secret
+from zengine_guard.memory import MemoryState
+from zengine_guard.redis_state import RedisState
 from zengine_guard.settings import GuardSettings
-from zengine_guard.state import OK, GuardState, MemoryState, RedisState, Verdict, Who
+from zengine_guard.state import OK, GuardState, Verdict, Who
 
 NAME = "guard"
 # fail2ban reads this logger's lines (contrib/fail2ban/); keep the event name stable.

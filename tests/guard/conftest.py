@@ -8,8 +8,10 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.conftest import service_missing
+from zengine_guard.memory import MemoryState
+from zengine_guard.redis_state import RedisState
 from zengine_guard.settings import GuardSettings
-from zengine_guard.state import GuardState, MemoryState, RedisState
+from zengine_guard.state import GuardState
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -192,7 +192,7 @@ def test_in_process_store_stays_bounded_under_unlimited_usernames_and_addresses(
     """memory_max_entries caps every table: 5x as many distinct usernames and addresses as
     the cap (failures, lockouts, successes, checks left in flight) leave at most the cap of
     keys in each, and the newest state still holds (the last user stays locked)."""
-    from zengine_guard.state import FAMILIAR_PER_ACCOUNT, MemoryState
+    from zengine_guard.memory import FAMILIAR_PER_ACCOUNT, MemoryState
 
     cap = 100
     state = MemoryState(GuardSettings(memory_max_entries=cap, lockout_threshold=1))
@@ -215,7 +215,7 @@ def test_in_process_store_stays_bounded_under_unlimited_usernames_and_addresses(
 
 
 def test_expired_state_is_swept_from_the_front_of_each_table() -> None:
-    from zengine_guard.state import MemoryState
+    from zengine_guard.memory import MemoryState
 
     config = GuardSettings(lockout_threshold=1, lockout_base=60, window=3600)
     state = MemoryState(config)
