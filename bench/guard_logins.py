@@ -423,8 +423,9 @@ def sqlite_backend(workdir: Path) -> tuple[dict[str, Any], tuple[str, str]]:
     from zengine.settings import settings_from_mapping
     from zengine.testing import plugin_list
     from zengine_sql import get_state, migrate
-    from zengine_sql.admin import UserSpec, add_user
+    from zengine_sql.admin import add_user
     from zengine_sql.crypto import generate_key
+    from zengine_sql.specs import UserSpec
 
     url = f"sqlite:///{workdir / 'bench.db'}"
     engine = sa.create_engine(url)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import sqlalchemy as sa
 
 from zengine.models import Command
-from zengine_sql import admin, migrate
+from zengine_sql import admin, migrate, specs
 from zengine_sql.crypto import generate_key
 from zengine_sql.engine import unavailable_on_error
 from zengine_sql.state import SqlState
@@ -30,7 +30,7 @@ def _state(runtime: Runtime) -> SqlState:
 
     state = get_state(runtime)
     if state is None:
-        raise admin.AdminError("the SQL backend is not configured: set [plugins.sql] url "
+        raise specs.AdminError("the SQL backend is not configured: set [plugins.sql] url "
                                "(or ZENGINE_PLUGINS__SQL__URL)")
     return state
 
@@ -41,13 +41,13 @@ def read_password(what: str) -> str:
         try:
             password = getpass.getpass(f"{what}: ")
             if getpass.getpass("Repeat: ") != password:
-                raise admin.AdminError("passwords do not match")
+                raise specs.AdminError("passwords do not match")
         except EOFError:
-            raise admin.AdminError(f"no {what.lower()} given") from None
+            raise specs.AdminError(f"no {what.lower()} given") from None
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     if not password:
-        raise admin.AdminError(f"empty {what.lower()} refused")
+        raise specs.AdminError(f"empty {what.lower()} refused")
     return password
 
 
@@ -57,10 +57,10 @@ def _overrides(text: str | None, *, account: bool) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise admin.AdminError(f"--overrides is not JSON: {exc.msg}") from None
+        raise specs.AdminError(f"--overrides is not JSON: {exc.msg}") from None
     if not isinstance(value, dict):
-        raise admin.AdminError("--overrides must be a JSON object")
-    admin.check_overrides(value, "--overrides", account=account)
+        raise specs.AdminError("--overrides must be a JSON object")
+    specs.check_overrides(value, "--overrides", account=account)
     return value
 
 
@@ -68,7 +68,7 @@ def _guard(run: Any) -> Any:
     def wrapped(args: argparse.Namespace, runtime: Runtime) -> int:
         try:
             return int(run(args, runtime))
-        except admin.AdminError as exc:
+        except specs.AdminError as exc:
             print(f"zengine: {exc}", file=sys.stderr)
             return 1
     return wrapped
@@ -101,7 +101,7 @@ def _users_configure(parser: argparse.ArgumentParser) -> None:
     acc.add_argument("--ident", required=True, help="stable account id Zoiper matches on")
     acc.add_argument("--sip-username", required=True)
     acc.add_argument("--domain", required=True)
-    for name in admin.ACCOUNT_OPTIONAL:
+    for name in specs.ACCOUNT_OPTIONAL:
         acc.add_argument(f"--{name.replace('_', '-')}")
     acc.add_argument("--overrides", help="JSON object of catalogue fields for this account")
     lst = _action(sub, "list", "list users")
@@ -137,32 +137,32 @@ def _users_configure(parser: argparse.ArgumentParser) -> None:
 def _users_run(args: argparse.Namespace, runtime: Runtime) -> int:
     state = _state(runtime)
     if state.mapping is not None:
-        raise admin.AdminError("mode = 'mapping' reads the PBX's tables: manage those users "
+        raise specs.AdminError("mode = 'mapping' reads the PBX's tables: manage those users "
                                "with the PBX's own tools")
     action = args.action
     tenant = getattr(args, "tenant", None)
     if tenant is not None and runtime.tenants and tenant not in runtime.tenants:
         # A typo would create a tenant no request can reach.
-        raise admin.AdminError(f"tenant {tenant!r} is not configured; [tenants] has "
+        raise specs.AdminError(f"tenant {tenant!r} is not configured; [tenants] has "
                                f"{', '.join(sorted(runtime.tenants))}")
     served = runtime.for_tenant(tenant or "") or runtime
     profiles = served.settings.profiles
     if action == "add":
-        spec = admin.UserSpec(username=args.username, tenant=args.tenant, profile=args.profile,
+        spec = specs.UserSpec(username=args.username, tenant=args.tenant, profile=args.profile,
                               display_name=args.display_name, enabled=not args.disabled,
                               overrides=_overrides(args.overrides, account=False))
-        admin.check_user(spec, profiles)
+        specs.check_user(spec, profiles)
         if not args.no_password:
             spec.password = read_password("Password")
         admin.add_user(state, spec)
         print(f"added user {args.username!r}")
     elif action == "add-account":
-        account = admin.AccountSpec(
+        account = specs.AccountSpec(
             ident=args.ident, sip_username=args.sip_username, domain=args.domain,
             sip_password="",
-            optional={name: getattr(args, name) for name in admin.ACCOUNT_OPTIONAL},
+            optional={name: getattr(args, name) for name in specs.ACCOUNT_OPTIONAL},
             overrides=_overrides(args.overrides, account=True))
-        admin.check_account(account, profiles)
+        specs.check_account(account, profiles)
         account.sip_password = read_password("SIP password")
         admin.add_account(state, args.username, account, tenant=tenant)
         print(f"added account {args.ident!r} to {args.username!r}")
@@ -285,14 +285,14 @@ def private_file(target: Path) -> Iterator[TextIO]:
     replaced, never written into, and an interrupted export leaves no half-written file.
     """
     if target.is_symlink():
-        raise admin.AdminError(f"{target}: is a symbolic link; refusing to write through it")
+        raise specs.AdminError(f"{target}: is a symbolic link; refusing to write through it")
     if target.exists() and not target.is_file():
-        raise admin.AdminError(f"{target}: exists and is not a regular file")
+        raise specs.AdminError(f"{target}: exists and is not a regular file")
     try:
         fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
     except OSError as exc:
         # The file the operator named, not the temporary one beside it.
-        raise admin.AdminError(f"{target}: cannot write: {exc.strerror}") from None
+        raise specs.AdminError(f"{target}: cannot write: {exc.strerror}") from None
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
@@ -327,7 +327,7 @@ def _db_run(args: argparse.Namespace, runtime: Runtime) -> int:
         return 0
     state = _state(runtime)
     if state.mapping is not None and args.action in ("upgrade", "downgrade", "rotate-key"):
-        raise admin.AdminError("mode = 'mapping' uses the PBX's tables; zengine's own schema "
+        raise specs.AdminError("mode = 'mapping' uses the PBX's tables; zengine's own schema "
                                "is not managed there")
     with unavailable_on_error(state.url):
         if args.action == "upgrade":

@@ -1,5 +1,4 @@
-"""``zengine users import`` / ``export``: CSV and JSON, all-or-nothing, errors name row and column.
-"""
+"""``zengine users import`` / ``export``: CSV and JSON, all-or-nothing, errors name row, column."""
 
 from __future__ import annotations
 
@@ -13,18 +12,17 @@ from typing import Any
 import sqlalchemy as sa
 
 from zengine.passwords import Passwords
-from zengine_sql.admin import (
+from zengine_sql.admin import insert_user, user_document
+from zengine_sql.engine import unavailable_on_error
+from zengine_sql.schema import ACCOUNTS, TENANTS, USERS
+from zengine_sql.specs import (
     ACCOUNT_OPTIONAL,
     AccountSpec,
     AdminError,
     UserSpec,
     check_overrides,
     check_user,
-    insert_user,
-    user_document,
 )
-from zengine_sql.engine import unavailable_on_error
-from zengine_sql.schema import ACCOUNTS, TENANTS, USERS
 from zengine_sql.state import SqlState
 
 USER_KEYS = ("username", "password", "password_hash", "display_name", "profile", "tenant",

@@ -28,7 +28,7 @@ from zengine.app import create_app
 from zengine.runtime import Runtime
 from zengine.settings import load_settings, settings_from_mapping
 from zengine.testing import plugin_list
-from zengine_sql import admin
+from zengine_sql import admin, specs
 
 SQL_BACKENDS = ("postgres", "mariadb")
 STATEMENT_TIMEOUT = 2
@@ -42,9 +42,9 @@ POOL_TIMEOUT = 2  # sql_config's
 def user(own_db: URL, runtime_for: Callable[..., Runtime], password_hash: str) -> str:
     state = zengine_sql.get_state(runtime_for(sql_config(own_db)))
     assert state is not None
-    admin.add_user(state, admin.UserSpec(
+    admin.add_user(state, specs.UserSpec(
         username="olga", password_hash=password_hash,
-        accounts=[admin.AccountSpec(ident="o1", sip_username="olga", sip_password="sip-olga",
+        accounts=[specs.AccountSpec(ident="o1", sip_username="olga", sip_password="sip-olga",
                                     domain="sip.example.net")]))
     return "olga"
 

@@ -24,7 +24,7 @@ from zengine.pipeline import Outcome, authenticate
 from zengine.runtime import Runtime
 from zengine.settings import settings_from_mapping
 from zengine.testing import plugin_list
-from zengine_sql import admin
+from zengine_sql import admin, specs
 
 
 @pytest.fixture
@@ -32,9 +32,9 @@ def client(own_db: URL, runtime_for: Callable[..., Runtime],
            password_hash: str) -> Iterator[TestClient]:
     state = zengine_sql.get_state(runtime_for(sql_config(own_db)))
     assert state is not None
-    admin.add_user(state, admin.UserSpec(
+    admin.add_user(state, specs.UserSpec(
         username="carol", password_hash=password_hash,
-        accounts=[admin.AccountSpec(ident="c1", sip_username="carol", sip_password="sip-carol",
+        accounts=[specs.AccountSpec(ident="c1", sip_username="carol", sip_password="sip-carol",
                                     domain="sip.example.net")]))
     settings = settings_from_mapping({"plugins": {"sql": sql_config(own_db)}}, environ={})
     app = create_app(settings, load_entrypoints=False, plugins=plugin_list("zoiper", "sql"))

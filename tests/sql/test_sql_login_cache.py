@@ -13,7 +13,7 @@ from tests.sql.conftest import PASSWORD, sql_config
 from tests.test_login_cache import Counted
 from zengine.models import Credentials, Identity, ProvisionRequest, Rejected
 from zengine.runtime import Runtime
-from zengine_sql import admin
+from zengine_sql import admin, specs
 
 REQUEST = ProvisionRequest(path="/provision", params={}, headers={}, client_addr="127.0.0.1",
                            credentials=None, version_raw=None)
@@ -30,7 +30,7 @@ def rt(own_db: URL, runtime_for: Callable[..., Runtime], password_hash: str) -> 
     runtime = runtime_for(sql_config(own_db), login_cache={"secret": "s" * 40})
     state = zengine_sql.get_state(runtime)
     assert state is not None
-    admin.add_user(state, admin.UserSpec(username="carol", password_hash=password_hash))
+    admin.add_user(state, specs.UserSpec(username="carol", password_hash=password_hash))
     return runtime
 
 

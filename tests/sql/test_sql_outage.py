@@ -21,7 +21,7 @@ from zengine.models import Credentials, ProvisionRequest
 from zengine.runtime import Runtime
 from zengine.settings import settings_from_mapping
 from zengine.testing import plugin_list
-from zengine_sql import admin
+from zengine_sql import admin, specs
 
 SQL_BACKENDS = ("postgres", "mariadb")
 CONNECT_TIMEOUT = 2
@@ -40,9 +40,9 @@ def proxy(own_db: URL) -> Iterator[TcpProxy]:
 def user(own_db: URL, runtime_for: Callable[..., Runtime], password_hash: str) -> str:
     state = zengine_sql.get_state(runtime_for(sql_config(own_db)))
     assert state is not None
-    admin.add_user(state, admin.UserSpec(
+    admin.add_user(state, specs.UserSpec(
         username="olga", password_hash=password_hash,
-        accounts=[admin.AccountSpec(ident="o1", sip_username="olga", sip_password="sip-olga",
+        accounts=[specs.AccountSpec(ident="o1", sip_username="olga", sip_password="sip-olga",
                                     domain="sip.example.net")]))
     return "olga"
 

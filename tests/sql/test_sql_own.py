@@ -21,7 +21,7 @@ from zengine.passwords import needs_rehash
 from zengine.runtime import Runtime, build_runtime
 from zengine.settings import settings_from_mapping
 from zengine.testing import plugin_list
-from zengine_sql import admin
+from zengine_sql import admin, specs
 from zengine_sql.schema import USERS
 
 #: Log in by LDAP, accounts from SQL ([auth] account_sources).
@@ -40,9 +40,9 @@ def add(runtime: Runtime, username: str, password_hash: str | None, *, accounts:
         **fields: Any) -> None:
     state = zengine_sql.get_state(runtime)
     assert state is not None
-    spec = admin.UserSpec(username=username, password_hash=password_hash, **fields)
+    spec = specs.UserSpec(username=username, password_hash=password_hash, **fields)
     for number in range(accounts):
-        spec.accounts.append(admin.AccountSpec(
+        spec.accounts.append(specs.AccountSpec(
             ident=f"{username}-{number}", sip_username=f"{username}{number}",
             sip_password=f"sip-{username}-{number}", domain="sip.example.net",
             optional={"caller_id": f"{username} {number}", "transport": "TLS"},

@@ -16,7 +16,7 @@ from tests.sql.conftest import KEY_1, KEY_2, sql_config, sqlite_files
 from zengine.errors import AccountDataError
 from zengine.models import Identity
 from zengine.runtime import Runtime
-from zengine_sql import admin
+from zengine_sql import admin, specs
 from zengine_sql.schema import ACCOUNTS
 from zengine_sql.state import SqlState
 
@@ -59,9 +59,9 @@ def _state(runtime: Runtime) -> SqlState:
 
 
 def _add(runtime: Runtime, username: str, *, password: str | None = None) -> None:
-    admin.add_user(_state(runtime), admin.UserSpec(
+    admin.add_user(_state(runtime), specs.UserSpec(
         username=username, password=password, display_name=CANARY,
-        accounts=[admin.AccountSpec(ident="a1", sip_username=username, sip_password=SIP_PW,
+        accounts=[specs.AccountSpec(ident="a1", sip_username=username, sip_password=SIP_PW,
                                     domain="sip.example.net")]))
 
 
@@ -124,6 +124,6 @@ def test_secrets_not_in_reprs(rt: Runtime) -> None:
     state = _state(rt)
     assert KEY_1 not in repr(state) and KEY_1 not in repr(state.box) and KEY_1 not in repr(
         state.config)
-    spec = admin.AccountSpec(ident="x", sip_username="x", sip_password=SIP_PW, domain="d")
+    spec = specs.AccountSpec(ident="x", sip_username="x", sip_password=SIP_PW, domain="d")
     assert SIP_PW not in repr(spec)
-    assert SIP_PW not in repr(admin.UserSpec("u", password=SIP_PW, accounts=[spec]))
+    assert SIP_PW not in repr(specs.UserSpec("u", password=SIP_PW, accounts=[spec]))

@@ -146,23 +146,23 @@ def static_users(runtime: Runtime) -> dict[str, Any]:
 
 def admin_error(exc: Exception) -> Problem:
     """The SQL admin layer's refusal as a problem naming the field."""
-    from zengine_sql import admin
+    from zengine_sql import specs
 
     text = str(exc)
-    if isinstance(exc, admin.UnknownUser):
+    if isinstance(exc, specs.UnknownUser):
         return NotFound(text)
-    if isinstance(exc, admin.Exists):
+    if isinstance(exc, specs.Exists):
         return Conflict(text)
     field = getattr(exc, "field", None)
     return Invalid(field, text, whole=text) if field else Problem(text)
 
 
 def sql_call(step: Callable[[], R]) -> R:
-    from zengine_sql import admin
+    from zengine_sql import specs
 
     try:
         return backend_errors(step)
-    except admin.AdminError as exc:
+    except specs.AdminError as exc:
         raise admin_error(exc) from None
 
 

@@ -101,13 +101,13 @@ def user_detail(runtime: Runtime, actor: Actor, username: str) -> UserDetail:
     """One user and their SIP accounts (never a password). A user the actor's tenant does
     not hold is "not found", exactly like a user nobody holds."""
     actor.require("read")
-    from zengine_sql import admin
+    from zengine_sql import admin, specs
 
     state = sql_own(runtime)
     if state is not None and "sql" in runtime.settings.auth.chain:
         try:
             doc = backend_errors(lambda: admin.show_user(state, username, tenant=actor.tenant))
-        except admin.AdminError:
+        except specs.AdminError:
             doc = None
         if doc is not None and actor.sees(doc["tenant"]):
             accounts = [AccountView(**{k: a[k] for k in AccountView.model_fields})
@@ -140,11 +140,11 @@ def user_detail(runtime: Runtime, actor: Actor, username: str) -> UserDetail:
 
 def _owned(runtime: Runtime, actor: Actor, state: SqlState, username: str) -> None:
     """The user exists in the own schema and in the actor's tenant (else 404, either way)."""
-    from zengine_sql import admin
+    from zengine_sql import admin, specs
 
     try:
         doc = backend_errors(lambda: admin.show_user(state, username, tenant=actor.tenant))
-    except admin.AdminError:
+    except specs.AdminError:
         identity = find_identity(runtime, username)
         if identity is not None and actor.sees(identity.tenant):
             raise ReadOnly(f"user {username!r} lives in the {identity.backend!r} backend, "
@@ -155,10 +155,10 @@ def _owned(runtime: Runtime, actor: Actor, state: SqlState, username: str) -> No
 
 
 def _account_spec(body: AccountCreate, where: str) -> Any:
-    from zengine_sql import admin
+    from zengine_sql import specs
 
-    optional = {name: getattr(body, name) for name in admin.ACCOUNT_OPTIONAL}
-    return admin.AccountSpec(ident=body.ident, sip_username=body.sip_username,
+    optional = {name: getattr(body, name) for name in specs.ACCOUNT_OPTIONAL}
+    return specs.AccountSpec(ident=body.ident, sip_username=body.sip_username,
                              sip_password=body.sip_password, domain=body.domain,
                              optional=optional, overrides=dict(body.overrides), where=where)
 
@@ -167,25 +167,25 @@ def _account_spec(body: AccountCreate, where: str) -> Any:
 def create_user(runtime: Runtime, actor: Actor, body: UserCreate) -> UserDetail:
     """A new user of the own schema, with accounts, through the CLI's write path."""
     actor.require("write")
-    from zengine_sql import admin
+    from zengine_sql import admin, specs
 
     state = writable(runtime)
     tenant = body.tenant if body.tenant is not None else actor.tenant
     if not actor.sees(tenant):
         raise Invalid("tenant", f"this API key may only create users of tenant "
                                 f"{actor.tenant!r}")
-    spec = admin.UserSpec(username=body.username, password=body.password,
+    spec = specs.UserSpec(username=body.username, password=body.password,
                           display_name=body.display_name, profile=body.profile, tenant=tenant,
                           enabled=body.enabled, overrides=dict(body.overrides),
                           accounts=[_account_spec(a, f"accounts/{i}/")
                                     for i, a in enumerate(body.accounts)])
 
     def create() -> None:
-        admin.check_overrides(spec.overrides, "overrides", account=False)
+        specs.check_overrides(spec.overrides, "overrides", account=False)
         for account in spec.accounts:
-            admin.check_overrides(account.overrides, f"{account.where}overrides",
+            specs.check_overrides(account.overrides, f"{account.where}overrides",
                                   account=True)
-        admin.check_user(spec, runtime.settings.profiles)
+        specs.check_user(spec, runtime.settings.profiles)
         admin.add_user(state, spec)
 
     sql_call(create)
@@ -198,7 +198,7 @@ def create_user(runtime: Runtime, actor: Actor, body: UserCreate) -> UserDetail:
 def update_user(runtime: Runtime, actor: Actor, username: str, body: UserUpdate) -> UserDetail:
     """Change the fields ``body`` sets (display name, profile, enabled, overrides)."""
     actor.require("write")
-    from zengine_sql import admin
+    from zengine_sql import admin, specs
 
     state = writable(runtime)
     _owned(runtime, actor, state, username)
@@ -206,7 +206,7 @@ def update_user(runtime: Runtime, actor: Actor, username: str, body: UserUpdate)
 
     def update() -> None:
         if "overrides" in changes and changes["overrides"] is not None:
-            admin.check_overrides(changes["overrides"], "overrides", account=False)
+            specs.check_overrides(changes["overrides"], "overrides", account=False)
         enabled = changes.pop("enabled", None)
         if changes:
             admin.update_user(state, username, changes, runtime.settings.profiles,
@@ -248,15 +248,15 @@ def delete_user(runtime: Runtime, actor: Actor, username: str) -> None:
 def add_account(runtime: Runtime, actor: Actor, username: str,
                 body: AccountCreate) -> UserDetail:
     actor.require("write")
-    from zengine_sql import admin
+    from zengine_sql import admin, specs
 
     state = writable(runtime)
     _owned(runtime, actor, state, username)
     spec = _account_spec(body, "")
 
     def add() -> None:
-        admin.check_overrides(spec.overrides, "overrides", account=True)
-        admin.check_account(spec, runtime.settings.profiles)
+        specs.check_overrides(spec.overrides, "overrides", account=True)
+        specs.check_account(spec, runtime.settings.profiles)
         admin.add_account(state, username, spec, tenant=actor.tenant)
 
     sql_call(add)
@@ -268,14 +268,14 @@ def add_account(runtime: Runtime, actor: Actor, username: str,
 def set_sip_password(runtime: Runtime, actor: Actor, username: str, ident: str,
                      password: str) -> None:
     actor.require("write")
-    from zengine_sql import admin
+    from zengine_sql import admin, specs
 
     state = writable(runtime)
     _owned(runtime, actor, state, username)
     try:
         backend_errors(lambda: admin.set_sip_password(
             state, username, ident, password, tenant=actor.tenant))
-    except admin.AdminError as exc:
+    except specs.AdminError as exc:
         raise (NotFound(str(exc)) if "has no account" in str(exc)
                else admin_error(exc)) from None
     audit(runtime, actor, "account.sip_password_set", username=username, detail=f"ident={ident}")
@@ -284,13 +284,13 @@ def set_sip_password(runtime: Runtime, actor: Actor, username: str, ident: str,
 @scoped
 def delete_account(runtime: Runtime, actor: Actor, username: str, ident: str) -> None:
     actor.require("write")
-    from zengine_sql import admin
+    from zengine_sql import admin, specs
 
     state = writable(runtime)
     _owned(runtime, actor, state, username)
     try:
         backend_errors(lambda: admin.delete_account(state, username, ident,
                                                              tenant=actor.tenant))
-    except admin.AdminError as exc:
+    except specs.AdminError as exc:
         raise NotFound(str(exc)) from None
     audit(runtime, actor, "account.deleted", username=username, detail=f"ident={ident}")
