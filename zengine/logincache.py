@@ -7,7 +7,10 @@ Never the password. ``material`` is what the backend checked against: the stored
 entry simply stops matching; for LDAP the user's DN (the bind is the check, so only the TTL,
 short by default, bounds a directory-side password change).
 
-One entry per username: the digest of the last password that verified. Entries live
+One entry per username: the digest of the last password that verified, followed by that
+password's *tag* (:meth:`LoginCache.tag`: keyed the same way, over tenant, username and
+password only, 16 bytes), which a guard holding the entry in Redis compares in its own check
+to settle a returning login in one round trip (``zengine_guard``). Entries live
 in a bounded LRU in this process, or in the shared store (Redis) when the runtime has one, so
 that every worker and instance benefits. Backends still read the user on every login, so a
 disabled account is refused on a hit too; the login guard runs before any backend, so a hit
@@ -39,6 +42,9 @@ log = structlog.get_logger("zengine.logincache")
 #: noticed when the entry expires, so their default TTL is short.
 DEFAULT_BACKEND_TTL = {"ldap": 300}
 _KEY_PREFIX = "login"
+#: An entry: the digest (HMAC-SHA256), then the password's tag (:meth:`LoginCache.tag`).
+DIGEST_BYTES = 32
+TAG_BYTES = 16
 
 
 #: Store entries read ahead for the login being checked (slot -> value, ``None``: no entry):
@@ -209,6 +215,13 @@ class LoginCache:
         parts = ("user", username) if not tenant else ("tenant-user", tenant, username)
         return f"{_KEY_PREFIX}:{self._mac(*parts).hex()[:32]}"
 
+    def tag(self, username: str, password: str) -> bytes:
+        """16 bytes that tell whether ``password`` is the last one verified for ``username``
+        (the end of the user's entry, after the digest), without the backend's material: what
+        a login guard can compare before the backend is asked. It says nothing about whether
+        the password still verifies (the material may have changed): only the digest does."""
+        return self._mac("login-tag-v1", self.tenant, username, password)[:TAG_BYTES]
+
     def _digest(self, key: LoginKey, password: str) -> bytes:
         # The runtime's tenant too: a backend that reports no tenant of its own (a users file
         # per tenant) must still never let one tenant's entry match another's login.
@@ -237,13 +250,16 @@ class LoginCache:
             stored: bytes | int | None = found.pop(slot)
         else:
             stored = self._safely("get", lambda: self.entries.get(slot))
-        return isinstance(stored, bytes) and hmac.compare_digest(stored,
+        # The digest is the entry's first DIGEST_BYTES (an entry written before the tag was
+        # added is the digest alone, and still hits).
+        return isinstance(stored, bytes) and hmac.compare_digest(stored[:DIGEST_BYTES],
                                                                  self._digest(key, password))
 
     def remember(self, key: LoginKey, password: str) -> None:
         if not self.settings.enabled or not password:
             return
-        slot, digest = self._slot(key.username), self._digest(key, password)
+        slot = self._slot(key.username)
+        digest = self._digest(key, password) + self.tag(key.username, password)
         ttl = self.ttl_for(key.backend)
         _withdraw(slot)
         self._safely("set", lambda: self.entries.set(slot, digest, ttl))

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import TypeVar
 
 import structlog
@@ -33,6 +34,9 @@ log = structlog.get_logger("zengine.guard")
 T = TypeVar("T")
 #: Every Redis error the guard meets (metrics count them; the log says so once per 10 s).
 _STORE_ERROR = Observation("store.error", "guard", "redis")
+#: The attempt whose check settled it (see :meth:`Guard.record`); per request, as each runs in
+#: a context of its own.
+_SETTLED: ContextVar[LoginAttempt | None] = ContextVar("zengine_guard_settled", default=None)
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
 
@@ -171,10 +175,14 @@ class Guard:
         def step(state: GuardState) -> Verdict:
             if ahead is None or not isinstance(state, RedisState):
                 return state.check(who, time.time())
-            slot, key = ahead
-            verdict, value = state.check_reading(who, time.time(), key)
+            slot, key, tag = ahead
+            verdict, value, settled = state.check_reading(who, time.time(), key, tag)
             if verdict.action == "ok":
                 logincache.offer(slot, value)
+                if settled:
+                    # No in-flight mark was left and a success owes no record: ``record``
+                    # of this very attempt skips SUCCEED (one Redis round trip less).
+                    _SETTLED.set(attempt)
             return verdict
 
         verdict: Verdict = self._call(step, OK)
@@ -186,9 +194,11 @@ class Guard:
                               public_message=minutes_message(retry))
 
     def _read_ahead(self, attempt: LoginAttempt,
-                    logins: LoginCache | None) -> tuple[str, str] | None:
-        """(store key, Redis key) of the user's verified-login entry, when the login cache
-        lives on this guard's Redis: the check reads it too, saving the cache a round trip."""
+                    logins: LoginCache | None) -> tuple[str, str, bytes] | None:
+        """(store key, Redis key, the password's tag) of the user's verified-login entry,
+        when the login cache lives on this guard's Redis: the check reads it too, saving the
+        cache a round trip, and compares the tag (:meth:`LoginCache.tag`: was this the last
+        password verified for this user?) to settle the login in the same round trip."""
         if logins is None or attempt.kind != "password" or not logins.settings.enabled \
                 or self.redis_client is None:
             return None
@@ -200,7 +210,8 @@ class Guard:
         if not isinstance(entries, RedisStore) or entries.client is not self.redis_client:
             return None
         slot = logins.slot(attempt.username)
-        return slot, entries.prefix + slot
+        return slot, entries.prefix + slot, logins.tag(attempt.username,
+                                                       attempt.secret.get_secret_value())
 
     def verification(self, attempt: LoginAttempt) -> None:
         """The tenant's flood limit, for a login about to spend a slow verification (a
@@ -216,11 +227,18 @@ class Guard:
 
     def record(self, attempt: LoginAttempt, result: LoginResult) -> None:
         who = self.who(attempt)
+        # Settled by its check (RedisState.check_reading): nothing in flight, a success
+        # changes nothing; only this attempt's own check counts, and only once.
+        settled = _SETTLED.get() is attempt
+        if settled:
+            _SETTLED.set(None)
         if result.accepted:
-            self._call(lambda state: state.succeed(who, time.time()), None)
+            if not settled:
+                self._call(lambda state: state.succeed(who, time.time()), None)
             return
         digest = self.digest(attempt)
-        locked: float = self._call(lambda state: state.fail(who, digest, time.time()), 0.0)
+        locked: float = self._call(
+            lambda state: state.fail(who, digest, time.time(), in_flight=not settled), 0.0)
         # Unknown user and wrong password: one reason, so the log cannot tell them apart.
         self._refused(attempt, "wrong_login", 0, locked_now=locked or None)
 

@@ -114,10 +114,11 @@ class MemoryState:
         if pending > 1 and now - since <= PENDING_TTL:
             self._pending.put((who.tenant, who.user), (pending - 1, since))
 
-    def fail(self, who: Who, digest: str, now: float) -> float:
+    def fail(self, who: Who, digest: str, now: float, *, in_flight: bool = True) -> float:
         c = self.config
         with self._lock:
-            self._settle(who, now)
+            if in_flight:
+                self._settle(who, now)
             self._sweep(now)
             self._addr.slot((who.tenant, who.addr), dict).setdefault(f"{who.user}|{digest}", now)
             acct = self._fresh(self._acct.slot((who.tenant, who.user), dict), now)

@@ -9,6 +9,13 @@ from zengine_guard.scripts import CHECK, FAIL, SUCCEED, VERIFICATION
 from zengine_guard.settings import GuardSettings
 from zengine_guard.state import OK, PENDING_TTL, Entry, Verdict, Who
 
+#: A settled login (:meth:`RedisState.check_reading`) does not refresh its address's
+#: familiarity: only one whose address was refreshed within this share of ``familiar_days``
+#: settles (30 days: refreshed within the last day), so an address stays familiar at least
+#: 29/30 of ``familiar_days`` after its last success, and nothing is written for a login
+#: before its password is checked.
+FAMILIAR_REFRESH = 1 / 30
+
 
 def q(part: str) -> str:
     """One key component, with ``:`` and ``|`` escaped so that components never run together."""
@@ -39,22 +46,29 @@ class RedisState:
     def check(self, who: Who, now: float) -> Verdict:
         return self.check_reading(who, now, None)[0]
 
-    def check_reading(self, who: Who, now: float,
-                      read: str | None) -> tuple[Verdict, bytes | None]:
+    def check_reading(self, who: Who, now: float, read: str | None,
+                      tag: bytes = b"") -> tuple[Verdict, bytes | None, bool]:
         """:meth:`check`, and when the login may go ahead the value of the Redis key ``read``
-        (the verified-login cache's entry of this user), in the same round trip."""
+        (the verified-login cache's entry of this user), in the same round trip; and whether
+        the login is *settled*: ``tag`` (the password's, :meth:`LoginCache.tag`) is the
+        entry's and a success would change nothing a later check reads (no failures of this
+        address; the address familiar, refreshed within :data:`FAMILIAR_REFRESH` of
+        ``familiar_days``). A settled login leaves no in-flight mark and owes no
+        :meth:`succeed`; if it fails after all, :meth:`fail` with ``in_flight=False``."""
         c = self.config
         t, u, a = who.tenant, q(who.user), q(who.addr)
         keys = [self._k(t, "acct", u), self._k(t, "ulock", u, a), self._k(t, "lock", u),
                 self._k(t, "fam", u), self._k(t, "addr", a)]
+        familiar_ms = c.familiar_days * 86400 * 1000
         reply = self._check(
             keys=keys if read is None else [*keys, read],
-            args=[int(now * 1000), who.addr, c.window * 1000, c.hard_cap,
-                  c.familiar_days * 86400 * 1000, c.address_max_failures, 0, 0,
-                  c.lockout_threshold, int(PENDING_TTL * 1000)])
+            args=[int(now * 1000), who.addr, c.window * 1000, c.hard_cap, familiar_ms,
+                  c.address_max_failures, tag if read is not None else b"",
+                  int(familiar_ms * FAMILIAR_REFRESH), c.lockout_threshold,
+                  int(PENDING_TTL * 1000)])
         action, reason, ms = reply[:3]
         value = reply[4] if len(reply) > 4 and isinstance(reply[4], bytes) else None
-        return _verdict(action, reason, ms), value
+        return _verdict(action, reason, ms), value, len(reply) > 5 and reply[5] == 1
 
     def verification(self, who: Who, now: float) -> Verdict:
         c = self.config
@@ -63,14 +77,15 @@ class RedisState:
             args=[int(now * 1000), c.tenant_max_verifications, c.flood_window * 1000])
         return _verdict(action, reason, ms)
 
-    def fail(self, who: Who, digest: str, now: float) -> float:
+    def fail(self, who: Who, digest: str, now: float, *, in_flight: bool = True) -> float:
         c = self.config
         t, u, a = who.tenant, q(who.user), q(who.addr)
         ms = self._fail(
             keys=[self._k(t, "acct", u), self._k(t, "addr", a), self._k(t, "lock", u),
                   self._k(t, "ulock", u, a)],
             args=[int(now * 1000), who.addr, who.user, digest, c.window * 1000,
-                  c.lockout_threshold, c.lockout_base * 1000, c.lockout_max * 1000])
+                  c.lockout_threshold, c.lockout_base * 1000, c.lockout_max * 1000,
+                  1 if in_flight else 0])
         return int(ms) / 1000
 
     def succeed(self, who: Who, now: float) -> None:

@@ -10,9 +10,13 @@ end
 """
 
 # Locks hold the time they end (ms); their TTL only collects them. KEYS: acct, ulock, lock,
-# fam, addr, (optional) a key to read when the login may go ahead.
-# ARGV: now_ms, addr, window_ms, hard_cap, familiar_ms, address_max, (unused),
-# (unused), threshold, pending_ttl_ms
+# fam, addr, (optional) a key to read when the login may go ahead (the user's verified-login
+# cache entry). ARGV: now_ms, addr, window_ms, hard_cap, familiar_ms, address_max, the
+# password's tag ("": none), familiar_refresh_ms, threshold, pending_ttl_ms.
+# A login whose password's tag is the entry's (the last password verified for this user)
+# and whose success would change nothing the next check reads (no failures of this
+# address, the address familiar since less than familiar_refresh_ms) is "settled": no
+# in-flight mark, and no SUCCEED owed (RedisState.check_reading).
 CHECK = """
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[3])
@@ -44,14 +48,34 @@ if redis.call('ZCARD', KEYS[5]) >= tonumber(ARGV[6]) then
   local oldest = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
   return {'limited', 'address', tonumber(oldest[2]) + window - now}
 end
+local entry = false
+if KEYS[6] then
+  -- The login cache's entry for this user, read in the same round trip (see check_reading).
+  entry = redis.call('GET', KEYS[6])
+  if entry and ARGV[7] ~= '' and string.sub(entry, 33) == ARGV[7] then
+    local settled = true
+    local familiar_ms = tonumber(ARGV[5])
+    if familiar_ms > 0 and not (seen and tonumber(seen) > now - tonumber(ARGV[8])) then
+      settled = false  -- SUCCEED would make the address familiar, or refresh it
+    end
+    if settled and redis.call('ZCARD', KEYS[1]) > 0 then
+      local prefix = ARGV[2] .. '|'
+      for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+        if string.sub(member, 1, #prefix) == prefix then
+          settled = false  -- SUCCEED would clear this address's failures
+          break
+        end
+      end
+    end
+    if settled then return {'ok', '', 0, 1, entry, 1} end
+  end
+end
 local seq = redis.call('INCR', pending_key .. ':seq')
 redis.call('PEXPIRE', pending_key .. ':seq', tonumber(ARGV[10]))
 redis.call('ZADD', pending_key, now, seq)
 redis.call('PEXPIRE', pending_key, tonumber(ARGV[10]))
 if KEYS[6] then
-  -- The login cache's entry for this user, read in the same round trip (see check_reading).
-  local entry = redis.call('GET', KEYS[6])
-  if entry then return {'ok', '', 0, 1, entry} end
+  if entry then return {'ok', '', 0, 1, entry, 0} end
   return {'ok', '', 0, 0}
 end
 return {'ok', '', 0}
@@ -75,9 +99,9 @@ return {'ok', '', 0}
 """
 
 # KEYS: acct, addr, lock, ulock.  ARGV: now_ms, addr, user, digest, window_ms, threshold,
-# base_ms, max_ms
+# base_ms, max_ms, in_flight ("0": the check settled the login and left no in-flight mark)
 FAIL = _BACKOFF + """
-redis.call('ZPOPMIN', KEYS[3] .. ':pending')
+if ARGV[9] ~= '0' then redis.call('ZPOPMIN', KEYS[3] .. ':pending') end
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[5])
 redis.call('ZADD', KEYS[2], 'NX', now, ARGV[3] .. '|' .. ARGV[4])
