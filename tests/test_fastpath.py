@@ -410,3 +410,57 @@ def test_a_request_that_falls_through_is_parsed_once(tmp_path: Path,
         posted = client.post("/id.php", data={"username": "alice", "password": "wonderland",
                                               "version": "1.14"}, headers=home)
         assert posted.content == first.content and calls == ["/id.php"] * 4
+
+
+def test_a_kept_parse_serves_only_its_own_request_and_goes_with_the_memo(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A returning phone's request, byte for byte the one that hit the memo, is not parsed
+    again; any other byte (the password, a header, the address) is, and a kept parse (it
+    holds the password) is dropped when its memo entry is: a wrong password, a lockout."""
+    import zengine.request
+
+    calls: list[str] = []
+    real = zengine.request.build_request
+
+    def counting(**kwargs: Any) -> Any:
+        calls.append(kwargs["query"].decode())
+        return real(**kwargs)
+
+    monkeypatch.setattr(zengine.request, "build_request", counting)
+    app = _app(tmp_path, True, ("recorder", Recorder()))
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        runtime: Runtime = app.state.runtime
+        url = "/id.php?username=alice&password=wonderland&version=1.14"
+        home = {"X-Forwarded-For": HOME}
+        first = client.get(url, headers=home)  # the long path; then a hit, whose parse is kept
+        assert client.get(url, headers=home).content == first.content
+        assert len(calls) == 2 and len(runtime.fast._parses) == 1
+        for _ in range(3):
+            assert client.get(url, headers=home).content == first.content
+        assert len(calls) == 2  # the same bytes: the kept parse
+        # Another user agent, another address: parsed, served, kept too.
+        assert client.get(url, headers={**home, "User-Agent": "Zoiper5"}).content \
+            == first.content
+        assert client.get(url, headers={"X-Forwarded-For": ROAMING}).status_code == 200
+        assert len(calls) == 4 and len(runtime.fast._parses) == 3
+        # Another password under the same name is never taken for the kept one.
+        wrong = client.get(url.replace("wonderland", "wonderlanD"), headers=home)
+        assert b"<account>" not in wrong.content and len(calls) == 5
+        # The failed login made the login cache, and with it the memo, forget alice: her
+        # parses (her password) went with the entry.
+        assert len(runtime.fast) == 0 and runtime.fast._parses == {}
+        assert client.get(url, headers=home).content == first.content
+        assert len(calls) == 6  # the long path's parse
+
+
+def test_a_parse_is_not_kept_for_an_entry_already_forgotten(tmp_path: Path) -> None:
+    """A hit's parse is kept after its memo lookup; a worker thread may have forgotten the
+    entry in between (a failed login): then nothing is kept."""
+    from zengine.fastpath import _Entry, _Parse
+
+    app = _app(tmp_path, True, ("recorder", Recorder()))
+    fast = app.state.runtime.fast
+    entry = _Entry(b"digest", object(), (), 0.0)  # type: ignore[arg-type]
+    fast._drop_parses([entry])
+    fast._keep_parse(b"key", _Parse(entry, object(), object(), ""))  # type: ignore[arg-type]
+    assert fast._parses == {} and entry.parses == []

@@ -242,13 +242,10 @@ def create_app(
                 or path not in provisioning or scope.get("root_path"):
             return False
         arrived = time.monotonic()
-        headers = Headers(scope=scope)
-        peer = scope.get("client")
-        client_addr = addresses.resolve(peer[0] if peer else "", headers)
-        hit = rt.fast.lookup(path=path, query=scope.get("query_string", b""), headers=headers,
-                             client_addr=client_addr, parsed=cast(dict[str, Any], scope))
+        hit = rt.fast.lookup_scope(scope, path, addresses.resolve)
         if hit is None:
             return False
+        client_addr = hit.request.client_addr
         reply = handle(lambda: hit.request, rt, path=path, client_addr=client_addr, hit=hit)
         if reply.error_kind is None and not reply.headers:
             # The served document (almost every fast answer): the ASGI messages Starlette's

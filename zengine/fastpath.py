@@ -26,15 +26,19 @@ Redis).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import marshal
+import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from starlette.datastructures import Headers
 
 from zengine.doccache import Rendered
 from zengine.fasthooks import INLINE_HOOKS
@@ -62,14 +66,42 @@ class Hit:
     rendered: Rendered
 
 
-@dataclass(frozen=True)
 class _Entry:
-    digest: bytes
-    identity: Identity
-    generations: tuple[str, ...]
-    expires: float
-    #: ``repr(identity)``, the document cache key's first part, made once.
-    identity_repr: str
+    """One username's memo entry."""
+
+    __slots__ = ("alive", "digest", "expires", "generations", "identity", "identity_repr",
+                 "parses")
+
+    def __init__(self, digest: bytes, identity: Identity, generations: tuple[str, ...],
+                 expires: float) -> None:
+        self.digest = digest
+        self.identity = identity
+        self.generations = generations
+        self.expires = expires
+        #: ``repr(identity)``, the document cache key's first part, made once.
+        self.identity_repr = repr(identity)
+        #: The keys of the parses kept for it (:class:`_Parse`, in the root runtime's fast
+        #: path), and whether it is still in its memo: both changed under the root's lock.
+        self.parses: list[bytes] = []
+        self.alive = True
+
+
+class _Parse:
+    """What the steps before the memo made of one exact request that then hit ``entry``
+    (:meth:`FastPath.lookup_scope`): its headers, client address and parsed request."""
+
+    __slots__ = ("client_addr", "entry", "headers", "request")
+
+    def __init__(self, entry: _Entry, request: ProvisionRequest, headers: Mapping[str, str],
+                 client_addr: str) -> None:
+        self.entry = entry
+        self.request = request
+        self.headers = headers
+        self.client_addr = client_addr
+
+
+#: Parses kept per memo entry: a user's few phones (their addresses, their user agents).
+PARSES_PER_ENTRY = 4
 
 
 class FastPath:
@@ -82,6 +114,11 @@ class FastPath:
         self._items: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self.max_entries = runtime.settings.document_cache.max_entries
+        #: The root runtime's (the one that parses): keyed digest of a request's path,
+        #: query, headers and peer -> its :class:`_Parse`. Only while the memo entry the
+        #: request hit holds its password's HMAC: dropped with it (:meth:`_drop_parses`).
+        self._parses: dict[bytes, _Parse] = {}
+        self._parse_key = os.urandom(32)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -112,23 +149,80 @@ class FastPath:
         ttl = min(self.runtime.settings.document_cache.ttl,
                   self.runtime.logins.ttl_for(identity.backend))
         entry = _Entry(self._digest(credentials), identity, tuple(generations),
-                       self._clock() + ttl, repr(identity))
+                       self._clock() + ttl)
+        gone = []
         with self._lock:
+            old = self._items.get(credentials.username)
+            if old is not None:
+                gone.append(old)
             self._items[credentials.username] = entry
             self._items.move_to_end(credentials.username)
             while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
+                gone.append(self._items.popitem(last=False)[1])
+        self._root()._drop_parses(gone)
 
     def forget(self, username: str) -> None:
         with self._lock:
-            self._items.pop(username, None)
+            entry = self._items.pop(username, None)
+        if entry is not None:
+            self._root()._drop_parses([entry])
 
     def clear(self) -> None:
         with self._lock:
+            gone = list(self._items.values())
             self._items.clear()
+        self._root()._drop_parses(gone)
+
+    def _root(self) -> FastPath:
+        return (self.runtime.root or self.runtime).fast
+
+    def _drop_parses(self, entries: list[_Entry]) -> None:
+        """The entries left their memo: their parses (their passwords) go with them."""
+        if not entries:
+            return
+        with self._lock:
+            for entry in entries:
+                entry.alive = False
+                for key in entry.parses:
+                    self._parses.pop(key, None)
+                entry.parses.clear()
+
+    def _keep_parse(self, key: bytes, parse: _Parse) -> None:
+        entry = parse.entry
+        with self._lock:
+            if entry.alive and len(entry.parses) < PARSES_PER_ENTRY \
+                    and key not in self._parses:
+                entry.parses.append(key)
+                self._parses[key] = parse
+
+    def lookup_scope(self, scope: MutableMapping[str, Any], path: str,
+                     resolve: Callable[[str, Headers], str]) -> Hit | None:
+        """:meth:`lookup` for an ASGI ``GET`` scope, whose headers and client address
+        (``resolve(peer, headers)``) are made here. A request whose path, query, headers
+        and peer are exactly those of one that hit the memo entry still there takes that
+        one's parse (the same pure functions of the same bytes) and that entry's password
+        check (the same password); everything after it runs as for any request."""
+        query: bytes = scope.get("query_string", b"")
+        peer = scope.get("client")
+        host = peer[0] if peer else ""
+        try:
+            # marshal version 2 (no references): equal values, equal bytes.
+            material = marshal.dumps((path, query, scope.get("headers"), host), 2)
+        except ValueError:  # headers of an unexpected type: parsed as usual
+            key = None
+        else:
+            key = hashlib.blake2b(material, key=self._parse_key, digest_size=16).digest()
+            parse = self._parses.get(key)
+            if parse is not None:
+                return self.lookup(path=path, query=query, headers=parse.headers,
+                                   client_addr=parse.client_addr, parsed=scope, kept=parse)
+        headers = Headers(scope=scope)
+        return self.lookup(path=path, query=query, headers=headers,
+                           client_addr=resolve(host, headers), parsed=scope, key=key)
 
     def lookup(self, *, path: str, query: bytes, headers: Mapping[str, str],
-               client_addr: str, parsed: dict[str, Any] | None = None) -> Hit | None:
+               client_addr: str, parsed: MutableMapping[str, Any] | None = None,
+               kept: _Parse | None = None, key: bytes | None = None) -> Hit | None:
         """The cached answer's parts for this request, or ``None``: take the long path.
 
         Only pure steps run before the decision (parsing, the tenant, client detection), so
@@ -143,20 +237,30 @@ class FastPath:
         from zengine.tenancy import resolve_tenant, runtime_for
 
         try:
-            request = build_request(path=path, query=query, body=b"", headers=headers,
-                                    client_addr=client_addr, settings=self.runtime.settings)
+            parsed_request = kept.request if kept is not None else build_request(
+                path=path, query=query, body=b"", headers=headers, client_addr=client_addr,
+                settings=self.runtime.settings)
             if parsed is not None:
                 # A pure result the long path would compute again from the same scope when
                 # this request falls through (a first login, another password): it takes it
                 # from here (zengine.app, ``make``).
-                parsed[PARSED_KEY] = request
-            request = resolve_tenant(request, self.runtime)
+                parsed[PARSED_KEY] = parsed_request
+            request = resolve_tenant(parsed_request, self.runtime)
             runtime = runtime_for(request, self.runtime)
-            return runtime.fast._lookup(request)
+            found = runtime.fast._lookup(request, kept.entry if kept is not None else None)
         except Exception:  # a bad request, a bad version, anything: the long path's to answer
             return None
+        if found is None:
+            return None
+        hit, entry = found
+        if key is not None:
+            self._keep_parse(key, _Parse(entry, parsed_request, headers, client_addr))
+        return hit
 
-    def _lookup(self, request: ProvisionRequest) -> Hit | None:
+    def _lookup(self, request: ProvisionRequest,
+                checked: _Entry | None = None) -> tuple[Hit, _Entry] | None:
+        """The hit and the memo entry it came from; ``checked``: the entry this request's
+        password was checked against before (the same bytes: the same password)."""
         from zengine.pipeline import admit
 
         runtime = self.runtime
@@ -166,8 +270,10 @@ class FastPath:
             return None
         with self._lock:
             entry = self._items.get(credentials.username)
-        if entry is None or entry.expires <= self._clock() \
-                or not hmac.compare_digest(entry.digest, self._digest(credentials)):
+        if entry is None or entry.expires <= self._clock():
+            return None
+        if entry is not checked \
+                and not hmac.compare_digest(entry.digest, self._digest(credentials)):
             return None
         client = admit(request, runtime)
         generations = runtime.hooks.data_generations(entry.identity, runtime)
@@ -177,7 +283,7 @@ class FastPath:
         rendered = documents.get(documents.key_for(entry.identity_repr, client, generations))
         if rendered is None:
             return None
-        return Hit(request, runtime, client, entry.identity, rendered)
+        return Hit(request, runtime, client, entry.identity, rendered), entry
 
 
 def inline_unsafe(runtime: Runtime) -> list[str]:
