@@ -6,16 +6,42 @@ import asyncio
 import logging
 import signal
 import ssl
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from hypercorn.config import Config, Sockets
 
-from zengine.server import WORKER_APP, Bind
+from zengine.log import held_lines
+from zengine.server import Bind
 from zengine.settings import Settings
 
 # Hypercorn's default format carries the Referer (which may hold a query string); ours does
 # not, and ``%(r)s`` is the request line *without* the query string.
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss "%(a)s"'
+#: The worker app: :data:`zengine.asgi.app` with each request's lines held (:func:`lines_held`).
+HELD_LINES_APP = "zengine.server.hypercorn_worker:app"
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Message, Callable[[], Awaitable[Message]],
+                    Callable[[Message], Awaitable[None]]], Awaitable[None]]
+
+
+def lines_held(app: ASGIApp) -> ASGIApp:
+    """``app`` with an HTTP request's lines and its access line in one write: hypercorn logs
+    the access line from inside the app's last ``send`` (the response is on its way by then),
+    so a :func:`zengine.log.held_lines` block around the app holds it with the lines the
+    request logged on the event loop (a fast-path hit); the long path's thread writes its own.
+    One ``write`` system call less per request answered on the event loop. Other scopes (the
+    lifespan lasts as long as the process) are not held."""
+
+    async def held(scope: Message, receive: Callable[[], Awaitable[Message]],
+                   send: Callable[[Message], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        with held_lines():
+            await app(scope, receive, send)
+
+    return held
 
 
 def check_installed() -> None:
@@ -77,9 +103,9 @@ def run(settings: Settings, bind: Bind) -> int:
 
         # SIGHUP re-reads the file ``serve`` was started with ($ZENGINE_CONFIG, set by serve).
         app = Reloadable(create_app(settings), lambda: create_app(load_settings()), sighup=True)
-        asyncio.run(_serve_until_signal(hypercorn_serve, app, config))
+        asyncio.run(_serve_until_signal(hypercorn_serve, lines_held(app), config))
         return 0
-    config.application_path = WORKER_APP
+    config.application_path = HELD_LINES_APP
     return run_workers(config)
 
 
