@@ -199,3 +199,33 @@ def test_huge_headers_on_the_api_are_a_431_problem_document(server: Server) -> N
 ])
 def test_is_api_target_reads_the_raw_request_line(head: bytes, api: bool) -> None:
     assert is_api_target(head) is api
+
+
+def test_read_timeout_cuts_a_silent_request_but_not_a_busy_connection(tmp_path: Path) -> None:
+    """Each read waits at most read_timeout (one deadline per connection, moved by every read:
+    zengine.server.hypercorn_tcp): a client silent half-way through its headers gets a 408,
+    one that keeps sending requests on a keep-alive connection is never cut off."""
+    request = b"GET " + LOGIN + b" HTTP/1.1\r\nHost: a\r\n\r\n"
+    with running_server(EXAMPLE_CONFIG, tmp_path,
+                        env={"ZENGINE_SERVER__READ_TIMEOUT": "1"}) as srv:
+        with socket.create_connection(srv.address, timeout=10) as sock:
+            start = time.monotonic()
+            sock.sendall(b"GET /id.php HTTP/1.1\r\nHost: a\r\n")  # and then nothing
+            answer = read_all(sock)
+            elapsed = time.monotonic() - start
+        _assert_error_document(answer, 408)
+        # Answered and closed at read_timeout, not held open until keep_alive_timeout (5 s).
+        assert 0.8 < elapsed < 3, elapsed
+        with socket.create_connection(srv.address, timeout=10) as sock:
+            stream = sock.makefile("rb")
+            # 0.6 s apart for 2.4 s: past the first read's deadline, never silent for 1 s.
+            for _ in range(5):
+                sock.sendall(request)
+                status = stream.readline()
+                assert status.startswith(b"HTTP/1.1 200"), status
+                length = 0
+                while (line := stream.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                assert b"<account>" in stream.read(length)
+                time.sleep(0.6)

@@ -29,7 +29,7 @@ import hypercorn.logging
 import hypercorn.protocol
 import hypercorn.protocol.h2
 import hypercorn.protocol.h11
-from hypercorn.events import Closed
+from hypercorn.events import Closed, RawData
 from hypercorn.protocol.events import Body, EndBody, Response
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
@@ -116,10 +116,16 @@ class ZengineH11Protocol(H11Protocol):
     documents."""
 
     async def handle(self, event: Any) -> None:
-        if isinstance(event, Closed) and self.stream is None and self._half_received():
-            # Silent past read_timeout, or gone, in the middle of a request line or headers:
-            # answer rather than close without a word (the client may still be reading).
+        if self.stream is None and (isinstance(event, Closed) or (
+                isinstance(event, RawData) and not event.data)) and self._half_received():
+            # Silent past read_timeout, or gone (closed, or its side shut: an empty read), in
+            # the middle of a request line or headers: answer rather than close without a
+            # word (the client may still be reading). h11 would take the empty read for a
+            # malformed request (400).
             await self._send_error_response(408)
+            if isinstance(event, RawData):
+                await self.send(Closed())
+                return
         await super().handle(event)
 
     def _half_received(self) -> bool:
@@ -171,6 +177,10 @@ class _Refused(Exception):
 def install() -> None:
     """Make hypercorn build zengine's protocol and stream classes. Idempotent; called when a
     server starts (in each worker process), never at import time."""
+    from zengine.server import hypercorn_tcp
+
+    # read_timeout kept by a deadline per connection instead of a task and timer per read.
+    hypercorn_tcp.install()
     module: Any
     for module in (hypercorn.protocol, hypercorn.protocol.h11):
         if getattr(module, "H11Protocol", None) is H11Protocol:

@@ -1,0 +1,120 @@
+"""hypercorn's connection with one read deadline per connection (zengine.server.hypercorn_tcp):
+the same timeout as hypercorn's ``wait_for`` per read, without a task and timer per read."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import hypercorn.asyncio.run
+import pytest
+from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.asyncio.worker_context import AsyncioSingleTask
+from hypercorn.config import Config
+from hypercorn.events import Closed, RawData
+
+from zengine.server import hypercorn_tcp
+from zengine.server.hypercorn_tcp import ZengineTCPServer
+
+
+class _Protocol:
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    async def handle(self, event: Any) -> None:
+        self.events.append(event)
+
+
+async def _connection(read_timeout: float | None) -> tuple[Any, asyncio.StreamReader, _Protocol]:
+    loop = asyncio.get_running_loop()
+    config = Config()
+    config.read_timeout = read_timeout
+    reader = asyncio.StreamReader()
+    server: Any = ZengineTCPServer.__new__(ZengineTCPServer)
+    server.loop, server.config, server.reader = loop, config, reader
+    server.protocol = _Protocol()
+    server.idle_task = AsyncioSingleTask()
+    return server, reader, server.protocol
+
+
+def _count_timers(monkeypatch: pytest.MonkeyPatch, longer_than: float) -> list[float]:
+    """The timers set from now on for more than ``longer_than`` seconds ahead."""
+    loop = asyncio.get_running_loop()
+    calls: list[float] = []
+    real = loop.call_at
+
+    def counting(when: float, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        if when - loop.time() > longer_than:
+            calls.append(when)
+        return real(when, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_at", counting)
+    return calls
+
+
+def test_a_silent_client_is_dropped_after_read_timeout() -> None:
+    async def main() -> tuple[float, list[Any]]:
+        server, reader, protocol = await _connection(0.2)
+        reader.feed_data(b"GET / HTTP/1.1\r\n")
+        start = asyncio.get_running_loop().time()
+        await asyncio.wait_for(server._read_data(), 5)
+        return asyncio.get_running_loop().time() - start, protocol.events
+
+    took, events = asyncio.run(main())
+    assert 0.15 < took < 2, took
+    assert isinstance(events[0], RawData) and isinstance(events[-1], Closed)
+
+
+def test_each_read_has_its_own_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads 0.15 s apart for 0.9 s with a 0.3 s read timeout: never cut off, and the timer
+    set a few times over the connection's life, not once per read (hypercorn: a task and a
+    timer for each)."""
+
+    async def main() -> tuple[list[Any], list[float], bool]:
+        timers = _count_timers(monkeypatch, 0.1)  # not the test's sleeps
+        server, reader, protocol = await _connection(0.3)
+        task = asyncio.ensure_future(server._read_data())
+        for _ in range(60):
+            reader.feed_data(b"x")
+            await asyncio.sleep(0.015)
+        reader.feed_eof()
+        await asyncio.wait_for(task, 5)
+        return protocol.events, timers, task.cancelled()
+
+    events, timers, cancelled = asyncio.run(main())
+    assert not cancelled
+    assert sum(len(e.data) for e in events if isinstance(e, RawData)) == 60
+    assert isinstance(events[-1], Closed)
+    assert len(timers) <= 8, len(timers)
+
+
+def test_someone_elses_cancellation_is_passed_on() -> None:
+    async def main() -> tuple[bool, list[Any]]:
+        server, _reader, protocol = await _connection(30)
+        task = asyncio.ensure_future(server._read_data())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return task.cancelled(), protocol.events
+
+    cancelled, events = asyncio.run(main())
+    assert cancelled and events == []
+
+
+def test_without_read_timeout_hypercorns_own_loop_runs() -> None:
+    async def main() -> list[Any]:
+        server, reader, protocol = await _connection(None)
+        reader.feed_data(b"abc")
+        reader.feed_eof()
+        await asyncio.wait_for(server._read_data(), 5)
+        return protocol.events
+
+    events = asyncio.run(main())
+    assert [type(e) for e in events] == [RawData, Closed]
+
+
+def test_install_replaces_hypercorns_connection_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hypercorn.asyncio.run, "TCPServer", TCPServer)
+    hypercorn_tcp.install()
+    hypercorn_tcp.install()
+    assert hypercorn.asyncio.run.TCPServer is ZengineTCPServer
