@@ -464,3 +464,31 @@ def test_a_parse_is_not_kept_for_an_entry_already_forgotten(tmp_path: Path) -> N
     fast._drop_parses([entry])
     fast._keep_parse(b"key", _Parse(entry, object(), object(), ""))  # type: ignore[arg-type]
     assert fast._parses == {} and entry.parses == []
+
+
+def test_a_hit_sends_what_it_made_again_only_for_the_same_values(tmp_path: Path) -> None:
+    """A returning phone's hit is the one before (the same parts): its login attempt and its
+    audit events (frozen) are sent again, not made again; an event whose values changed is
+    made anew."""
+    from zengine import pipeline
+    from zengine.models import ProvisionRequest
+
+    recorder = Recorder()
+    app = _app(tmp_path, True, ("recorder", recorder))
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        url = "/id.php?username=alice&password=wonderland&version=1.14"
+        for _ in range(4):
+            assert client.get(url, headers={"X-Forwarded-For": HOME}).status_code == 200
+        runtime: Runtime = app.state.runtime
+    served = [e for e in recorder.events if e.event == "document.served"]
+    assert len(served) == 4 and served[2] is served[3] and served[1] == served[3]
+    request = ProvisionRequest(path="/id.php", params={}, headers={}, client_addr=HOME,
+                               credentials=None, version_raw=None)
+    outcome = pipeline.Outcome(username="alice", backend="static", account_count=2)
+    made: dict[str, Any] = {}
+    recorder.events.clear()
+    for count in (2, 2, 3):
+        outcome.account_count = count
+        pipeline._audit(runtime, request, outcome, "document.served", "served", made=made)
+    assert [e.account_count for e in recorder.events] == [2, 2, 3]
+    assert recorder.events[0] is recorder.events[1]

@@ -34,7 +34,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -53,17 +52,30 @@ log = structlog.get_logger("zengine.fastpath")
 PARSED_KEY = "zengine.parsed_request"
 
 
-@dataclass(frozen=True)
 class Hit:
     """Everything the long path would have computed for this request, from the caches."""
 
-    #: The request with its tenant resolved (:func:`zengine.tenancy.resolve_tenant`).
-    request: ProvisionRequest
-    #: The runtime that serves it (its tenant's).
-    runtime: Runtime
-    client: ClientInfo
-    identity: Identity
-    rendered: Rendered
+    __slots__ = ("client", "identity", "made", "rendered", "request", "runtime")
+
+    def __init__(self, request: ProvisionRequest, runtime: Runtime, client: ClientInfo,
+                 identity: Identity, rendered: Rendered) -> None:
+        #: The request with its tenant resolved (:func:`zengine.tenancy.resolve_tenant`).
+        self.request = request
+        #: The runtime that serves it (its tenant's).
+        self.runtime = runtime
+        self.client = client
+        self.identity = identity
+        self.rendered = rendered
+        #: What the pipeline made of these parts alone (the login attempt, the chain's
+        #: result, audit events; all frozen), for the next request this hit serves: a kept
+        #: parse's next request gets the same hit when every part is the same object.
+        self.made: dict[str, Any] = {}
+
+    def same(self, request: ProvisionRequest, runtime: Runtime, client: ClientInfo,
+             identity: Identity, rendered: Rendered) -> bool:
+        return self.request is request and self.runtime is runtime \
+            and self.client is client and self.identity is identity \
+            and self.rendered is rendered
 
 
 class _Entry:
@@ -90,7 +102,7 @@ class _Parse:
     """What the steps before the memo made of one exact request that then hit ``entry``
     (:meth:`FastPath.lookup_scope`): its headers, client address and parsed request."""
 
-    __slots__ = ("client_addr", "entry", "headers", "request")
+    __slots__ = ("client_addr", "entry", "headers", "hit", "request")
 
     def __init__(self, entry: _Entry, request: ProvisionRequest, headers: Mapping[str, str],
                  client_addr: str) -> None:
@@ -98,6 +110,8 @@ class _Parse:
         self.request = request
         self.headers = headers
         self.client_addr = client_addr
+        #: The hit it made last (:meth:`Hit.same`).
+        self.hit: Hit | None = None
 
 
 #: Parses kept per memo entry: a user's few phones (their addresses, their user agents).
@@ -247,20 +261,23 @@ class FastPath:
                 parsed[PARSED_KEY] = parsed_request
             request = resolve_tenant(parsed_request, self.runtime)
             runtime = runtime_for(request, self.runtime)
-            found = runtime.fast._lookup(request, kept.entry if kept is not None else None)
+            found = runtime.fast._lookup(request, kept)
         except Exception:  # a bad request, a bad version, anything: the long path's to answer
             return None
         if found is None:
             return None
         hit, entry = found
-        if key is not None:
+        if kept is not None:
+            kept.hit = hit
+        elif key is not None:
             self._keep_parse(key, _Parse(entry, parsed_request, headers, client_addr))
         return hit
 
     def _lookup(self, request: ProvisionRequest,
-                checked: _Entry | None = None) -> tuple[Hit, _Entry] | None:
-        """The hit and the memo entry it came from; ``checked``: the entry this request's
-        password was checked against before (the same bytes: the same password)."""
+                kept: _Parse | None = None) -> tuple[Hit, _Entry] | None:
+        """The hit and the memo entry it came from; ``kept``: this request's parse, whose
+        entry its password was checked against before (the same bytes: the same password)
+        and whose last hit it gets again when every part is the same."""
         from zengine.pipeline import admit
 
         runtime = self.runtime
@@ -272,7 +289,7 @@ class FastPath:
             entry = self._items.get(credentials.username)
         if entry is None or entry.expires <= self._clock():
             return None
-        if entry is not checked \
+        if (kept is None or entry is not kept.entry) \
                 and not hmac.compare_digest(entry.digest, self._digest(credentials)):
             return None
         client = admit(request, runtime)
@@ -283,6 +300,9 @@ class FastPath:
         rendered = documents.get(documents.key_for(entry.identity_repr, client, generations))
         if rendered is None:
             return None
+        last = kept.hit if kept is not None else None
+        if last is not None and last.same(request, runtime, client, entry.identity, rendered):
+            return last, entry
         return Hit(request, runtime, client, entry.identity, rendered), entry
 
 

@@ -7,36 +7,28 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from zengine.challenge import error_answer
 from zengine.doccache import Rendered
 from zengine.errors import (
-    AccessDenied,
     BackendUnavailable,
     LoginFailed,
     MissingPassword,
     MissingUsername,
     NoAccounts,
-    Overloaded,
-    TooManyAttempts,
     ZengineError,
 )
 from zengine.log import held_lines
-from zengine.logincache import prefetching
+from zengine.logincheck import check_login as check_login  # its home before (api, plugins)
 from zengine.logline import log_event
 from zengine.models import (
-    UNKNOWN_TENANT,
-    Abstain,
     AuditEvent,
-    AuthResult,
     ClientInfo,
-    Credentials,
     Identity,
     LoginAttempt,
-    LoginResult,
     Observation,
     ProvisionRequest,
     Rejected,
@@ -45,7 +37,6 @@ from zengine.profiles import resolve_accounts
 from zengine.runtime import Runtime
 from zengine.tenancy import resolve_tenant, runtime_for
 from zengine.transforms import apply_transforms
-from zengine.verifying import lane_for, login_in_progress
 from zengine.xmlio import error_document, serialize
 
 if TYPE_CHECKING:
@@ -68,17 +59,23 @@ class Outcome:
 
 
 def authenticate(request: ProvisionRequest, runtime: Runtime, outcome: Outcome,
-                 known: Identity | None = None) -> Identity:
+                 known: Identity | None = None, made: dict[str, Any] | None = None) -> Identity:
+    """``made`` (a fast-path hit's, :attr:`zengine.fastpath.Hit.made`): what an earlier
+    request of the same hit made from ``request`` and ``known`` alone, reused (all frozen)."""
     credentials = request.credentials
     if credentials is None or not credentials.username:
         raise MissingUsername("no username in request")
     outcome.username = credentials.username
     if not credentials.password.get_secret_value():
         raise MissingPassword("no password in request")
-    attempt = LoginAttempt(username=credentials.username, secret=credentials.password,
-                           client_addr=request.client_addr, tenant=request.tenant,
-                           path=request.path)
-    result = check_login(attempt, credentials, request, runtime, known=known)
+    attempt = made.get("attempt") if made is not None else None
+    if attempt is None:
+        attempt = LoginAttempt(username=credentials.username, secret=credentials.password,
+                               client_addr=request.client_addr, tenant=request.tenant,
+                               path=request.path)
+        if made is not None:
+            made["attempt"] = attempt
+    result = check_login(attempt, credentials, request, runtime, known=known, made=made)
     if isinstance(result, Identity):
         outcome.backend = result.backend
         if runtime.tenant and result.tenant != runtime.tenant:
@@ -89,81 +86,6 @@ def authenticate(request: ProvisionRequest, runtime: Runtime, outcome: Outcome,
         outcome.backend = result.backend
         raise LoginFailed(f"rejected by {result.backend}: {result.reason}")
     raise LoginFailed("no backend knows this user")
-
-
-def check_login(attempt: LoginAttempt, credentials: Credentials, request: ProvisionRequest,
-                runtime: Runtime, *, known: Identity | None = None) -> AuthResult | None:
-    """The guarded authentication chain, for provisioning and for any plugin's own sign-in.
-
-    :func:`~zengine.hookspecs.zengine_login_check` may refuse first (raising
-    :class:`~zengine.errors.TooManyAttempts`); then the chain decides, and the first slow
-    verification it spends asks :func:`~zengine.hookspecs.zengine_login_verification` (which
-    may refuse too, see :mod:`zengine.verifying`); an unknown user costs
-    one dummy verification unless the last backend already spent it
-    (:class:`~zengine.models.Abstain`); :func:`~zengine.hookspecs.zengine_login_result`
-    records the outcome. Returns the :class:`Identity`, the :class:`Rejected`, or ``None``
-    for a user no backend knows. May raise :class:`~zengine.errors.Overloaded`.
-
-    ``known`` (the fast path, :mod:`zengine.fastpath`) is the chain's answer for this very
-    password a moment ago, with the backend's data unchanged: it stands in for the chain;
-    the guard's hooks run all the same.
-    """
-    start = time.perf_counter()
-    verdict = "error"
-    try:
-        # The guard may read the user's verified-login entry with its own check (one Redis
-        # round trip for both); what it read is for this login only.
-        with prefetching():
-            decided = _check_login(attempt, credentials, request, runtime, known)
-        # An unknown user and a wrong password are one result here too.
-        verdict = "accepted" if isinstance(decided, Identity) else "rejected"
-        return decided
-    except ZengineError as exc:
-        verdict = _LOGIN_RESULTS.get(exc.kind, "error")
-        raise
-    finally:
-        runtime.observe(Observation("login", verdict, None, time.perf_counter() - start))
-
-
-#: ``login`` observation results for the errors a login can end in.
-_LOGIN_RESULTS = {TooManyAttempts.kind: "refused", AccessDenied.kind: "denied",
-                  Overloaded.kind: "overloaded", BackendUnavailable.kind: "unavailable"}
-
-
-def _check_login(attempt: LoginAttempt, credentials: Credentials, request: ProvisionRequest,
-                 runtime: Runtime, known: Identity | None) -> AuthResult | None:
-    try:
-        runtime.hooks.login_check(attempt, runtime)
-    except TooManyAttempts:
-        # Locked out: the verified-login cache forgets this user, so that the lockout's end
-        # is followed by a full password check, not by a cached one.
-        runtime.logins.forget(attempt.username)
-        raise
-    # A verified-login cache hit spends no slow verification, so it never reaches
-    # zengine_login_verification (a guard's flood limit on verifications); neither does the
-    # fast path's answer (``known``), which is one. Its verifications wait in the lane of its
-    # real address, so that another address's burst does not queue ahead (zengine.verifypool).
-    with login_in_progress(lambda: runtime.hooks.login_verification(attempt, runtime),
-                           lane_for(attempt.tenant, attempt.client_addr)):
-        if known is not None:
-            # The memo is the verified-login cache's answer: metrics count it as a hit.
-            runtime.observe(Observation("login_cache", "hit", known.backend))
-            result: AuthResult | Abstain | None = known
-        else:
-            # An unknown tenant asks no backend (it has none), and then costs and answers
-            # exactly what an unknown user does.
-            result = None if attempt.tenant == UNKNOWN_TENANT else runtime.hooks.authenticate(
-                credentials, request, runtime, runtime.settings.auth.chain)
-        if result is None:
-            # Nobody knows this user: spend what a wrong password costs, once for the chain.
-            runtime.passwords.verify(None, credentials.password.get_secret_value())
-    decided = result if isinstance(result, Identity | Rejected) else None
-    runtime.hooks.login_result(attempt, LoginResult(
-        accepted=isinstance(decided, Identity),
-        identity=decided if isinstance(decided, Identity) else None,
-        backend=decided.backend if decided is not None else None,
-    ), runtime)
-    return decided
 
 
 def render_for(identity: Identity, client: ClientInfo, runtime: Runtime,
@@ -234,7 +156,8 @@ def provision(request: ProvisionRequest, runtime: Runtime, outcome: Outcome,
     outcome.client = hit.client if hit is not None else admit(request, runtime)
     try:
         identity = authenticate(request, runtime, outcome,
-                                known=hit.identity if hit is not None else None)
+                                known=hit.identity if hit is not None else None,
+                                made=hit.made if hit is not None else None)
     except LoginFailed as exc:
         outcome.outcome = "rejected"
         _audit(runtime, request, outcome, "login.refused", "rejected", exc.detail)
@@ -255,16 +178,28 @@ def provision(request: ProvisionRequest, runtime: Runtime, outcome: Outcome,
     finally:
         # After the accounts are loaded, so the line says how many the login gave (0 when
         # loading them failed); still written when the document is not.
-        _audit(runtime, request, outcome, "login.accepted", "accepted")
+        _audit(runtime, request, outcome, "login.accepted", "accepted",
+               made=hit.made if hit is not None else None)
     outcome.outcome = "served"
-    _audit(runtime, request, outcome, "document.served", "served")
+    _audit(runtime, request, outcome, "document.served", "served",
+           made=hit.made if hit is not None else None)
     return body
 
 
 def _audit(runtime: Runtime, request: ProvisionRequest, outcome: Outcome, event: str,
-           result: str, detail: str | None = None) -> None:
+           result: str, detail: str | None = None, made: dict[str, Any] | None = None) -> None:
+    """``made`` (a fast-path hit's): the event an earlier request of the hit sent, when
+    every value is the same (an AuditEvent is frozen: one may be sent again)."""
     client = outcome.client
-    runtime.hooks.audit(AuditEvent(
+    values = None
+    if made is not None:
+        values = (event, result, outcome.username, outcome.backend, request.client_addr,
+                  client, outcome.account_count, detail, request.tenant)
+        sent = made.get(event)
+        if sent is not None and sent[0] == values:
+            runtime.hooks.audit(sent[1], runtime)
+            return
+    audit = AuditEvent(
         event=event,
         outcome=result,
         username=outcome.username,
@@ -275,7 +210,10 @@ def _audit(runtime: Runtime, request: ProvisionRequest, outcome: Outcome, event:
         account_count=outcome.account_count,
         detail=detail,
         tenant=request.tenant,
-    ), runtime)
+    )
+    if values is not None and made is not None:
+        made[event] = (values, audit)
+    runtime.hooks.audit(audit, runtime)
 
 
 def monotonic_ms(start: float) -> float:
