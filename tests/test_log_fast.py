@@ -432,3 +432,21 @@ def test_granian_access_line_goes_out_with_the_requests_lines_in_one_write(
     events = [json.loads(line)["event"] for line in ours[0].splitlines()]
     assert events[:2] == ["audit.login.accepted", "provision.request"]
     assert events[2].startswith('127.0.0.1 "GET /id.php HTTP/1.1" 200 ')
+
+
+def test_a_requests_id_is_rendered_once_and_never_served_to_another(
+        stream: io.StringIO) -> None:
+    """The id's fragment is kept for the lines of its request (the same string object in
+    the context); an equal or different id of another request, or one that is escaped, is
+    still that request's own, as the full chain writes it."""
+    log = structlog.get_logger("zengine.test")
+    ids = ["0123456789abcdef", "fedcba9876543210", "0123456789abcde" + "f", "id\x1bx"]
+    for request_id in ids:
+        with structlog.contextvars.bound_contextvars(request_id=request_id, path="/id.php"):
+            for _ in range(2):
+                log.info("line.one", n=1)
+            slow = _chain_line("info", "line.one", {"n": 1})
+    lines = stream.getvalue().splitlines()
+    shown = [*ids[:-1], "id\\x1bx"]  # the control character escaped, as the chain does
+    assert [json.loads(line)["request_id"] for line in lines] == [i for i in shown for _ in "ab"]
+    _same(lines[-1], slow)

@@ -33,7 +33,7 @@ from zengine.log import (
 _CONTEXT_PREFIX = structlog.contextvars.STRUCTLOG_KEY_PREFIX
 _LEVELS = {"warn": "warning", "exception": "error"}
 #: Keys that need the full chain: tracebacks and stacks are formatted (and redacted) there.
-_SLOW_KEYS = ("exc_info", "stack_info", "exception", "stack")
+_SLOW_KEYS = frozenset({"exc_info", "stack_info", "exception", "stack"})
 #: Per key, decided once: its sanitised name, whether its value is a secret, and the name as
 #: JSON with the separator (``"key": ``), the part of a fragment every line repeats.
 _KEY_PLAN: dict[str, tuple[str, bool, str]] = {}
@@ -47,6 +47,10 @@ _FRAGMENTS: dict[type, dict[tuple[str, Any], str]] = {
     str: {}, int: {}, bool: {}, type(None): {}}
 _MAX_FRAGMENTS = 8192
 _VOLATILE = frozenset({"timestamp", "request_id", "duration_ms"})
+#: Per volatile key, its last string value (that very object) and its fragment, kept as
+#: :data:`_FRAGMENTS` keeps one (the value printed as it is): each of a request's lines
+#: carries its id, one string in the context, and only the first line makes its fragment.
+_LAST_VOLATILE: dict[str, tuple[str, str]] = {}
 #: Per context variable: ``(key,)`` for structlog's (its name without the prefix), ``()``
 #: for any other; decided once per variable (a line reads every variable of the context).
 _CONTEXT_KEYS: dict[contextvars.ContextVar[Any], tuple[str, ...]] = {}
@@ -146,9 +150,8 @@ def render_json(logger_name: str, method_name: str, event_dict: dict[str, Any],
     encode = _Output.encode
     if encode is None:
         return None
-    for key in _SLOW_KEYS:
-        if key in event_dict:
-            return None
+    if not _SLOW_KEYS.isdisjoint(event_dict):
+        return None
     keys = _CONTEXT_KEYS
     # structlog's merge_contextvars: the context's order, a value of ``...`` is unset.
     for var, value in contextvars.copy_context().items():
@@ -162,7 +165,8 @@ def render_json(logger_name: str, method_name: str, event_dict: dict[str, Any],
     stamp = iso_utc(time.time_ns())
     # Usually the line's last key, a known name and a safe value: its fragment is built
     # here; a "timestamp" field or context value keeps its place and goes the usual way.
-    plain = _plain(encode)
+    known = _PLAIN_ENCODER
+    plain = known[1] if known[0] is encode else _plain(encode)
     last = plain and "timestamp" not in event_dict
     if not last:
         event_dict["timestamp"] = stamp
@@ -175,6 +179,11 @@ def render_json(logger_name: str, method_name: str, event_dict: dict[str, Any],
         fragment = table.get(item) if table is not None else None
         if fragment is None:
             key = item[0]
+            if key in volatile:
+                last_value = _LAST_VOLATILE.get(key)
+                if last_value is not None and last_value[0] is value:
+                    parts.append(last_value[1])
+                    continue
             name, secret, prefix = _plan(key)
             if name != key:
                 # Two keys could sanitise to one name: the dict below keeps one, as before.
@@ -183,11 +192,13 @@ def render_json(logger_name: str, method_name: str, event_dict: dict[str, Any],
             clean = _clean(key, value, secret)
             fragment = (prefix if plain else encode(name) + ": ") \
                 + _value_json(clean, encode, plain)
-            if table is not None and clean == value and type(clean) is type(value) \
-                    and key not in volatile:
-                if len(table) >= _MAX_FRAGMENTS:
-                    table.clear()
-                table[item] = fragment
+            if table is not None and clean == value and type(clean) is type(value):
+                if key not in volatile:
+                    if len(table) >= _MAX_FRAGMENTS:
+                        table.clear()
+                    table[item] = fragment
+                elif type(value) is str:
+                    _LAST_VOLATILE[key] = (value, fragment)
         parts.append(fragment)
     if last:
         parts.append(f'"timestamp": "{stamp}"')
