@@ -242,3 +242,36 @@ def test_the_audit_plugins_fields_are_the_events_fields_in_order() -> None:
     for event in (plain, full, Extended("portal.signin", "accepted"), later):
         assert list(_fields(event).items()) == one_by_one(event)
     assert "event" not in _fields(full) and _fields(full) is not full.__dict__
+
+
+def test_each_handled_request_binds_its_own_context_and_leaves_it_as_it_was() -> None:
+    """pipeline.handle sets structlog's request_id, path and client_addr itself after the
+    first request (the variables bind_contextvars made): every line of a request carries
+    that request's values, an outer binding is back afterwards, and a plugin's line bound
+    the structlog way sees them."""
+    import json
+
+    from zengine import pipeline
+    from zengine.errors import BadRequest
+    from zengine.runtime import build_runtime
+
+    out = _configure("json", "info")
+    runtime = build_runtime(load_settings(EXAMPLE_CONFIG, environ={}), load_entrypoints=False,
+                            plugins=plugin_list(*BUILTINS))
+
+    def refused() -> Any:
+        structlog.get_logger("zengine.test").info("plugin.line")
+        raise BadRequest("no")
+
+    with structlog.contextvars.bound_contextvars(path="/outer"):
+        for path, addr in (("/id.php", "192.0.2.1"), ("/desktop", "192.0.2.2"),
+                           ("/id.php", "192.0.2.3")):
+            pipeline.handle(refused, runtime, path=path, client_addr=addr)
+        assert structlog.contextvars.get_contextvars() == {"path": "/outer"}
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(x["path"], x["client_addr"]) for x in lines] == [
+        ("/id.php", "192.0.2.1")] * 3 + [("/desktop", "192.0.2.2")] * 3 \
+        + [("/id.php", "192.0.2.3")] * 3
+    ids = [x["request_id"] for x in lines]
+    assert len(set(ids)) == 3 and ids[0] == ids[2] != ids[3]
+    assert structlog.contextvars.get_contextvars() == {}
