@@ -492,3 +492,24 @@ def test_a_hit_sends_what_it_made_again_only_for_the_same_values(tmp_path: Path)
         pipeline._audit(runtime, request, outcome, "document.served", "served", made=made)
     assert [e.account_count for e in recorder.events] == [2, 2, 3]
     assert recorder.events[0] is recorder.events[1]
+
+
+def test_a_kept_hit_refused_by_the_guard_answers_the_refusal(tmp_path: Path) -> None:
+    """The same returning phone, its hit kept (the reply too), then locked out by counters
+    the memo does not hear about: the guard's hook still runs and its refusal is answered,
+    not the reply kept from before."""
+    app = _app(tmp_path, True, ("recorder", Recorder()))
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        runtime: Runtime = app.state.runtime
+        url = "/id.php?username=alice&password=wonderland&version=1.14"
+        home = {"X-Forwarded-For": HOME}
+        for _ in range(4):
+            assert client.get(url, headers=home).status_code == 200
+        (parse,) = runtime.fast._parses.values()
+        assert parse.hit is not None and "reply" in parse.hit.made
+        from zengine_guard.state import Who
+
+        for i in range(3):
+            runtime.state["guard"].state.fail(Who("", "alice", HOME), f"d{i}", time.time())
+        answer = client.get(url, headers=home)
+        assert answer.status_code == 429 and b"Too many" in answer.content

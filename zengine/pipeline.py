@@ -323,8 +323,16 @@ def _handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime,
         status, body, kind = status_for(error, runtime), error_document(error.public_message), \
             "internal"
     client = outcome.client
-    reply = Reply(status, body, kind, headers, outcome.outcome,
-                  client.family if client else None, request.tenant if request else "")
+    values = (status, body, kind, headers, outcome.outcome, client.family if client else None,
+              request.tenant if request else "")
+    # A fast-path hit's reply is the one before when every value is (a Reply is frozen).
+    made = hit.made.get("reply") if hit is not None else None
+    if made is not None and made[0] == values:
+        reply: Reply = made[1]
+    else:
+        reply = Reply(*values)
+        if hit is not None:
+            hit.made["reply"] = (values, reply)
     # log.info("provision.request", ...)'s line, without structlog's call machinery.
     log_event(log, "info", "provision.request", {
         "outcome": outcome.outcome,
