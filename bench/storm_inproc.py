@@ -8,8 +8,9 @@ keys deleted at the end, never a FLUSH), a priming pass in another process (each
 password verified once, as yesterday), then ``--runs`` fresh processes (the restart), each
 building the app, running its lifespan and sending every user's login once through the ASGI
 app, ``--concurrency`` at a time. Each reports µs of CPU per request (``time.process_time``:
-every thread of the process), Redis round trips per request (packets redis-py sent) and
-redis-server's CPU per request (its ``INFO cpu``: shared with whoever else uses that Redis).
+every thread of the process; how much of it in the kernel), Redis round trips per request
+(packets redis-py sent) and redis-server's CPU per request (its ``INFO cpu``: shared with
+whoever else uses that Redis).
 ``--profile S`` repeats the storm unmeasured in the first run for about ``S`` seconds (a new
 app per storm), for ``py-spy record --pid``. Bounded: every loop ends by itself.
 """
@@ -168,12 +169,14 @@ async def measure(work: Path, prefix: str, users: int, concurrency: int,
     async with Lifespan(build(work, prefix)) as app:
         sent[0] = 0
         redis0, cpu0, wall0 = redis_cpu(), time.process_time(), time.perf_counter()
+        sys0 = os.times().system
         statuses = await storm(app, users, concurrency)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        system = os.times().system - sys0
         trips, redis_s = sent[0], redis_cpu() - redis0
     bad = len([s for s in statuses if s != 200])
-    return {"cpu_us": cpu / users * 1e6, "wall_s": wall, "round_trips": trips / users,
-            "redis_us": redis_s / users * 1e6, "errors": bad}
+    return {"cpu_us": cpu / users * 1e6, "sys_us": system / users * 1e6, "wall_s": wall,
+            "round_trips": trips / users, "redis_us": redis_s / users * 1e6, "errors": bad}
 
 
 def forget(prefix: str) -> None:
@@ -219,7 +222,8 @@ def main() -> int:
                                  stdout=subprocess.PIPE, text=True).stdout
             result = json.loads(out.strip().splitlines()[-1])
             results.append(result)
-            print(f"run {run + 1}: {result['cpu_us']:,.0f} µs CPU/request, "
+            print(f"run {run + 1}: {result['cpu_us']:,.0f} µs CPU/request "
+                  f"({result['sys_us']:,.0f} in the kernel), "
                   f"{result['round_trips']:.2f} Redis round trips/request, "
                   f"redis-server {result['redis_us']:.0f} µs/request, "
                   f"{result['wall_s']:.2f} s, {result['errors']} errors", flush=True)
