@@ -171,6 +171,11 @@ class Guard:
             raise AccessDenied(f"address {attempt.client_addr} refused on {attempt.path}")
         who = self.who(attempt)
         ahead = self._read_ahead(attempt, logins)
+        if _SETTLED.get() is not None:
+            # A check settled before in this context whose record never came (the chain
+            # raised): not this login's, even when the attempt is the same object (the fast
+            # path keeps one per hit).
+            _SETTLED.set(None)
 
         def step(state: GuardState) -> Verdict:
             if ahead is None or not isinstance(state, RedisState):

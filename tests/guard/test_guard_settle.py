@@ -179,3 +179,24 @@ def test_entry_is_digest_then_tag_and_an_old_entry_still_hits() -> None:
     # An entry written before the tag (the digest alone) still hits.
     cache.entries.set(cache.slot("alice"), cache._digest(key, "wonderland"), 60)
     assert cache.check(key, "wonderland")
+
+
+def test_a_settled_check_whose_record_never_came_does_not_settle_the_next(
+        runtime: Runtime) -> None:
+    """The chain raised after a settled check (no record); the same attempt object checked
+    again, now with a failure of its address, must get its success recorded."""
+    from zengine import logincache
+    from zengine.models import LoginResult
+
+    state = state_of(runtime)
+    guard = runtime.state["guard"]
+    assert isinstance(guarded_login(runtime, "wonderland"), Identity)
+    attempt = LoginAttempt(username="alice", secret=SecretStr("wonderland"),
+                           client_addr="127.0.0.1")
+    with logincache.prefetching():
+        guard.check(attempt, runtime.logins)  # settled; its record never comes
+    state.fail(ALICE, "0123456789abcdef", time.time())
+    with logincache.prefetching():
+        guard.check(attempt, runtime.logins)  # not settled: a failure of this address
+        guard.record(attempt, LoginResult(accepted=True))
+    assert state.client.zcard(state._k("", "acct", "alice")) == 0  # type: ignore[attr-defined]
