@@ -33,8 +33,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from run import free_port, machine, replace_section  # noqa: E402
 
-#: ../shared/peers/php-zoiper beside the checkout (a worktree one level deeper finds it too).
-PEER = Path(os.environ.get("ZENGINE_PEER_DIR") or next(
+#: ../shared/peers/php-zoiper beside the checkout (a worktree one level deeper finds it too), or
+#: $BENCH_PEER_DIR (not ZENGINE_*: zengine reads those as settings and refuses unknown ones).
+PEER = Path(os.environ.get("BENCH_PEER_DIR") or next(
     (base / "shared" / "peers" / "php-zoiper" for base in (ROOT.parent, ROOT.parent.parent)
      if (base / "shared" / "peers" / "php-zoiper").is_dir()),
     ROOT.parent / "shared" / "peers" / "php-zoiper"))
