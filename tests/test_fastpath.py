@@ -513,3 +513,24 @@ def test_a_kept_hit_refused_by_the_guard_answers_the_refusal(tmp_path: Path) -> 
             runtime.state["guard"].state.fail(Who("", "alice", HOME), f"d{i}", time.time())
         answer = client.get(url, headers=home)
         assert answer.status_code == 429 and b"Too many" in answer.content
+
+
+def test_a_kept_parse_whose_client_changes_looks_up_that_clients_document(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The document key kept with a parse is for the client detected then: the same bytes
+    detected as another client (a plugin's answer changed) take that client's document."""
+    from zengine.models import ClientInfo, Version
+
+    app = _app(tmp_path, True, ("recorder", Recorder()))
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        runtime: Runtime = app.state.runtime
+        url = "/id.php?username=alice&password=wonderland&version=1.14"
+        home = {"X-Forwarded-For": HOME}
+        older = client.get(url.replace("1.14", "1.5"), headers=home).content  # cached
+        newest = [client.get(url, headers=home).content for _ in range(4)]
+        assert newest[0] == newest[3] != older
+        (parse,) = runtime.fast._parses.values()
+        assert parse.doc_key is not None
+        monkeypatch.setattr(runtime.hooks, "detect_client",
+                            lambda request, rt: ClientInfo("mobile", Version(1, 5), "1.14"))
+        assert client.get(url, headers=home).content == older

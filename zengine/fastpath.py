@@ -102,7 +102,7 @@ class _Parse:
     """What the steps before the memo made of one exact request that then hit ``entry``
     (:meth:`FastPath.lookup_scope`): its headers, client address and parsed request."""
 
-    __slots__ = ("client_addr", "entry", "headers", "hit", "request")
+    __slots__ = ("client_addr", "doc_key", "entry", "headers", "hit", "request")
 
     def __init__(self, entry: _Entry, request: ProvisionRequest, headers: Mapping[str, str],
                  client_addr: str) -> None:
@@ -112,6 +112,8 @@ class _Parse:
         self.client_addr = client_addr
         #: The hit it made last (:meth:`Hit.same`).
         self.hit: Hit | None = None
+        #: The client it last saw and the document cache's key for it and the entry.
+        self.doc_key: tuple[ClientInfo, tuple[str, ...]] | None = None
 
 
 #: Parses kept per memo entry: a user's few phones (their addresses, their user agents).
@@ -297,7 +299,16 @@ class FastPath:
         if generations is None or tuple(generations) != entry.generations:
             return None
         documents = runtime.documents
-        rendered = documents.get(documents.key_for(entry.identity_repr, client, generations))
+        # The document's key is a function of the entry (its identity and generations, which
+        # these equal) and the client: made once per kept parse and client.
+        made = kept.doc_key if kept is not None and kept.entry is entry else None
+        if made is not None and made[0] is client:
+            key = made[1]
+        else:
+            key = documents.key_for(entry.identity_repr, client, generations)
+            if kept is not None and kept.entry is entry:
+                kept.doc_key = (client, key)
+        rendered = documents.get(key)
         if rendered is None:
             return None
         last = kept.hit if kept is not None else None
