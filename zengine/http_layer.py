@@ -156,12 +156,14 @@ class ZengineH11Protocol(H11Protocol):
 
     async def _create_stream(self, request: h11.Request) -> None:
         # Without the Upgrade header the base class never builds a WebSocket stream: a
-        # WebSocket handshake is answered like any other GET, by the app, in HTTP/1.1.
-        headers = [(name, value) for name, value in request.headers
-                   if name.lower() != b"upgrade"]
-        plain = h11.Request(method=request.method, target=request.target, headers=headers,
-                            http_version=request.http_version)
-        await super()._create_stream(plain)
+        # WebSocket handshake is answered like any other GET, by the app, in HTTP/1.1. A new
+        # h11.Request validates every header again: only made for a request that has one
+        # (h11 gives header names lower-cased).
+        if any(name == b"upgrade" for name, _value in request.headers):
+            headers = [(name, value) for name, value in request.headers if name != b"upgrade"]
+            request = h11.Request(method=request.method, target=request.target,
+                                  headers=headers, http_version=request.http_version)
+        await super()._create_stream(request)
 
     async def _handle_events(self) -> None:
         try:
