@@ -216,8 +216,8 @@ def test_read_timeout_cuts_a_silent_request_but_not_a_busy_connection(tmp_path: 
         _assert_error_document(answer, 408)
         # Answered and closed at read_timeout, not held open until keep_alive_timeout (5 s).
         assert 0.8 < elapsed < 3, elapsed
-        with socket.create_connection(srv.address, timeout=10) as sock:
-            stream = sock.makefile("rb")
+        with socket.create_connection(srv.address, timeout=10) as sock, \
+                sock.makefile("rb") as stream:
             # 0.6 s apart for 2.4 s: past the first read's deadline, never silent for 1 s.
             for _ in range(5):
                 sock.sendall(request)

@@ -4,6 +4,10 @@ the same timeout as hypercorn's ``wait_for`` per read, without a task and timer 
 from __future__ import annotations
 
 import asyncio
+import signal
+import socket
+import time
+from pathlib import Path
 from typing import Any
 
 import hypercorn.asyncio.run
@@ -13,6 +17,8 @@ from hypercorn.asyncio.worker_context import AsyncioSingleTask
 from hypercorn.config import Config
 from hypercorn.events import Closed, RawData
 
+from tests.conftest import EXAMPLE_CONFIG
+from tests.serverproc import read_all, running_server
 from zengine.server import hypercorn_tcp
 from zengine.server.hypercorn_tcp import ZengineTCPServer
 
@@ -118,3 +124,86 @@ def test_install_replaces_hypercorns_connection_class(monkeypatch: pytest.Monkey
     hypercorn_tcp.install()
     hypercorn_tcp.install()
     assert hypercorn.asyncio.run.TCPServer is ZengineTCPServer
+
+
+def test_keep_alive_sets_one_timer_and_no_task_per_request(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """100 requests (stop: a request under way; restart: idle again) on one connection: no
+    task, and the keep-alive timer set once or twice (hypercorn's idle task: two tasks and a timer
+    per request); idle past keep_alive_timeout, the connection is closed."""
+    from hypercorn.asyncio.worker_context import WorkerContext
+
+    from zengine.server.hypercorn_tcp import KeepAlive
+
+    async def main() -> tuple[int, list[float], list[str]]:
+        loop = asyncio.get_running_loop()
+        closed: list[str] = []
+        server: Any = type("Server", (), {})()
+        server.loop, server.context, server.config = loop, WorkerContext(None), Config()
+        server.config.keep_alive_timeout = 0.3
+        server._initiate_server_close = object()
+
+        def spawn(_group: object, func: object) -> None:
+            if func is server._initiate_server_close:
+                closed.append("x")
+
+        server._task_group = type("Group", (), {"spawn": spawn})()
+        keep_alive = KeepAlive(server)
+        await asyncio.sleep(0)
+        tasks = len(asyncio.all_tasks())
+        timers = _count_timers(monkeypatch, 0.1)
+        for _ in range(100):
+            await keep_alive.stop()
+            await keep_alive.restart(None, None)
+        made = len(asyncio.all_tasks()) - tasks
+        assert closed == []
+        for _ in range(60):  # closed 0.3 s after the last restart, on a busy machine later
+            if closed:
+                break
+            await asyncio.sleep(0.05)
+        return made, timers, closed
+
+    made, timers, closed = asyncio.run(main())
+    # (set once more when it fires just before the last deadline)
+    assert made == 0 and len(timers) <= 2 and closed == ["x"]
+
+
+def _one_request(sock: socket.socket) -> None:
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+    with sock.makefile("rb") as stream:
+        assert stream.readline().startswith(b"HTTP/1.1 200")
+        length = 0
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        assert len(stream.read(length)) == length
+
+
+@pytest.mark.subprocess
+def test_an_idle_connection_is_closed_after_keep_alive_timeout(tmp_path: Path) -> None:
+    """hypercorn's keep_alive_timeout (5 s), from the connection's one timer: each response
+    moves it, a connection idle that long is closed."""
+    with running_server(EXAMPLE_CONFIG, tmp_path) as srv, \
+            socket.create_connection(srv.address, timeout=10) as sock:
+        for _ in range(3):  # 2 s apart: 6 s in all, never idle for 5
+            _one_request(sock)
+            time.sleep(2)
+        _one_request(sock)
+        start = time.monotonic()
+        assert read_all(sock) == b""
+        assert 4 < time.monotonic() - start < 8
+
+
+@pytest.mark.subprocess
+def test_stopping_the_server_closes_its_idle_connections_at_once(tmp_path: Path) -> None:
+    with running_server(EXAMPLE_CONFIG, tmp_path) as srv, \
+            socket.create_connection(srv.address, timeout=10) as answered, \
+            socket.create_connection(srv.address, timeout=10) as silent:
+        _one_request(answered)
+        time.sleep(0.2)
+        start = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        assert read_all(answered) == b"" and read_all(silent) == b""
+        srv.proc.wait(timeout=10)
+        # Not after graceful_timeout (5 s), when hypercorn cancels what is left.
+        assert time.monotonic() - start < 3

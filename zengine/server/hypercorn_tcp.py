@@ -1,12 +1,18 @@
-"""hypercorn's asyncio connection, with ``read_timeout`` kept by one timer per connection.
+"""hypercorn's asyncio connection, with its two timeouts kept by one timer each per connection.
 
 hypercorn waits for each read with ``asyncio.wait_for(reader.read(...), read_timeout)``: a task,
 a waiter future, a timer and three more event-loop callbacks for every read, that is for every
-request a keep-alive client sends (about 10% of the event loop's time on a warm login,
-profiled: docs/benchmarks.md). :class:`ZengineTCPServer` keeps the same rule (each read may wait
-at most ``read_timeout`` seconds; then the connection ends as after hypercorn's timeout, and
-zengine's HTTP layer answers a half-sent request with a 408) with a deadline that each read
-moves and one timer that is only set again when it fires before the deadline.
+request a keep-alive client sends. Its keep-alive timeout is a task per idle spell that waits
+with ``wait_for`` too (two tasks and a timer made and cancelled per request: 11% of a warm
+login's instructions, docs/benchmarks.md). :class:`ZengineTCPServer` keeps the same rules with
+deadlines that each read, and each response, moves, and timers that are only set again when
+they fire before their deadline:
+
+- each read may wait at most ``read_timeout`` seconds; then the connection ends as after
+  hypercorn's timeout (zengine's HTTP layer answers a half-sent request with a 408);
+- a connection idle (no request under way) for ``keep_alive_timeout`` is closed, and so is
+  every idle one at once when the worker stops (hypercorn's ``terminated`` event; one task per
+  worker waits for it, not one per connection).
 
 :func:`install` makes hypercorn's asyncio worker build this class; like the rest of
 :mod:`zengine.http_layer`, ``tests/test_http_layer.py`` drives it over raw sockets.
@@ -15,6 +21,7 @@ moves and one timer that is only set again when it fires before the deadline.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from ssl import SSLError
 from typing import Any
 
@@ -24,6 +31,19 @@ from hypercorn.events import Closed, RawData
 
 
 class ZengineTCPServer(TCPServer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._keep_alive = KeepAlive(self)
+        # In hypercorn's place (the same two methods): run(), protocol_send() and _close()
+        # restart and stop it.
+        self.idle_task = self._keep_alive  # type: ignore[assignment]
+
+    async def _close(self) -> None:
+        try:
+            await super()._close()
+        finally:
+            self._keep_alive.close()
+
     async def _read_data(self) -> None:
         timeout = self.config.read_timeout
         task = asyncio.current_task()
@@ -103,6 +123,91 @@ class ReadDeadline:
             return
         self._expired = True
         self._task.cancel()
+
+
+class KeepAlive:
+    """hypercorn's idle task (``restart``: idle from now; ``stop``: a request under way), from
+    one timer per connection that a response moves instead of resetting."""
+
+    __slots__ = ("__weakref__", "_closed", "_connections", "_deadline", "_handle", "_idle",
+                 "_loop", "_server", "_terminated", "_timeout")
+
+    def __init__(self, server: TCPServer) -> None:
+        self._server = server
+        self._loop: asyncio.AbstractEventLoop = server.loop
+        self._timeout: float = server.config.keep_alive_timeout
+        self._terminated = server.context.terminated
+        self._idle = False
+        self._closed = False
+        self._deadline = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+        self._connections = _idle_at_termination(server.context, self._loop)
+        self._connections.add(self)
+
+    async def restart(self, task_group: Any, action: Any) -> None:
+        if self._closed:
+            return
+        self._idle = True
+        if self._terminated.is_set():
+            self._close_connection()  # the worker is stopping: as hypercorn, at once
+            return
+        self._deadline = self._loop.time() + self._timeout
+        if self._handle is None:
+            self._handle = self._loop.call_at(self._deadline, self._fire)
+
+    async def stop(self) -> None:
+        self._idle = False
+
+    def close(self) -> None:
+        """The connection is closed: nothing more to time."""
+        self._closed = True
+        self._idle = False
+        self._connections.discard(self)
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def terminated(self) -> None:
+        if self._idle:
+            self._close_connection()
+
+    def _fire(self) -> None:
+        self._handle = None
+        if not self._idle or self._closed:
+            return  # the next restart sets the timer again
+        if self._loop.time() < self._deadline:
+            self._handle = self._loop.call_at(self._deadline, self._fire)
+            return
+        self._close_connection()
+
+    def _close_connection(self) -> None:
+        self._idle = False
+        self._closed = True
+        # In the connection's task group, as hypercorn's idle task: run() waits for it.
+        self._server._task_group.spawn(self._server._initiate_server_close)
+
+
+#: Each worker's connections, for the one task that closes the idle ones when it stops.
+_WORKERS: weakref.WeakKeyDictionary[Any, weakref.WeakSet[KeepAlive]] = (
+    weakref.WeakKeyDictionary())
+_WATCHERS: set[asyncio.Task[None]] = set()
+
+
+def _idle_at_termination(context: Any, loop: asyncio.AbstractEventLoop,
+                         ) -> weakref.WeakSet[KeepAlive]:
+    connections = _WORKERS.get(context)
+    if connections is None:
+        connections = _WORKERS[context] = weakref.WeakSet()
+        task = loop.create_task(_close_idle(context.terminated, connections))
+        _WATCHERS.add(task)
+        task.add_done_callback(_WATCHERS.discard)
+    return connections
+
+
+async def _close_idle(terminated: Any, connections: weakref.WeakSet[KeepAlive]) -> None:
+    await terminated.wait()
+    for keep_alive in list(connections):
+        keep_alive.terminated()
 
 
 def install() -> None:
