@@ -207,3 +207,57 @@ def test_stopping_the_server_closes_its_idle_connections_at_once(tmp_path: Path)
         srv.proc.wait(timeout=10)
         # Not after graceful_timeout (5 s), when hypercorn cancels what is left.
         assert time.monotonic() - start < 3
+
+
+def _h11_protocol(sent: list[Any]) -> Any:
+    from hypercorn.asyncio.worker_context import WorkerContext
+
+    from zengine.http_layer import ZengineH11Protocol
+
+    async def send(event: Any) -> None:
+        sent.append(event)
+
+    return ZengineH11Protocol(None, Config(), WorkerContext(None), None, None, False,
+                              ("127.0.0.1", 1), ("127.0.0.1", 2), send)
+
+
+def test_a_responses_head_and_body_are_one_write() -> None:
+    """hypercorn wrote the head and the body of a response apart (two send() calls)."""
+    from hypercorn.protocol.events import Body, EndBody, Response
+
+    async def main() -> list[Any]:
+        sent: list[Any] = []
+        protocol = _h11_protocol(sent)
+        protocol.connection.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        protocol.connection.next_event()
+        await protocol.stream_send(Response(stream_id=1, status_code=200,
+                                            headers=[(b"content-length", b"4")]))
+        await protocol.stream_send(Body(stream_id=1, data=b"body"))
+        await protocol.stream_send(EndBody(stream_id=1))
+        await asyncio.sleep(0)
+        return sent
+
+    sent = asyncio.run(main())
+    writes = [e.data for e in sent if isinstance(e, RawData) and e.data]
+    assert len(writes) == 1, writes
+    assert writes[0].startswith(b"HTTP/1.1 200 ") and writes[0].endswith(b"\r\n\r\nbody")
+
+
+def test_a_head_does_not_wait_for_a_slow_body() -> None:
+    from hypercorn.protocol.events import Body, EndBody, Response
+
+    async def main() -> tuple[list[bytes], list[bytes]]:
+        sent: list[Any] = []
+        protocol = _h11_protocol(sent)
+        protocol.connection.receive_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        protocol.connection.next_event()
+        await protocol.stream_send(Response(stream_id=1, status_code=200, headers=[]))
+        await asyncio.sleep(0.05)  # the app is still making its (chunked) body
+        early = [e.data for e in sent if isinstance(e, RawData)]
+        await protocol.stream_send(Body(stream_id=1, data=b"late"))
+        await protocol.stream_send(EndBody(stream_id=1))
+        return early, [e.data for e in sent if isinstance(e, RawData)]
+
+    early, writes = asyncio.run(main())
+    assert len(early) == 1 and early[0].startswith(b"HTTP/1.1 200 ")
+    assert b"".join(writes[1:]) == b"4\r\nlate\r\n0\r\n\r\n"

@@ -17,6 +17,7 @@ these methods fails the suite instead of silently undoing the hardening.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping
@@ -113,7 +114,54 @@ class ZengineHTTPStream(HTTPStream):
 
 class ZengineH11Protocol(H11Protocol):
     """HTTP/1.1 only: no h2c upgrade, no prior-knowledge HTTP/2, no WebSocket; errors as
-    documents."""
+    documents. A response's head goes out with its first body bytes, in one write."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head: bytes | None = None
+        self._loop = asyncio.get_running_loop()
+
+    async def _send_h11_event(self, event: Any) -> None:
+        # hypercorn writes each h11 event by itself: the head and the body of a phone's
+        # document were two send() system calls (and two TCP segments). The head waits for
+        # the body (or the end of the message) and both go in one write; anything else
+        # first sends the head alone, and so does the loop's next turn if the app sends
+        # nothing more meanwhile (a slow streamed body), so no head waits for a slow body.
+        kind = type(event)
+        if kind is h11.Response and self._head is None:
+            try:
+                self._head = self.connection.send(event)
+            except h11.LocalProtocolError:
+                if self.connection.their_state != h11.ERROR:
+                    raise
+                return
+            self._loop.call_soon(self._head_alone)
+            return
+        head = self._head
+        if head is not None:
+            self._head = None
+            if kind is h11.Data or kind is h11.EndOfMessage:
+                try:
+                    data = self.connection.send(event)
+                except h11.LocalProtocolError:
+                    if self.connection.their_state != h11.ERROR:
+                        raise
+                    data = b""
+                await self.send(RawData(data=head + (data or b"")))
+                return
+            await self.send(RawData(data=head))
+        await super()._send_h11_event(event)
+
+    def _head_alone(self) -> None:
+        if self._head is not None:
+            task = self._loop.create_task(self._send_head())
+            _HEADS.add(task)
+            task.add_done_callback(_HEADS.discard)
+
+    async def _send_head(self) -> None:
+        head, self._head = self._head, None
+        if head is not None:
+            await self.send(RawData(data=head))
 
     async def handle(self, event: Any) -> None:
         if self.stream is None and (isinstance(event, Closed) or (
@@ -170,6 +218,10 @@ class ZengineH11Protocol(H11Protocol):
             await super()._handle_events()
         except _Refused:
             return
+
+
+#: Heads sent alone on the loop's next turn (kept referenced until sent).
+_HEADS: set[asyncio.Task[None]] = set()
 
 
 class _Refused(Exception):
