@@ -222,7 +222,12 @@ class Guard:
         """The tenant's flood limit, for a login about to spend a slow verification (a
         verified-login cache hit never gets here)."""
         who = self.who(attempt)
-        verdict: Verdict = self._call(lambda state: state.verification(who, time.time()), OK)
+        # Asked from the login's own context (zengine.verifying announces in the thread
+        # that runs the chain), so _SETTLED is this login's: a settled check left no
+        # in-flight mark, and a refusal must not remove another login's.
+        in_flight = _SETTLED.get() is not attempt
+        verdict: Verdict = self._call(
+            lambda state: state.verification(who, time.time(), in_flight=in_flight), OK)
         if verdict.action == "ok":
             return
         retry = max(1, math.ceil(verdict.retry_after))

@@ -95,16 +95,19 @@ class MemoryState:
             self._pending.put((who.tenant, who.user), (pending + 1, now))
             return OK
 
-    def verification(self, who: Who, now: float) -> Verdict:
+    def verification(self, who: Who, now: float, *, in_flight: bool = True) -> Verdict:
         """One more slow verification for the tenant; past the flood limit the login is
-        refused and no longer counts as in flight (its result will never come)."""
+        refused and no longer counts as in flight (its result will never come).
+        ``in_flight=False``: its check left no mark here (settled on Redis, this the
+        fallback), so none is removed: it would be another login's."""
         c = self.config
         with self._lock:
             start, count = self._flood.get(who.tenant, (now, 0))
             if now - start >= c.flood_window:
                 start, count = now, 0
             if count >= c.tenant_max_verifications:
-                self._settle(who, now)
+                if in_flight:
+                    self._settle(who, now)
                 return Verdict("limited", "flood", start + c.flood_window - now)
             self._flood.put(who.tenant, (start, count + 1))
             return OK

@@ -70,11 +70,12 @@ class RedisState:
         value = reply[4] if len(reply) > 4 and isinstance(reply[4], bytes) else None
         return _verdict(action, reason, ms), value, len(reply) > 5 and reply[5] == 1
 
-    def verification(self, who: Who, now: float) -> Verdict:
+    def verification(self, who: Who, now: float, *, in_flight: bool = True) -> Verdict:
         c = self.config
         action, reason, ms = self._verification(
             keys=[self._k(who.tenant, "flood"), self._k(who.tenant, "lock", q(who.user))],
-            args=[int(now * 1000), c.tenant_max_verifications, c.flood_window * 1000])
+            args=[int(now * 1000), c.tenant_max_verifications, c.flood_window * 1000,
+                  1 if in_flight else 0])
         return _verdict(action, reason, ms)
 
     def fail(self, who: Who, digest: str, now: float, *, in_flight: bool = True) -> float:

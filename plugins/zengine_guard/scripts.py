@@ -82,7 +82,9 @@ return {'ok', '', 0}
 """
 
 # KEYS: flood (a prefix: one counter per flood window), lock (its ":pending" set).
-# ARGV: now_ms, flood_max, flood_ms. Refused: the login is no longer in flight.
+# ARGV: now_ms, flood_max, flood_ms, in_flight ("0": the check settled the login and left no
+# in-flight mark). Refused: the login is no longer in flight, so its mark goes; a settled
+# login has none, and the oldest mark would then be another login's.
 VERIFICATION = """
 local now = tonumber(ARGV[1])
 local flood_ms = tonumber(ARGV[3])
@@ -90,7 +92,7 @@ local bucket = math.floor(now / flood_ms)
 local flood = KEYS[1] .. ':' .. bucket
 local c = tonumber(redis.call('GET', flood) or '0')
 if c >= tonumber(ARGV[2]) then
-  redis.call('ZPOPMIN', KEYS[2] .. ':pending')
+  if ARGV[4] ~= '0' then redis.call('ZPOPMIN', KEYS[2] .. ':pending') end
   return {'limited', 'flood', (bucket + 1) * flood_ms - now}
 end
 redis.call('INCR', flood)

@@ -69,7 +69,10 @@ class GuardState(Protocol):
 
     def check(self, who: Who, now: float) -> Verdict: ...
 
-    def verification(self, who: Who, now: float) -> Verdict: ...
+    def verification(self, who: Who, now: float, *, in_flight: bool = True) -> Verdict:
+        """The flood limit; refused, the login's in-flight mark goes (``in_flight=False``:
+        its check left none)."""
+        ...
 
     def fail(self, who: Who, digest: str, now: float, *, in_flight: bool = True) -> float:
         """Record a failure; ``in_flight=False``: its check left no in-flight mark."""

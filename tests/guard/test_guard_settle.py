@@ -21,6 +21,7 @@ from tests.test_login_cache import (
     guarded_login,
     users_toml,
 )
+from zengine.errors import TooManyAttempts
 from zengine.logincache import LocalEntries, LoginCache, LoginCacheSettings, LoginKey
 from zengine.models import Identity, LoginAttempt, Rejected
 from zengine.runtime import Runtime
@@ -200,3 +201,40 @@ def test_a_settled_check_whose_record_never_came_does_not_settle_the_next(
         guard.check(attempt, runtime.logins)  # not settled: a failure of this address
         guard.record(attempt, LoginResult(accepted=True))
     assert state.client.zcard(state._k("", "acct", "alice")) == 0  # type: ignore[attr-defined]
+
+
+def spend_flood(state: RedisState) -> None:
+    """The tenant's verification flood used up, this window and the next (no race with the
+    window's end)."""
+    flood_ms = state.config.flood_window * 1000
+    bucket = int(time.time() * 1000) // flood_ms
+    for b in (bucket, bucket + 1):
+        state.client.set(f"{state._k('', 'flood')}:{b}", 10**6, px=60000)  # type: ignore[attr-defined]
+
+
+def test_a_settled_login_refused_by_the_flood_leaves_other_logins_in_flight(
+        runtime: Runtime, tmp_path: Path) -> None:
+    """After a password change the old password still settles its check (the tag holds no
+    stored hash), misses the cache and asks for a slow verification; the flood limit refuses
+    it. It held no in-flight mark, so none is removed: not another login's."""
+    state = state_of(runtime)
+    assert isinstance(guarded_login(runtime, "wonderland"), Identity)
+    other = Who("", "alice", "192.0.2.7")
+    assert state.check(other, time.time()).action == "ok"  # another login, in flight
+    assert pending(state) == 1
+    (tmp_path / "users.toml").write_text(users_toml("new-password"))
+    runtime.state["static"] = load_users(tmp_path / "users.toml", runtime.settings.profiles)
+    spend_flood(state)
+    with pytest.raises(TooManyAttempts):
+        guarded_login(runtime, "wonderland")
+    assert pending(state) == 1  # the other login's mark is still there
+
+
+def test_an_unsettled_login_refused_by_the_flood_gives_its_place_back(
+        runtime: Runtime) -> None:
+    state = state_of(runtime)
+    spend_flood(state)
+    with pytest.raises(TooManyAttempts):
+        guarded_login(runtime, "wonderland")  # no entry: not settled, its mark goes
+    assert pending(state) == 0
+

@@ -141,6 +141,18 @@ def test_flood_refusal_gives_the_in_flight_place_back(make_state: Make) -> None:
         assert state.verification(ALICE, T0).action == "limited"
 
 
+def test_flood_refusal_of_a_login_without_a_mark_leaves_the_others(make_state: Make) -> None:
+    """A login settled by its check holds no in-flight mark (``in_flight=False``): refused by
+    the flood limit, it must not remove another login's, which still holds its place."""
+    state = make_state(tenant_max_verifications=1, lockout_threshold=2)
+    assert state.check(ALICE, T0).action == "ok"  # another login, in flight
+    assert state.verification(Who("", "bob", "10.0.0.2"), T0).action == "ok"  # flood spent
+    assert state.verification(ALICE, T0, in_flight=False).action == "limited"
+    # Alice's one mark is still there: one more check fits under the threshold, not two.
+    assert state.check(ALICE, T0).action == "ok"
+    assert state.check(ALICE, T0).action == "locked"
+
+
 def test_tenants_never_share_counters(make_state: Make) -> None:
     state = make_state()
     fail_n(state, Who("acme", "alice", ALICE.addr), 10)
