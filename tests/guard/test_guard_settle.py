@@ -238,3 +238,57 @@ def test_an_unsettled_login_refused_by_the_flood_gives_its_place_back(
         guarded_login(runtime, "wonderland")  # no entry: not settled, its mark goes
     assert pending(state) == 0
 
+
+def test_only_the_last_verified_passwords_tag_settles(runtime: Runtime) -> None:
+    state = state_of(runtime)
+    logins = runtime.logins
+    assert isinstance(guarded_login(runtime, "wonderland"), Identity)
+    key = logins.entries.prefix + logins.slot("alice")  # type: ignore[attr-defined]
+    for password, settles in (("guess", False), ("wonderland", True)):
+        verdict, value, settled = state.check_reading(ALICE, time.time(), key,
+                                                      logins.tag("alice", password))
+        assert verdict.action == "ok" and value is not None
+        assert settled is settles, password
+    assert pending(state) == 1  # the guess's check left its mark; the settled one none
+
+
+def test_a_wrong_password_is_in_flight_while_it_is_verified(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through check_login: a guess for a user with a cached entry is not settled (its tag is
+    not the entry's), so it holds an in-flight place, which its failure gives back."""
+    state = state_of(runtime)
+    assert isinstance(guarded_login(runtime, "wonderland"), Identity)
+    seen: list[int] = []
+    real = runtime.passwords.verify
+
+    def verify(stored: str | None, password: str) -> bool:
+        seen.append(pending(state))
+        return real(stored, password)
+
+    monkeypatch.setattr(runtime.passwords, "verify", verify)
+    assert isinstance(guarded_login(runtime, "guess"), Rejected)
+    assert seen == [1]
+    assert pending(state) == 0
+    assert state.client.zcard(state._k("", "acct", "alice")) == 1  # type: ignore[attr-defined]
+
+
+def test_only_the_settled_attempt_skips_its_success_record(runtime: Runtime) -> None:
+    """Another attempt recorded in the context of a settled one still gets its SUCCEED (here:
+    its address's failure cleared)."""
+    from zengine import logincache
+    from zengine.models import LoginResult
+
+    state = state_of(runtime)
+    guard = runtime.state["guard"]
+    assert isinstance(guarded_login(runtime, "wonderland"), Identity)
+    there = LoginAttempt(username="alice", secret=SecretStr("wonderland"),
+                         client_addr="192.0.2.7")
+    assert state.check(Who("", "alice", "192.0.2.7"), time.time()).action == "ok"
+    state.fail(Who("", "alice", "192.0.2.7"), "0123456789abcdef", time.time())
+    here = LoginAttempt(username="alice", secret=SecretStr("wonderland"),
+                        client_addr="127.0.0.1")
+    with logincache.prefetching():
+        guard.check(here, runtime.logins)  # settled
+        guard.record(there, LoginResult(accepted=True))
+        guard.record(here, LoginResult(accepted=True))
+    assert state.client.zcard(state._k("", "acct", "alice")) == 0  # type: ignore[attr-defined]
