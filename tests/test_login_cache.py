@@ -372,7 +372,7 @@ def test_an_offered_entry_serves_one_lookup_inside_its_scope_only() -> None:
     assert cache.check(key, "wonderland")  # gone with a scope that raised too
 
 
-def guard_runtime(tmp_path: Path, prefix: str) -> Runtime:
+def guard_runtime(tmp_path: Path, prefix: str, **login_cache: object) -> Runtime:
     import zengine_guard
 
     path = tmp_path / "users.toml"
@@ -381,7 +381,7 @@ def guard_runtime(tmp_path: Path, prefix: str) -> Runtime:
         "plugins": {"static": {"users_file": str(path)},
                     "guard": {"redis_url": REDIS_URL, "key_prefix": prefix,
                               "lockout_threshold": 3}},
-        "login_cache": {"secret": SECRET},
+        "login_cache": {"secret": SECRET, **login_cache},
     }, environ={})
     runtime = build_runtime(settings, load_entrypoints=False,
                             plugins=[("static", zengine_static), ("guard", zengine_guard)])

@@ -10,7 +10,8 @@ short by default, bounds a directory-side password change).
 One entry per username: the digest of the last password that verified, followed by that
 password's *tag* (:meth:`LoginCache.tag`: keyed the same way, over tenant, username and
 password only, 16 bytes), which a guard holding the entry in Redis compares in its own check
-to settle a returning login in one round trip (``zengine_guard``). Entries live
+to settle a returning login in one round trip (``zengine_guard``); ``password_tag = false``
+leaves the tag out (the digest alone, as entries were before it). Entries live
 in a bounded LRU in this process, or in the shared store (Redis) when the runtime has one, so
 that every worker and instance benefits. Backends still read the user on every login, so a
 disabled account is refused on a hit too; the login guard runs before any backend, so a hit
@@ -102,6 +103,10 @@ class LoginCacheSettings(BaseModel):
     max_entries: int = Field(100_000, ge=16, le=10_000_000)
     #: ``auto``: the shared store (Redis) when one is configured, else this process's LRU.
     store: Literal["auto", "local"] = "auto"
+    #: ``false``: entries carry no password tag (:meth:`LoginCache.tag`), so a dump of the
+    #: store plus the secret cannot test password guesses without the backend's stored hash;
+    #: the guard then never settles a login (two Redis round trips per returning login).
+    password_tag: bool = True
 
 
 @dataclass(frozen=True)
@@ -259,7 +264,9 @@ class LoginCache:
         if not self.settings.enabled or not password:
             return
         slot = self._slot(key.username)
-        digest = self._digest(key, password) + self.tag(key.username, password)
+        digest = self._digest(key, password)
+        if self.settings.password_tag:
+            digest += self.tag(key.username, password)
         ttl = self.ttl_for(key.backend)
         _withdraw(slot)
         self._safely("set", lambda: self.entries.set(slot, digest, ttl))

@@ -215,8 +215,11 @@ class Guard:
         if not isinstance(entries, RedisStore) or entries.client is not self.redis_client:
             return None
         slot = logins.slot(attempt.username)
-        return slot, entries.prefix + slot, logins.tag(attempt.username,
-                                                       attempt.secret.get_secret_value())
+        # [login_cache] password_tag = false: entries carry no tag, and the empty tag never
+        # settles (CHECK still reads the entry, saving the cache its own round trip).
+        tag = logins.tag(attempt.username, attempt.secret.get_secret_value()) \
+            if logins.settings.password_tag else b""
+        return slot, entries.prefix + slot, tag
 
     def verification(self, attempt: LoginAttempt) -> None:
         """The tenant's flood limit, for a login about to spend a slow verification (a

@@ -292,3 +292,54 @@ def test_only_the_settled_attempt_skips_its_success_record(runtime: Runtime) -> 
         guard.record(there, LoginResult(accepted=True))
         guard.record(here, LoginResult(accepted=True))
     assert state.client.zcard(state._k("", "acct", "alice")) == 0  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def untagged(tmp_path: Path) -> Iterator[Runtime]:
+    """``[login_cache] password_tag = false``."""
+    require_redis()
+    prefix = new_prefix()
+    runtime = guard_runtime(tmp_path, prefix, password_tag=False)
+    yield runtime
+    runtime.stop()
+    RedisTestStore(REDIS_URL, prefix).wipe()
+
+
+def test_without_the_password_tag_entries_hit_and_no_login_settles(
+        untagged: Runtime, trips: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    counted = Counted(untagged, monkeypatch)
+    state = state_of(untagged)
+    logins = untagged.logins
+    assert isinstance(guarded_login(untagged, "wonderland"), Identity)
+    entry = state.client.get(logins.entries.prefix + logins.slot("alice"))  # type: ignore[attr-defined]
+    assert isinstance(entry, bytes) and len(entry) == 32  # the digest alone: no tag
+    for _ in range(2):
+        trips[0] = 0
+        assert isinstance(guarded_login(untagged, "wonderland"), Identity)
+        assert trips[0] == 2  # the check (reading the entry), then SUCCEED: nothing settled
+    assert counted.calls == 1  # the returning logins hit the cache
+    assert pending(state) == 0
+    # An entry written with its tag before the switch does not settle either.
+    state.client.set(logins.entries.prefix + logins.slot("alice"),  # type: ignore[attr-defined]
+                     entry + logins.tag("alice", "wonderland"), ex=60)
+    trips[0] = 0
+    assert isinstance(guarded_login(untagged, "wonderland"), Identity)
+    assert trips[0] == 2 and counted.calls == 1
+
+
+def test_without_the_password_tag_no_tag_is_written() -> None:
+    settings = LoginCacheSettings(secret=SecretStr(SECRET), password_tag=False)
+    cache = LoginCache(settings, SECRET.encode(), LocalEntries(16))
+    key = LoginKey("static", None, "alice", CHEAP.hash("wonderland"))
+    cache.remember(key, "wonderland")
+    assert cache.entries.get(cache.slot("alice")) == cache._digest(key, "wonderland")
+    assert cache.check(key, "wonderland") and not cache.check(key, "guess")
+
+
+def test_password_tag_must_be_a_boolean() -> None:
+    from zengine.errors import ConfigError
+    from zengine.settings import settings_from_mapping
+
+    assert settings_from_mapping({}, environ={}).login_cache.password_tag is True
+    with pytest.raises(ConfigError, match="password_tag"):
+        settings_from_mapping({"login_cache": {"password_tag": "sometimes"}}, environ={})
