@@ -34,6 +34,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, MutableMapping
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -119,6 +120,10 @@ class _Parse:
 #: Parses kept per memo entry: a user's few phones (their addresses, their user agents).
 PARSES_PER_ENTRY = 4
 
+#: Least recently remembered entries looked at for expiry by each sweep (a login remembered,
+#: a parse kept): more than one, so that sweeps outpace the entries remembered.
+SWEEP = 4
+
 
 class FastPath:
     """The memo and the decision whether a request can take the fast path."""
@@ -175,7 +180,34 @@ class FastPath:
             self._items.move_to_end(credentials.username)
             while len(self._items) > self.max_entries:
                 gone.append(self._items.popitem(last=False)[1])
+            gone += self._expired()
         self._root()._drop_parses(gone)
+
+    def _expired(self) -> list[_Entry]:
+        """Pop the expired entries among the few least recently remembered (under the
+        lock): a user who never comes back takes her parses (her password) with her entry
+        at someone else's login, not only when she is evicted."""
+        now = self._clock()
+        old = [(name, entry) for name, entry in islice(self._items.items(), SWEEP)
+               if entry.expires <= now]
+        for name, _ in old:
+            del self._items[name]
+        return [entry for _, entry in old]
+
+    def sweep(self) -> None:
+        """Drop the expired entries among the few least recently remembered."""
+        with self._lock:
+            gone = self._expired()
+        self._root()._drop_parses(gone)
+
+    def _expire(self, username: str, entry: _Entry) -> None:
+        """``entry`` was found expired: out of the memo with its parses, unless a worker
+        thread has replaced it since (then its replacement dropped them)."""
+        with self._lock:
+            if self._items.get(username) is not entry:
+                return
+            del self._items[username]
+        self._root()._drop_parses([entry])
 
     def forget(self, username: str) -> None:
         with self._lock:
@@ -272,6 +304,8 @@ class FastPath:
         if kept is not None:
             kept.hit = hit
         elif key is not None:
+            # A new request shape is rare (a phone's first hit): a sweep of its memo then.
+            runtime.fast.sweep()
             self._keep_parse(key, _Parse(entry, parsed_request, headers, client_addr))
         return hit
 
@@ -289,7 +323,10 @@ class FastPath:
             return None
         with self._lock:
             entry = self._items.get(credentials.username)
-        if entry is None or entry.expires <= self._clock():
+        if entry is None:
+            return None
+        if entry.expires <= self._clock():
+            self._expire(credentials.username, entry)
             return None
         if (kept is None or entry is not kept.entry) \
                 and not hmac.compare_digest(entry.digest, self._digest(credentials)):

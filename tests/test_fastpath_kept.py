@@ -1,0 +1,86 @@
+"""The fast path's kept parses and hits (zengine.fastpath): they hold a returning phone's
+plaintext password (its parsed query, its Authorization header, its login attempt), so they
+live no longer than their memo entry, and whatever is kept is served only when it is still
+what the request would have got."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from starlette.testclient import TestClient
+
+from tests.test_fastpath import HOME, ROAMING, Recorder, _app
+from zengine.fastpath import FastPath
+from zengine.models import Credentials
+
+URL = "/id.php?username=alice&password=wonderland&version=1.14"
+QUERY = URL.split("?")[1].encode()
+
+
+def _passwords(fast: FastPath) -> list[str]:
+    """The plaintext passwords the kept parses hold."""
+    return [p.request.credentials.password.get_secret_value() for p in fast._parses.values()
+            if p.request.credentials is not None]
+
+
+def _warm(client: TestClient, url: str = URL, address: str = HOME, times: int = 3) -> bytes:
+    """A miss (the long path remembers), then hits: the parse is kept, then its hit."""
+    answers = [client.get(url, headers={"X-Forwarded-For": address}) for _ in range(times)]
+    assert all(a.status_code == 200 and b"<account>" in a.content for a in answers)
+    return answers[-1].content
+
+
+def test_an_expired_entry_found_by_its_kept_parse_takes_the_parse_with_it(
+        tmp_path: Path) -> None:
+    """Past its TTL the entry serves nothing, and its kept parse (the password) is dropped
+    then, not whenever the entry is next replaced or evicted."""
+    app = _app(tmp_path, True, ("recorder", Recorder()))
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        fast = app.state.runtime.fast
+        _warm(client)
+        assert _passwords(fast) == ["wonderland"]
+        ((_, parse),) = fast._parses.items()
+        now = fast._clock()
+        fast._clock = lambda: now + 10_000  # past every TTL
+        assert fast.lookup(path="/id.php", query=QUERY, headers=parse.headers,
+                           client_addr=parse.client_addr, kept=parse) is None
+        assert fast._parses == {} and len(fast) == 0 and not parse.entry.alive
+
+
+def test_an_expired_entry_is_dropped_only_if_it_is_still_the_one_found(tmp_path: Path) -> None:
+    """A worker thread may have replaced the entry between the lookup and its expiry: the
+    replacement stays."""
+    app = _app(tmp_path, True, ("recorder", Recorder()))
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        fast = app.state.runtime.fast
+        _warm(client)
+        (old,) = fast._items.values()
+        fast.remember(Credentials(username="alice", password=SecretStr("wonderland")),
+                      old.identity, list(old.generations))
+        (new,) = fast._items.values()
+        fast._expire("alice", old)
+        assert fast._items == {"alice": new}
+
+
+def test_a_user_who_never_returns_loses_her_parses_at_someone_elses_login(
+        tmp_path: Path) -> None:
+    """Expired entries at the memo's least recently remembered end are swept when another
+    login is remembered or another parse kept: alice never comes back, her password goes."""
+    app = _app(tmp_path, True, ("recorder", Recorder()))
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        fast = app.state.runtime.fast
+        _warm(client)
+        now = fast._clock()
+        fast._clock = lambda: now + 10_000
+        bob = "/id.php?u=bob&p=builder&v=1.14"
+        assert client.get(bob, headers={"X-Forwarded-For": HOME}).status_code == 200
+        assert list(fast._items) == ["bob"] and fast._parses == {}
+        # The other sweep: a parse kept (bob's first hit, below) sweeps the memo it hit.
+        _warm(client, address=ROAMING)  # alice again: the long path, then her parse kept
+        assert len(fast._parses) == 1 and set(fast._items) == {"alice", "bob"}
+        later = now + 20_000
+        fast._clock = lambda: later
+        fast._items["bob"].expires = later + 100  # bob still fresh, alice not
+        assert client.get(bob, headers={"X-Forwarded-For": HOME}).status_code == 200
+        assert list(fast._items) == ["bob"] and _passwords(fast) == ["builder"]
