@@ -10,9 +10,10 @@ from pathlib import Path
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from tests.test_fastpath import HOME, ROAMING, Recorder, _app
+from tests.test_fastpath import HOME, ROAMING, Recorder, _app, _tenant_app
 from zengine.fastpath import FastPath
 from zengine.models import Credentials
+from zengine.runtime import Runtime
 
 URL = "/id.php?username=alice&password=wonderland&version=1.14"
 QUERY = URL.split("?")[1].encode()
@@ -84,3 +85,30 @@ def test_a_user_who_never_returns_loses_her_parses_at_someone_elses_login(
         fast._items["bob"].expires = later + 100  # bob still fresh, alice not
         assert client.get(bob, headers={"X-Forwarded-For": HOME}).status_code == 200
         assert list(fast._items) == ["bob"] and _passwords(fast) == ["builder"]
+
+
+def test_a_stopped_runtime_keeps_no_password(tmp_path: Path) -> None:
+    """A reload stops the old runtime, which may stay referenced for a while: its memos
+    (every tenant's) and their kept parses are emptied by Runtime.stop."""
+    from tests import tenants_kit
+
+    app = _tenant_app(tmp_path, True, Recorder())
+    with TestClient(app) as client:
+        runtime: Runtime = app.state.runtime
+        for _ in range(3):
+            answer = client.get("/id.php?u=alice&p=acme-pass-1&v=1.14",
+                                headers={"Host": tenants_kit.HOSTS["acme"]})
+            assert answer.status_code == 200
+        assert _passwords(runtime.fast) == ["acme-pass-1"]
+    assert runtime.fast._parses == {} and not runtime.fast.enabled
+    assert all(len(t.fast) == 0 for t in runtime.tenants.values())
+
+
+def test_clear_drops_every_parse(tmp_path: Path) -> None:
+    app = _app(tmp_path, True, ("recorder", Recorder()))
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        fast = app.state.runtime.fast
+        _warm(client)
+        (entry,) = fast._items.values()
+        fast.clear()
+        assert fast._parses == {} and entry.parses == [] and not entry.alive

@@ -221,6 +221,12 @@ class FastPath:
             self._items.clear()
         self._root()._drop_parses(gone)
 
+    def close(self) -> None:
+        """The runtime stops (a reload, the worker's end): no more hits, and the kept
+        parses' passwords go now, not whenever the old runtime is collected."""
+        self.enabled = False
+        self.clear()
+
     def _root(self) -> FastPath:
         return (self.runtime.root or self.runtime).fast
 

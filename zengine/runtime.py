@@ -124,6 +124,11 @@ class Runtime:
         if self.started:
             for tenant in reversed(list(self.tenants.values())):
                 tenant.stop()
+            # The memo's kept parses hold passwords: gone with the runtime (a reload keeps
+            # the old one referenced until it is collected). Only if it was ever built.
+            fast: FastPath | None = self.__dict__.get("fast")
+            if fast is not None:
+                fast.close()
             self.hooks.shutdown(self)
             self.store.close()
             if self.root is None:
