@@ -6,7 +6,9 @@ what the request would have got."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import structlog
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
@@ -112,3 +114,39 @@ def test_clear_drops_every_parse(tmp_path: Path) -> None:
         (entry,) = fast._items.values()
         fast.clear()
         assert fast._parses == {} and entry.parses == [] and not entry.alive
+
+
+def test_a_tenant_request_leaves_the_outer_context_as_it_was(tmp_path: Path) -> None:
+    """handle binds the request's tenant for its lines and resets it afterwards, like its
+    request_id, path and client_addr."""
+    from tests import tenants_kit
+    from zengine import pipeline
+    from zengine.models import ProvisionRequest
+
+    app = _tenant_app(tmp_path, False, Recorder())
+    with TestClient(app):
+        runtime: Runtime = app.state.runtime
+
+        def request() -> ProvisionRequest:
+            return ProvisionRequest(path="/id.php", params={},
+                                    headers={"host": tenants_kit.HOSTS["acme"]},
+                                    client_addr=HOME, credentials=None, version_raw=None)
+
+        seen: list[dict[str, Any]] = []
+        original = pipeline.provision
+
+        def spying(*args: Any) -> Any:
+            seen.append(structlog.contextvars.get_contextvars())
+            return original(*args)
+
+        pipeline.provision = spying  # type: ignore[assignment]
+        try:
+            with structlog.contextvars.bound_contextvars(tenant="outer", path="/outer"):
+                pipeline.handle(request, runtime, path="/id.php", client_addr=HOME)
+                assert structlog.contextvars.get_contextvars() == {
+                    "tenant": "outer", "path": "/outer"}
+            pipeline.handle(request, runtime, path="/id.php", client_addr=HOME)
+            assert structlog.contextvars.get_contextvars() == {}
+        finally:
+            pipeline.provision = original  # type: ignore[assignment]
+        assert [s["tenant"] for s in seen] == ["acme", "acme"]

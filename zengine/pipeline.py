@@ -261,11 +261,14 @@ def handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime, *,
         _remember_bound(one, two, three)
     else:
         one, two, three = bound[0].set(request_id), bound[1].set(path), bound[2].set(client_addr)
+    tenant: list[Token[Any]] = []  # _handle's binding of the request's tenant, if any
     try:
         # The request's lines (audit, provision.request) in one write (zengine.log).
         with held_lines():
-            return _handle(make_request, runtime, hit)
+            return _handle(make_request, runtime, hit, tenant)
     finally:
+        for token in tenant:
+            token.var.reset(token)
         three.var.reset(three)
         two.var.reset(two)
         one.var.reset(one)
@@ -285,7 +288,7 @@ def _remember_bound(*tokens: Token[Any]) -> None:
 
 
 def _handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime,
-            hit: Hit | None) -> Reply:
+            hit: Hit | None, tenant: list[Token[Any]]) -> Reply:
     start = time.perf_counter()
     outcome = Outcome()
     request: ProvisionRequest | None = None
@@ -300,7 +303,9 @@ def _handle(make_request: Callable[[], ProvisionRequest], runtime: Runtime,
             request = resolve_tenant(make_request(), runtime)
             served = runtime_for(request, runtime)
         if request.tenant:
-            structlog.contextvars.bind_contextvars(tenant=request.tenant)
+            # Reset by handle, after the request's last line, like its other three.
+            tenant.extend(structlog.contextvars.bind_contextvars(
+                tenant=request.tenant).values())
         status, body = 200, provision(request, served, outcome, hit)
     except ZengineError as exc:
         if isinstance(exc, BackendUnavailable):
