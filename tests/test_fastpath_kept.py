@@ -13,7 +13,8 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from tests.test_fastpath import HOME, ROAMING, Recorder, _app, _tenant_app
-from zengine.fastpath import FastPath
+from zengine.doccache import Rendered
+from zengine.fastpath import PARSES_PER_ENTRY, FastPath, Hit
 from zengine.models import Credentials
 from zengine.runtime import Runtime
 
@@ -114,6 +115,61 @@ def test_clear_drops_every_parse(tmp_path: Path) -> None:
         (entry,) = fast._items.values()
         fast.clear()
         assert fast._parses == {} and entry.parses == [] and not entry.alive
+
+
+def test_a_kept_parse_of_a_replaced_entry_is_checked_again(tmp_path: Path) -> None:
+    """The event loop fetched a kept parse just before a worker thread replaced its entry
+    (another password verified): the replacement dropped the parse, and the fetched one's
+    password is checked against the new entry again, not taken for the new password."""
+    app = _app(tmp_path, True, ("recorder", Recorder()))
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        fast = app.state.runtime.fast
+        _warm(client)
+        (parse,) = fast._parses.values()
+        (old,) = fast._items.values()
+        fast.remember(Credentials(username="alice", password=SecretStr("new-one")),
+                      old.identity, list(old.generations))
+        assert fast._parses == {} and not old.alive
+        assert fast.lookup(path="/id.php", query=QUERY, headers=parse.headers,
+                           client_addr=parse.client_addr, kept=parse) is None
+
+
+def test_no_more_request_shapes_are_kept_than_the_limit(tmp_path: Path) -> None:
+    """At most PARSES_PER_ENTRY parses (passwords) per entry: one more address is parsed on
+    every request, and still served."""
+    app = _app(tmp_path, True, ("recorder", Recorder()))
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        fast = app.state.runtime.fast
+        first = _warm(client, times=1)
+        addresses = [f"192.0.2.{20 + i}" for i in range(PARSES_PER_ENTRY + 1)]
+        for address in addresses:
+            assert _warm(client, address=address, times=2) == first
+        (entry,) = fast._items.values()
+        assert len(fast._parses) == len(entry.parses) == PARSES_PER_ENTRY
+        assert {p.client_addr for p in fast._parses.values()} == set(addresses[:-1])
+
+
+def test_a_document_replaced_under_the_same_key_is_served(tmp_path: Path) -> None:
+    """A kept hit is the one before only while its document is the one in the cache."""
+    app = _app(tmp_path, True, ("recorder", Recorder()))
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        runtime: Runtime = app.state.runtime
+        _warm(client, times=4)
+        (parse,) = runtime.fast._parses.values()
+        assert parse.hit is not None and parse.doc_key is not None
+        runtime.documents.put(parse.doc_key[1], Rendered(b"<replaced/>", 2))
+        answer = client.get(URL, headers={"X-Forwarded-For": HOME})
+        assert answer.content == b"<replaced/>"
+
+
+def test_a_hit_is_the_same_only_when_every_part_is_the_same_object() -> None:
+    parts: list[Any] = [object() for _ in range(5)]
+    hit = Hit(*parts)
+    assert hit.same(*parts)
+    for i in range(5):
+        other = list(parts)
+        other[i] = object()
+        assert not hit.same(*other), i
 
 
 def test_a_tenant_request_leaves_the_outer_context_as_it_was(tmp_path: Path) -> None:
