@@ -13,10 +13,16 @@ Every other hook runs as on the long path — ``zengine_detect_client``, ``zengi
 (``tests/test_fastpath.py`` compares both paths request by request).
 
 The memo holds one entry per username, like the verified-login cache: an HMAC of the password
-under the login cache's key (never the password), the identity the chain returned, the data
-generations of that moment and an expiry (the shorter of the document cache's and the login
-cache's TTL). It is forgotten whenever the login cache forgets the user (a lockout, a failed
-login, ``zengine users disable``) and it lives in this process only.
+under the login cache's key, the identity the chain returned, the data generations of that
+moment and an expiry (the shorter of the document cache's and the login cache's TTL). It is
+forgotten whenever the login cache forgets the user (a lockout, a failed login, ``zengine users
+disable``) and it lives in this process only.
+
+With an entry, up to :data:`PARSES_PER_ENTRY` *kept parses* of the exact requests that hit it
+(a phone's bytes, parsed once): these do hold the plaintext password (the parsed query, the
+``Authorization`` header, the login attempt), so they live no longer than their entry: dropped
+when it is forgotten, replaced, evicted, found expired or swept expired (:meth:`FastPath.sweep`),
+and when the runtime stops (:meth:`FastPath.close`).
 
 It is on only when ``[server] fast_path``, ``[login_cache]`` and ``[document_cache]`` are, and
 every plugin with a hook on that path answers ``True`` to
@@ -117,9 +123,10 @@ class _Parse:
         self.doc_key: tuple[ClientInfo, tuple[str, ...]] | None = None
 
 
-#: Parses kept per memo entry: a user's few phones (their addresses, their user agents).
-PARSES_PER_ENTRY = 4
-
+#: Parses kept per memo entry: a phone at home and roaming, or two phones. Each costs ~9 KB
+#: with its hit (tracemalloc) against ~0.6 KB for the entry, and holds the password: a third
+#: request shape is parsed on every request (docs/configuration.md, ``max_entries``).
+PARSES_PER_ENTRY = 2
 #: Least recently remembered entries looked at for expiry by each sweep (a login remembered,
 #: a parse kept): more than one, so that sweeps outpace the entries remembered.
 SWEEP = 4
