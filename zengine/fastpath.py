@@ -142,11 +142,12 @@ class FastPath:
         self._items: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self.max_entries = runtime.settings.document_cache.max_entries
-        #: The root runtime's (the one that parses): keyed digest of a request's path,
-        #: query, headers and peer -> its :class:`_Parse`. Only while the memo entry the
-        #: request hit holds its password's HMAC: dropped with it (:meth:`_drop_parses`).
+        #: The root runtime's only (the one that parses; a tenant's are unused, so
+        #: empty and keyless): keyed digest of a request's path, query, headers and peer ->
+        #: its :class:`_Parse`. Only while the memo entry the request hit holds its
+        #: password's HMAC: dropped with it (:meth:`_drop_parses`).
         self._parses: dict[bytes, _Parse] = {}
-        self._parse_key = os.urandom(32)
+        self._parse_key = os.urandom(32) if runtime.root is None else b""
 
     def __len__(self) -> int:
         return len(self._items)
