@@ -55,3 +55,27 @@ def spy_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(handler, "_write", lambda line, record=None: (
         writes.append(line), real(line, record)))
     return writes
+
+
+#: Modules whose module-level structlog loggers :func:`_uncached_loggers` resets.
+_OWN_MODULES = ("zengine", "zengine_", "tests", "zengine_example")
+
+
+@pytest.fixture(autouse=True)
+def _uncached_loggers() -> None:
+    """Every test starts with zengine's and the plugins' module loggers uncached, as in a fresh
+    process. structlog caches a logger on first use with the configuration of that moment, its
+    level included (``cache_logger_on_first_use``): a module logger first used under an earlier
+    test's configuration (the CLI's is ``warning``) would drop a later test's info lines, so a
+    test's result depended on the tests before it. The proxy keeps the cache as its own
+    ``bind`` attribute; removing it makes the next use bind again under the current config."""
+    import sys
+
+    from structlog._config import BoundLoggerLazyProxy
+
+    for name, module in list(sys.modules.items()):
+        if not name.startswith(_OWN_MODULES):
+            continue
+        for value in list(getattr(module, "__dict__", {}).values()):
+            if type(value) is BoundLoggerLazyProxy:
+                value.__dict__.pop("bind", None)
