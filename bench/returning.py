@@ -414,6 +414,7 @@ def main() -> int:
             rows["PHP peer, bob"] = wrk(php, BOB, seconds)
             if "storm" in only:
                 peer_storm = storm(php, storm_paths())
+    bare_storms: list[tuple[str, Storm]] = []
     for engine in ("hypercorn", "hypercorn-own-sockets", "granian",
                    "uvicorn") if "bare" in only else ():
         for workers in ((1, 2) if engine == "hypercorn" else (2,)):
@@ -421,6 +422,11 @@ def main() -> int:
                 wrk(server, "/", 2)
                 rows[BARE_OWN if engine == "hypercorn-own-sockets" else
                      f"bare {engine} {workers}w, prebuilt body"] = wrk(server, "/", seconds)
+                if "storm" in only and workers == 2 and engine != "hypercorn-own-sockets":
+                    # The engine's floor for the storm: the same 2,000 new connections
+                    # answered with a prebuilt body, no app work at all.
+                    bare_storms.append((f"{BARE_STORM} {engine} 2w, prebuilt body",
+                                        storm(server, storm_paths())))
     for engine, workers in (("hypercorn", 1), ("hypercorn", 2), ("granian", 2),
                             ("uvicorn", 2)) if "warm" in only else ():
         with zengine(work, config, engine, workers) as server:
@@ -437,6 +443,7 @@ def main() -> int:
             rows["zengine hypercorn 2w, alice cold (no cache: argon2id every login)"] = wrk(
                 server, ALICE, seconds, connections=8)
     storms: list[tuple[str, Storm]] = [("PHP peer", peer_storm)] if peer_storm else []
+    storms += bare_storms
     if "storm" in only:
         storms += restart_storm(work, config, notes)
     served, workers_rss = 0, []
@@ -529,6 +536,8 @@ def forget_redis(env: dict[str, str]) -> None:
 
 #: The restart row the storm target compares with the peer's.
 RESTART = "zengine hypercorn 2w after restart"
+#: The storm rows of the bare engines (no app: the engine's own cost of the storm).
+BARE_STORM = "bare"
 
 
 def report(rows: dict[str, Load], storms: list[tuple[str, Storm]], served: int,
@@ -590,6 +599,13 @@ def report(rows: dict[str, Load], storms: list[tuple[str, Storm]], served: int,
                        f"**{fastest.rate / peer.rate:.2f}x** (target ≥ 2x); by server "
                        f"CPU per request {peer.cpu_us / fastest.cpu_us:.2f}x "
                        f"({peer.cpu_us:,.0f} against {fastest.cpu_us:,.0f} µs)")
+    bare_warm = [(name, load) for name, load in rows.items()
+                 if name.startswith("bare") and "2w" in name]
+    if bare_warm and peer:
+        ceiling_name, ceiling = max(bare_warm, key=lambda item: item[1].rate)
+        targets.append(f"- the ceiling of that target: the fastest bare engine ({ceiling_name}, "
+                       f"no app work at all) is **{ceiling.rate / peer.rate:.2f}x** the PHP peer "
+                       f"({ceiling.cpu_us:,.0f} µs per request)")
     if zen_storm and peer_storm:
         targets.append(f"- restart storm, zengine vs peer time: "
                        f"**{zen_storm.seconds / peer_storm.seconds:.2f}x** (target ≤ 1x), "
@@ -602,6 +618,12 @@ def report(rows: dict[str, Load], storms: list[tuple[str, Storm]], served: int,
                        f"**{fastest_storm.seconds / peer_storm.seconds:.2f}x**, "
                        f"{fastest_storm.errors} errors, "
                        f"{fastest_storm.served:,}/{STORM_USERS:,} served")
+    bare_storm = [(name, s) for name, s in storms if name.startswith(BARE_STORM + " ")]
+    if peer_storm and bare_storm:
+        floor_name, floor = min(bare_storm, key=lambda item: item[1].seconds)
+        targets.append(f"- the floor of the storm target: the fastest bare engine ({floor_name}) "
+                       f"takes **{floor.seconds / peer_storm.seconds:.2f}x** the peer's time, "
+                       f"{floor.errors} errors")
     if workers_rss:
         targets.append(f"- RSS per worker after {served:,} requests (hypercorn 2w): "
                        + ", ".join(f"{mb:.0f} MB" for mb in workers_rss)
