@@ -261,3 +261,72 @@ def test_a_head_does_not_wait_for_a_slow_body() -> None:
     early, writes = asyncio.run(main())
     assert len(early) == 1 and early[0].startswith(b"HTTP/1.1 200 ")
     assert b"".join(writes[1:]) == b"4\r\nlate\r\n0\r\n\r\n"
+
+
+def test_a_closing_connections_keep_alive_timer_is_stopped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection whose reads ended while the app was still answering (read_timeout passed
+    during a slow request) goes idle again after the response; then its TLS close waits for
+    the client's close_notify. Its keep-alive timer kept running meanwhile and fired into the
+    finished task group ("Exception in callback KeepAlive._fire": RuntimeError, TaskGroup is
+    finished; a coroutine never awaited), and at the worker's stop the same error ended the
+    task that closes every idle connection."""
+    import ssl
+
+    import trustme
+    from hypercorn.asyncio import serve
+
+    monkeypatch.setattr(hypercorn.asyncio.run, "TCPServer", ZengineTCPServer)
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(tmp_path / "cert.pem")
+    cert.private_key_pem.write_to_path(tmp_path / "key.pem")
+    trust = ssl.create_default_context()
+    ca.configure_trust(trust)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.certfile, config.keyfile = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    config.read_timeout = 0.2  # type: ignore[assignment]
+    config.keep_alive_timeout = 0.4
+    config.accesslog = config.errorlog = None
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await asyncio.sleep(0.5)  # past read_timeout: the reads end meanwhile
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    def client() -> None:
+        # Never reads, never closes before the keep-alive timeout: the server's TLS close
+        # waits for its close_notify.
+        with trust.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                               server_hostname="127.0.0.1") as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            time.sleep(1.5)
+
+    async def main() -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        errors: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        stop = asyncio.Event()
+        server = asyncio.ensure_future(serve(app, config, shutdown_trigger=stop.wait))
+        for _ in range(100):  # until it listens
+            try:
+                _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+            else:
+                writer.close()
+                break
+        await asyncio.to_thread(client)
+        stop.set()
+        await asyncio.wait_for(server, 10)
+        return errors
+
+    errors = asyncio.run(main())
+    assert errors == [], [e.get("message") for e in errors]

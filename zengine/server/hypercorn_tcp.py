@@ -39,10 +39,11 @@ class ZengineTCPServer(TCPServer):
         self.idle_task = self._keep_alive  # type: ignore[assignment]
 
     async def _close(self) -> None:
-        try:
-            await super()._close()
-        finally:
-            self._keep_alive.close()
+        # First: the close may wait (a TLS close for the client's close_notify, a full send
+        # buffer) after the connection's task group has finished, where the timer firing
+        # cannot spawn hypercorn's close any more (RuntimeError in a loop callback).
+        self._keep_alive.close()
+        await super()._close()
 
     async def _read_data(self) -> None:
         timeout = self.config.read_timeout
