@@ -85,3 +85,43 @@ def test_tls_settings_refuse_half_a_pair_and_unloadable_files(
     assert cli.main(["serve", "--config", str(EXAMPLE_CONFIG)]) == 2
     err = capsys.readouterr().err
     assert f"cannot load certificate {tmp_path / 'cert.pem'}" in err and "Traceback" not in err
+
+
+@pytest.mark.subprocess
+def test_a_client_silent_in_the_tls_handshake_is_dropped_at_read_timeout(
+        tmp_path: Path) -> None:
+    """read_timeout drops a client that stops sending at any point, in the TLS handshake too:
+    hypercorn's own handshake timeout (60 s) held a connection that never sent its
+    ClientHello that long, whatever read_timeout said (the read deadline and the keep-alive
+    timer start after the handshake)."""
+    import socket
+    import time
+
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("127.0.0.1")
+    server_cert.cert_chain_pems[0].write_to_path(tmp_path / "cert.pem")
+    server_cert.private_key_pem.write_to_path(tmp_path / "key.pem")
+    ca.cert_pem.write_to_path(tmp_path / "ca.pem")
+    trust = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "ZENGINE_SERVER__PORT": str(port), "ZENGINE_SERVER__READ_TIMEOUT": "1",
+           "ZENGINE_SERVER__TLS_CERTIFICATE": str(tmp_path / "cert.pem"),
+           "ZENGINE_SERVER__TLS_KEY": str(tmp_path / "key.pem")}
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "zengine.cli", "serve", "--config",
+                                 str(EXAMPLE_CONFIG)], stdout=out, stderr=subprocess.STDOUT,
+                                env=env)
+    try:
+        wait_until(lambda: _up(f"https://127.0.0.1:{port}/livez", trust), "zengine (TLS)",
+                   log, proc)
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+            start = time.monotonic()
+            try:
+                assert sock.recv(100) == b""
+            except ConnectionResetError:
+                pass
+            elapsed = time.monotonic() - start
+        assert 0.5 < elapsed < 5, elapsed
+    finally:
+        stop(proc)

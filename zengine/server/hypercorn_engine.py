@@ -63,6 +63,9 @@ def hypercorn_config(settings: Settings, bind: Bind) -> Config:
     if server.tls_certificate is not None and server.tls_key is not None:
         config.certfile = str(settings.resolve_path(server.tls_certificate))
         config.keyfile = str(settings.resolve_path(server.tls_key))
+        # The read deadline starts after the handshake: without this, a client silent in it
+        # held its connection for hypercorn's 60 s whatever read_timeout says.
+        config.ssl_handshake_timeout = server.read_timeout
         if server.tls_client_ca is not None:
             config.ca_certs = str(settings.resolve_path(server.tls_client_ca))
             config.verify_mode = ssl.CERT_REQUIRED
