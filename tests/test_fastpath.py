@@ -463,9 +463,10 @@ def test_a_parse_is_not_kept_for_an_entry_already_forgotten(tmp_path: Path) -> N
 
     app = _app(tmp_path, True, ("recorder", Recorder()))
     fast = app.state.runtime.fast
-    entry = _Entry(b"digest", object(), (), 0.0)  # type: ignore[arg-type]
+    entry = _Entry("alice", b"digest", object(), (), 0.0)  # type: ignore[arg-type]
     fast._drop_parses([entry])
-    fast._keep_parse(b"key", _Parse(entry, object(), object(), ""))  # type: ignore[arg-type]
+    fast._keep_parse(b"key", _Parse(entry, object(), object(), ""),  # type: ignore[arg-type]
+                     fast)
     assert fast._parses == {} and entry.parses == []
 
 

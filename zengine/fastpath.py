@@ -22,7 +22,9 @@ With an entry, up to :data:`PARSES_PER_ENTRY` *kept parses* of the exact request
 (a phone's bytes, parsed once): these do hold the plaintext password (the parsed query, the
 ``Authorization`` header, the login attempt), so they live no longer than their entry: dropped
 when it is forgotten, replaced, evicted, found expired or swept expired (:meth:`FastPath.sweep`),
-and when the runtime stops (:meth:`FastPath.close`).
+when the runtime stops (:meth:`FastPath.close`), and at the latest
+:data:`~zengine.deadlines.SLACK` after it expires, however idle the worker
+(:class:`~zengine.deadlines.Deadlines`).
 
 It is on only when ``[server] fast_path``, ``[login_cache]`` and ``[document_cache]`` are, and
 every plugin with a hook on that path answers ``True`` to
@@ -40,12 +42,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, MutableMapping
+from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from starlette.datastructures import Headers
 
+from zengine.deadlines import Deadlines
 from zengine.doccache import Rendered
 from zengine.fasthooks import INLINE_HOOKS
 from zengine.models import ClientInfo, Credentials, Identity, ProvisionRequest
@@ -89,10 +93,12 @@ class _Entry:
     """One username's memo entry."""
 
     __slots__ = ("alive", "digest", "expires", "generations", "identity", "identity_repr",
-                 "parses")
+                 "parses", "username")
 
-    def __init__(self, digest: bytes, identity: Identity, generations: tuple[str, ...],
-                 expires: float) -> None:
+    def __init__(self, username: str, digest: bytes, identity: Identity,
+                 generations: tuple[str, ...], expires: float) -> None:
+        #: Its key in the memo (the username the tenant step left).
+        self.username = username
         self.digest = digest
         self.identity = identity
         self.generations = generations
@@ -148,6 +154,10 @@ class FastPath:
         #: password's HMAC: dropped with it (:meth:`_drop_parses`).
         self._parses: dict[bytes, _Parse] = {}
         self._parse_key = os.urandom(32) if runtime.root is None else b""
+        #: The root's only, like ``_parses``: every entry with a kept parse, by expiry, so
+        #: that it goes on time with no request to find it (its memo's ``_expire``). Through
+        #: ``self._clock``, which tests replace.
+        self._deadlines = Deadlines(lambda: self._clock())
 
     def __len__(self) -> int:
         return len(self._items)
@@ -177,8 +187,8 @@ class FastPath:
             return
         ttl = min(self.runtime.settings.document_cache.ttl,
                   self.runtime.logins.ttl_for(identity.backend))
-        entry = _Entry(self._digest(credentials), identity, tuple(generations),
-                       self._clock() + ttl)
+        entry = _Entry(credentials.username, self._digest(credentials), identity,
+                       tuple(generations), self._clock() + ttl)
         gone = []
         with self._lock:
             old = self._items.get(credentials.username)
@@ -233,6 +243,7 @@ class FastPath:
         """The runtime stops (a reload, the worker's end): no more hits, and the kept
         parses' passwords go now, not whenever the old runtime is collected."""
         self.enabled = False
+        self._deadlines.close()
         self.clear()
 
     def _root(self) -> FastPath:
@@ -249,13 +260,18 @@ class FastPath:
                     self._parses.pop(key, None)
                 entry.parses.clear()
 
-    def _keep_parse(self, key: bytes, parse: _Parse) -> None:
+    def _keep_parse(self, key: bytes, parse: _Parse, memo: FastPath) -> None:
+        """On the event loop; ``memo``: the fast path whose memo holds ``parse.entry``."""
         entry = parse.entry
         with self._lock:
-            if entry.alive and len(entry.parses) < PARSES_PER_ENTRY \
-                    and key not in self._parses:
-                entry.parses.append(key)
-                self._parses[key] = parse
+            if not entry.alive or len(entry.parses) >= PARSES_PER_ENTRY \
+                    or key in self._parses:
+                return
+            first = not entry.parses
+            entry.parses.append(key)
+            self._parses[key] = parse
+        if first:  # its second parse goes with it at the same time
+            self._deadlines.add(entry.expires, partial(memo._expire, entry.username, entry))
 
     def lookup_scope(self, scope: MutableMapping[str, Any], path: str,
                      resolve: Callable[[str, Headers], str]) -> Hit | None:
@@ -320,7 +336,8 @@ class FastPath:
         elif key is not None:
             # A new request shape is rare (a phone's first hit): a sweep of its memo then.
             runtime.fast.sweep()
-            self._keep_parse(key, _Parse(entry, parsed_request, headers, client_addr))
+            self._keep_parse(key, _Parse(entry, parsed_request, headers, client_addr),
+                             runtime.fast)
         return hit
 
     def _lookup(self, request: ProvisionRequest,
