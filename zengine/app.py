@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from zengine import doccache, errors, health
 from zengine.addresses import ClientAddresses
+from zengine.bodies import CLOSE, BodyIncomplete, BodyTimeout, BodyTooLarge, read_body
 from zengine.errors import BackendUnavailable, BadRequest, LoginFailed, TooManyAttempts
 from zengine.fastpath import PARSED_KEY
 from zengine.models import ProvisionRequest, RequestSummary
@@ -31,7 +32,7 @@ from zengine.offload import OFFLOAD
 from zengine.pipeline import Reply, handle, status_for
 from zengine.request import build_request
 from zengine.runtime import Runtime, build_runtime
-from zengine.settings import Settings
+from zengine.settings import ServerSettings, Settings
 from zengine.tenancy import SCOPE_KEY, PathKeyMask, keyed_paths, mask_scope
 from zengine.web import plugin_routes
 from zengine.xmlio import error_document
@@ -50,30 +51,30 @@ HELD_UNTIL_FLOOR = frozenset({LoginFailed.kind, TooManyAttempts.kind})
 _NOT_ALLOWED = "Method not allowed: use GET or POST."
 
 
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    if scope["method"] != "POST":
-        return b""
+async def _read_body(scope: Scope, receive: Receive, server: ServerSettings) -> bytes:
+    """A provisioning POST's form body, within ``body_timeout`` and ``max_body_bytes``."""
     content_type = Headers(scope=scope).get("content-type", "").split(";")[0].strip().lower()
     if content_type not in ("", "application/x-www-form-urlencoded"):
         raise BadRequest(f"unsupported content type {content_type!r}",
                          public_message="Bad request: send form-encoded parameters.")
-    body = bytearray()
-    # Bounded by the sender: each message is one receive, the body ends at more_body=False.
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise BadRequest("client disconnected while sending the body")
-        if message["type"] != "http.request":
-            continue
-        body.extend(message.get("body", b""))
-        if len(body) > limit:
-            raise BadRequest("request body too large",
-                             public_message="Bad request: request body too large.")
-        if not message.get("more_body", False):
-            return bytes(body)
+    try:
+        return await read_body(receive, limit=server.max_body_bytes,
+                               timeout=server.body_timeout)
+    except BodyTooLarge:
+        raise BadRequest("request body too large",
+                         public_message="Bad request: request body too large.") from None
 
 
-def _error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+#: A body that did not arrive whole: 408, and the connection closes (the rest may follow).
+_BODY_MESSAGES = {
+    BodyTimeout.kind: "Bad request: the request body took too long.",
+    BodyIncomplete.kind: "Bad request: the request was incomplete when the client stopped "
+                         "sending.",
+}
+
+
+def _error_response(status: int, message: str, headers: Mapping[str, str] | None = None,
+                    ) -> Response:
     return Response(error_document(message), status_code=status, media_type=XML_MEDIA_TYPE,
                     headers={**NO_STORE, **(headers or {})})
 
@@ -180,20 +181,16 @@ def create_app(
                 "method", None, ""
         body = b""
         early_error: BadRequest | None = None
-        # Only a POST has a body to read (``_read_body`` answers b"" for the rest at once):
-        # a GET, almost every request, need not arm a timer and cancel it again.
+        # Only a POST has a body to read: a GET, almost every request, need not arm a timer
+        # and cancel it again.
         if scope["method"] == "POST":
             try:
-                # However slowly it trickles, a body gets this long in all (read_timeout only
-                # bounds the silence between two bytes).
-                async with asyncio.timeout(settings.server.body_timeout):
-                    body = await _read_body(scope, receive, settings.server.max_body_bytes)
+                body = await _read_body(scope, receive, settings.server)
             except BadRequest as exc:
                 early_error = exc
-            except TimeoutError:
-                log.info("provision.body_timeout", path=scope["path"])
-                return _error_response(408, "Bad request: the request body took too long.",
-                                       {"Connection": "close"}), "body_timeout", None, ""
+            except (BodyTimeout, BodyIncomplete) as exc:
+                log.info(f"provision.{exc.kind}", path=scope["path"])
+                return _error_response(408, _BODY_MESSAGES[exc.kind], CLOSE), exc.kind, None, ""
 
         path: str = scope["path"]
         headers = Headers(scope=scope)

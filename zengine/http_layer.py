@@ -174,7 +174,18 @@ class ZengineH11Protocol(H11Protocol):
             if isinstance(event, RawData):
                 await self.send(Closed())
                 return
+        if isinstance(event, RawData) and not event.data and self._mid_body():
+            # Its side shut half-way through a body: to the app, the disconnect that silence
+            # past read_timeout is too, so both are the app's 408 (zengine.bodies). h11
+            # would take the empty read for a malformed request (400).
+            event = Closed()
         await super().handle(event)
+
+    def _mid_body(self) -> bool:
+        connection = self.connection
+        return (self.stream is not None and isinstance(connection, h11.Connection)
+                and connection.their_state is h11.SEND_BODY
+                and connection.our_state is h11.SEND_RESPONSE)
 
     def _half_received(self) -> bool:
         connection = self.connection

@@ -356,7 +356,7 @@ class RequestSummary:
     #: ``served``, ``rejected``, ``unavailable``, an error kind (``bad_request``,
     #: ``missing_credentials``, ``too_many_attempts``, ``overloaded``, ...), ``error`` for a
     #: bug, or the HTTP layer's own ``deadline`` (503 past ``[server] backend_timeout``),
-    #: ``body_timeout`` (408) and ``method`` (405 for ``HEAD``).
+    #: ``body_timeout`` and ``body_incomplete`` (408) and ``method`` (405 for ``HEAD``).
     outcome: str
     #: The client family detected (``mobile``, ``desktop``, ...); ``None`` before detection.
     family: str | None

@@ -11,14 +11,15 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
+from zengine.bodies import CLOSE, BodyIncomplete, BodyTimeout, BodyTooLarge, read_body
 from zengine.errors import ConfigError, StoreUnavailable
 from zengine.runtime import Runtime
 from zengine.settings import SecretFile, resolve_secret
@@ -79,7 +80,23 @@ def session_key(secret: SecretStr | None, secret_file: SecretFile | None, runtim
 
 
 class FormError(Exception):
-    """The form body is not a well-formed, small, urlencoded form."""
+    """The form body is not a well-formed, small, urlencoded form: a page with :attr:`status`,
+    :attr:`heading` and :attr:`text` (and :attr:`headers`) answers it."""
+
+    status = 400
+    heading = "Bad request"
+    text = "The form could not be read. Go back and try again."
+    headers: Mapping[str, str] = {}
+
+
+class FormIncomplete(FormError):
+    """The form did not arrive whole: not within ``[server] body_timeout``, or its client
+    stopped sending half-way. The connection closes after the answer (the rest may follow)."""
+
+    status = 408
+    heading = "Request timeout"
+    text = "The form did not arrive in time. Go back and try again."
+    headers = CLOSE
 
 
 def csrf_token(request: Request) -> str:
@@ -97,19 +114,19 @@ def csrf_ok(request: Request, form: dict[str, str]) -> bool:
     return isinstance(expected, str) and hmac.compare_digest(expected.encode(), given.encode())
 
 
-async def read_form(request: Request, *, max_fields: int = 16) -> dict[str, str]:
-    """A small urlencoded form; every field at most once."""
+async def read_form(request: Request, *, timeout: float, max_fields: int = 16,
+                    ) -> dict[str, str]:
+    """A small urlencoded form, every field at most once, read whole within ``timeout`` (the
+    app's ``[server] body_timeout``) before any of it is used."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise FormError(f"content type {content_type!r}")
-    body = bytearray()
     try:
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > MAX_FORM_BYTES:
-                raise FormError("form too large")
-    except ClientDisconnect:
-        raise FormError("client disconnected") from None
+        body = await read_body(request.receive, limit=MAX_FORM_BYTES, timeout=timeout)
+    except BodyTooLarge:
+        raise FormError("form too large") from None
+    except (BodyTimeout, BodyIncomplete) as exc:
+        raise FormIncomplete(str(exc)) from None
     try:
         pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, encoding="utf-8",
                           errors="strict", max_num_fields=max_fields)

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import Receive, Scope, Send
 
+from zengine.bodies import CLOSE, BodyIncomplete, BodyTimeout, BodyTooLarge, read_body
 from zengine.runtime import Runtime
 from zengine_admin import models as m
 from zengine_admin import queries as q
@@ -50,6 +51,15 @@ class UnsupportedMedia(Problem):
     status = 415
     slug = "unsupported-media-type"
     title = "Unsupported media type"
+
+
+class Incomplete(Problem):
+    """The body did not arrive whole: not within ``[server] body_timeout``, or its client
+    stopped sending half-way. The connection closes after the answer (the rest may follow)."""
+
+    status = 408
+    slug = "request-timeout"
+    title = "Request timeout"
 
 
 class Internal(Problem):
@@ -205,19 +215,19 @@ def _invalid(exc: ValidationError, where: str) -> Problem:
     return problem
 
 
-async def _body(request: Request, model: type[BaseModel]) -> BaseModel:
+async def _body(request: Request, model: type[BaseModel], timeout: float) -> BaseModel:
+    """The JSON body, read whole (within ``timeout``) before any of it is looked at."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/json":
         raise UnsupportedMedia("send the body as application/json")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise TooLarge(f"the body may hold at most {MAX_BODY} bytes")
-        chunks.append(chunk)
     try:
-        data = json.loads(b"".join(chunks))
+        raw = await read_body(request.receive, limit=MAX_BODY, timeout=timeout)
+    except BodyTooLarge:
+        raise TooLarge(f"the body may hold at most {MAX_BODY} bytes") from None
+    except (BodyTimeout, BodyIncomplete) as exc:
+        raise Incomplete(str(exc), headers=CLOSE) from None
+    try:
+        data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Problem(f"the body is not JSON: {exc.__class__.__name__}") from None
     try:
@@ -290,7 +300,8 @@ class Api:
         _check_parameters(request, op.query)
         actor = _target(request, actor)
         query = _query(request, op.query) if op.query is not None else None
-        body = await _body(request, op.body) if op.body is not None else None
+        body = (await _body(request, op.body, self.runtime.settings.server.body_timeout)
+                if op.body is not None else None)
         args = Args(path=dict(request.path_params), query=query, body=body,
                     config=self.config)
         result = await anyio.to_thread.run_sync(op.call, self.runtime, actor, args)

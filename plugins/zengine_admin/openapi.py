@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 REF = "#/components/schemas/{model}"
 REASONS = {400: "Bad request", 401: "Missing or invalid API key",
            403: "The key's scope or tenant does not allow this", 404: "Not found",
-           405: "Method not allowed", 409: "Conflict (exists already, or read-only backend)",
+           405: "Method not allowed", 408: "The body did not arrive whole in time",
+           409: "Conflict (exists already, or read-only backend)",
            413: "Body too large", 415: "Body is not application/json",
            422: "Invalid input; `errors` names each field", 429: "Too many failed attempts",
            500: "Internal error", 503: "A backend is unavailable"}
@@ -94,7 +95,7 @@ def document(ops: Sequence[Op], common: Sequence[int]) -> dict[str, Any]:
                                                        components)}}}
         statuses = set(common) | set(op.errors)
         if op.body is not None:
-            statuses |= {400, 413, 415}
+            statuses |= {400, 408, 413, 415}
         for status in sorted(statuses):
             responses[str(status)] = _problem(status)
         entry["responses"] = responses

@@ -103,9 +103,10 @@ class Console:
         async def run(request: Request) -> Response:
             try:
                 return await handler(request)
-            except FormError:
-                return self._message(request, 400, "Bad request",
-                                     "The form could not be read. Go back and try again.")
+            except FormError as exc:
+                # A malformed form (400), or one that did not arrive whole in time (408).
+                return self._page(request, "message.html", exc.status, dict(exc.headers),
+                                  heading=exc.heading, text=exc.text)
             except Problem as exc:
                 return self._message(request, exc.status, exc.title, exc.detail)
             except Exception:
@@ -114,6 +115,9 @@ class Console:
                 return self._message(request, 500, "Something went wrong",
                                      "Please try again later.")
         return run
+
+    def _form(self, request: Request) -> Awaitable[dict[str, str]]:
+        return read_form(request, timeout=self.runtime.settings.server.body_timeout)
 
     def _client_addr(self, request: Request) -> str:
         return self.addresses.resolve(request.client.host if request.client else "",
@@ -146,7 +150,7 @@ class Console:
                      client_addr=addr, via="console-ldap")
 
     async def _posted(self, request: Request) -> tuple[Actor, dict[str, str]] | None:
-        form = await read_form(request)
+        form = await self._form(request)
         actor = await self._actor(request) if csrf_ok(request, form) else None
         return (actor, form) if actor is not None else None
 
@@ -166,7 +170,7 @@ class Console:
         if request.method != "POST":
             return RedirectResponse(self.base, status_code=303)
         arrived = time.monotonic()
-        form = await read_form(request)
+        form = await self._form(request)
         if not csrf_ok(request, form):
             return self._refused(request)
         addr = self._client_addr(request)
@@ -228,7 +232,7 @@ class Console:
     async def signout(self, request: Request) -> Response:
         if request.method != "POST":
             return RedirectResponse(self.base, status_code=303)
-        form = await read_form(request)
+        form = await self._form(request)
         if not csrf_ok(request, form):
             return self._refused(request)
         await anyio.to_thread.run_sync(self.sessions.end, request.session)

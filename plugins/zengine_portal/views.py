@@ -32,10 +32,9 @@ from zengine.pipeline import Outcome, authenticate
 from zengine.request import refuse_unstorable
 from zengine.runtime import Runtime
 from zengine.tenancy import resolve_tenant, runtime_for
-from zengine.webforms import PAGE_HEADERS, FormError, Sessions
+from zengine.webforms import PAGE_HEADERS, FormError, Sessions, read_form
 from zengine.webforms import csrf_ok as _csrf_ok
 from zengine.webforms import csrf_token as _csrf
-from zengine.webforms import read_form as _form
 from zengine_portal.assets import Assets
 from zengine_portal.settings import PortalSettings
 from zengine_portal.tokens import TokensApi, qr_svg
@@ -130,9 +129,10 @@ class Portal:
         async def run(request: Request) -> Response:
             try:
                 return await handler(request)
-            except FormError:
-                return self._page(request, "message.html", 400, heading="Bad request",
-                                  text="The form could not be read. Go back and try again.")
+            except FormError as exc:
+                # A malformed form (400), or one that did not arrive whole in time (408).
+                return self._page(request, "message.html", exc.status, dict(exc.headers),
+                                  heading=exc.heading, text=exc.text)
             except Exception:
                 # A bug: the traceback goes to the (redacted) log, never to the page.
                 log.exception("portal.crash", path=request.url.path)
@@ -141,6 +141,9 @@ class Portal:
         return run
 
     # -- endpoints -------------------------------------------------------------------------
+
+    def _form(self, request: Request) -> Awaitable[dict[str, str]]:
+        return read_form(request, timeout=self.runtime.settings.server.body_timeout)
 
     async def _user(self, request: Request) -> str | None:
         user = await run_in_threadpool(self.sessions.user, request.session)
@@ -161,7 +164,7 @@ class Portal:
         if request.method != "POST":
             return RedirectResponse(self.base, status_code=303)
         arrived = time.monotonic()
-        form = await _form(request)
+        form = await self._form(request)
         if not _csrf_ok(request, form):
             return self._refused(request)
         username = form.get("username", "")
@@ -223,7 +226,7 @@ class Portal:
     async def new_token(self, request: Request) -> Response:
         if request.method != "POST":
             return RedirectResponse(self.base, status_code=303)
-        form = await _form(request)
+        form = await self._form(request)
         if not _csrf_ok(request, form) or await self._user(request) is None:
             return self._refused(request)
         return await self._issue(request)
@@ -254,7 +257,7 @@ class Portal:
     async def revoke(self, request: Request) -> Response:
         if request.method != "POST":
             return RedirectResponse(self.base, status_code=303)
-        form = await _form(request)
+        form = await self._form(request)
         if not _csrf_ok(request, form) or await self._user(request) is None:
             return self._refused(request)
         tenant = request.session.get("tenant", "")
@@ -276,7 +279,7 @@ class Portal:
     async def signout(self, request: Request) -> Response:
         if request.method != "POST":
             return RedirectResponse(self.base, status_code=303)
-        form = await _form(request)
+        form = await self._form(request)
         if not _csrf_ok(request, form):
             return self._refused(request)
         await run_in_threadpool(self.sessions.end, request.session)
