@@ -23,18 +23,20 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, port: int, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    def __init__(self, port: int, proc: subprocess.Popen[bytes], log_path: Path,
+                 host: str = "127.0.0.1") -> None:
+        self.host = host
         self.port = port
         self.proc = proc
         self.log_path = log_path
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def address(self) -> tuple[str, int]:
-        return ("127.0.0.1", self.port)
+        return (self.host, self.port)
 
     def output(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -62,11 +64,12 @@ def read_all(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], log_path: Path,
+                host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            with socket.create_connection((host, port), timeout=1) as sock:
                 sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
                 if read_all(sock).startswith(b"HTTP/1.1 200"):
                     return
@@ -79,17 +82,20 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], log_path: Path) -> Non
 
 @contextlib.contextmanager
 def running_server(config: Path, tmp_path: Path, *, env: dict[str, str] | None = None,
-                   preexec_fn: Callable[[], None] | None = None) -> Iterator[Server]:
+                   preexec_fn: Callable[[], None] | None = None,
+                   host: str = "127.0.0.1") -> Iterator[Server]:
+    """``zengine serve`` on a free port of ``host`` (also passed as ``[server] host``)."""
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
-    environ = {**os.environ, "ZENGINE_SERVER__PORT": str(port), **(env or {})}
+    environ = {**os.environ, "ZENGINE_SERVER__PORT": str(port),
+               **({"ZENGINE_SERVER__HOST": host} if host != "127.0.0.1" else {}), **(env or {})}
     with log_path.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "zengine.cli", "serve", "--config", str(config)],
             stdout=out, stderr=subprocess.STDOUT, env=environ, preexec_fn=preexec_fn)
         try:
-            _wait_ready(port, proc, log_path)
-            yield Server(port, proc, log_path)
+            _wait_ready(port, proc, log_path, host)
+            yield Server(port, proc, log_path, host)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:

@@ -41,7 +41,7 @@ class Bind:
 class Engine(Protocol):
     def check_installed(self) -> None: ...
 
-    def configure_worker(self) -> None: ...
+    def configure_worker(self, settings: Settings) -> None: ...
 
     def run(self, settings: Settings, bind: Bind) -> int: ...
 
@@ -128,4 +128,4 @@ def check_bindable(bind: Bind) -> None:
 def configure_worker(settings: Settings) -> None:
     """Logging for one worker process: zengine's redacting handler plus the engine's fixes."""
     configure_logging(settings.logging)
-    load_engine(settings.server.engine).configure_worker()
+    load_engine(settings.server.engine).configure_worker(settings)

@@ -40,7 +40,7 @@ def log_dictconfig(settings: Settings) -> dict[str, Any]:
     }}
 
 
-def configure_worker() -> None:
+def configure_worker(settings: Settings) -> None:
     """Nothing per worker: granian's loggers already go to zengine's handler, and its access
     line is zengine's (:func:`access_logged`)."""
 

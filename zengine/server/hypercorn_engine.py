@@ -88,7 +88,7 @@ def harden_hypercorn(config: Config) -> None:
     http_layer.raise_open_file_limit()
 
 
-def configure_worker() -> None:
+def configure_worker(settings: Settings) -> None:
     """Each worker process has its own hypercorn classes to harden (see harden_hypercorn)."""
     from zengine import http_layer
 

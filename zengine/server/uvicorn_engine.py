@@ -34,14 +34,18 @@ class StripQuery(logging.Filter):
         return True
 
 
-def configure_worker() -> None:
-    """Install :class:`StripQuery` once (every worker process calls this at app start)."""
+def configure_worker(settings: Settings) -> None:
+    """Install :class:`StripQuery` once (every worker process calls this at app start), and
+    send uvicorn's loggers to zengine's handler: the access logger only with ``access_log``.
+    uvicorn writes an access line whenever that logger has a handler, its own or by propagation
+    (``hasHandlers``), so propagating it regardless turned a worker's log back on after uvicorn
+    had turned it off (``workers`` > 1, ``access_log = false``)."""
     logger = logging.getLogger(ACCESS_LOGGER)
     if not any(isinstance(f, StripQuery) for f in logger.filters):
         logger.addFilter(StripQuery())
     for name in ("uvicorn", "uvicorn.error", ACCESS_LOGGER):
         logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
+        logging.getLogger(name).propagate = name != ACCESS_LOGGER or settings.server.access_log
 
 
 def run(settings: Settings, bind: Bind) -> int:
@@ -62,7 +66,7 @@ def run(settings: Settings, bind: Bind) -> int:
         # and restarts its workers for ever.
         "timeout_worker_healthcheck": 60,
     }
-    configure_worker()
+    configure_worker(settings)
     if bind.workers == 1:
         from zengine.app import create_app
         from zengine.reload import Reloadable
