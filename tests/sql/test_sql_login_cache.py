@@ -71,3 +71,36 @@ def test_sql_disable_forgets_the_entry(rt: Runtime, monkeypatch: pytest.MonkeyPa
     admin.set_enabled(state, "carol", True)
     assert isinstance(login(rt, PASSWORD), Identity)
     assert counted.calls == 2
+
+
+def test_sql_password_changed_by_another_process_never_hits(
+        rt: Runtime, own_db: URL, runtime_for: Callable[..., Runtime],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stored hash is the cache's material: a password changed where this server's cache
+    is not told (another process, its own in-process cache: the CLI, the portal, the PBX's
+    tools) stops the old password's entry from matching. The forget that set_password also
+    does reaches only the changing process's cache, so it cannot be what this proves."""
+    counted = Counted(rt, monkeypatch)
+    assert isinstance(login(rt, PASSWORD), Identity)
+    assert isinstance(login(rt, PASSWORD), Identity)
+    assert counted.calls == 1
+    elsewhere = runtime_for(sql_config(own_db), login_cache={"secret": "s" * 40})
+    assert elsewhere.logins.entries is not rt.logins.entries
+    state = zengine_sql.get_state(elsewhere)
+    assert state is not None
+    admin.set_password(state, "carol", "changed elsewhere")
+    assert isinstance(login(rt, PASSWORD), Rejected)
+    assert isinstance(login(rt, "changed elsewhere"), Identity)
+    assert counted.calls == 3
+
+
+def test_sql_set_password_drops_the_entry(rt: Runtime) -> None:
+    """set_password forgets the user in its own cache (the shared one, on Redis, for every
+    server): nothing of the old password is left behind to expire on its own."""
+    assert isinstance(login(rt, PASSWORD), Identity)
+    slot = rt.logins.slot("carol")
+    assert rt.logins.entries.get(slot) is not None
+    state = zengine_sql.get_state(rt)
+    assert state is not None
+    admin.set_password(state, "carol", "a new password")
+    assert rt.logins.entries.get(slot) is None
