@@ -118,10 +118,10 @@ def test_an_idle_worker_drops_an_expired_entry_and_keeps_a_live_one(tmp_path: Pa
             assert len(fast) == 2
             await loop.advance(alice + SLACK)
             assert list(fast._items) == ["bob"] and _passwords(runtime) == ["builder"]
-            assert fast._deadlines._timer is not None  # for bob
+            assert fast.deadlines._timer is not None  # for bob
             await loop.advance(bob + SLACK)
             assert len(fast) == 0 and fast._parses == {}
-            assert fast._deadlines._timer is None and len(fast._deadlines) == 0
+            assert fast.deadlines._timer is None and len(fast.deadlines) == 0
 
     _run(scenario)
 
@@ -153,7 +153,7 @@ def test_stop_cancels_the_timer(tmp_path: Path) -> None:
     async def scenario(loop: StillLoop) -> None:
         async with _serving(app, loop) as runtime:
             await _get(app, "username=alice&password=wonderland&version=1.14")
-            deadlines = runtime.fast._deadlines
+            deadlines = runtime.fast.deadlines
             timer = deadlines._timer
             assert timer is not None and not timer.cancelled()
         assert timer.cancelled() and deadlines._timer is None and len(deadlines) == 0
@@ -190,3 +190,106 @@ def test_one_timer_serves_actions_due_together_and_an_earlier_one_rearms_it() ->
         assert ran == ["early", "a", "b"]
 
     _run(scenario)
+
+
+async def _post(app: ZengineApp, body: str) -> None:
+    """A POST login: the long path, which remembers a new memo entry (the old one goes)."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/id.php", "raw_path": b"/id.php",
+             "root_path": "", "query_string": b"",
+             "headers": [(b"host", b"prov.example"), (b"x-forwarded-for", HOME.encode()),
+                         (b"content-type", b"application/x-www-form-urlencoded")],
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080)}
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body.encode(), "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    await app(dict(scope), receive, send)
+    assert statuses == [200]
+
+
+def test_entries_that_go_early_leave_no_deadline_behind(tmp_path: Path) -> None:
+    """One valid login, alternately POSTed (a new memo entry replaces the last) and GET (its
+    parse kept): every entry replaced takes its deadline along, so the heap stays bounded by
+    the entries with parses, not by the logins within a TTL (50 here: 50 stale deadlines, each
+    holding its old entry, before)."""
+    app = _app(tmp_path, True, ("recorder", Recorder()))
+    query = "username=alice&password=wonderland&version=1.14"
+
+    async def scenario(loop: StillLoop) -> None:
+        async with _serving(app, loop) as runtime:
+            deadlines = runtime.fast.deadlines
+            for _ in range(50):
+                await _post(app, query)
+                await _get(app, query, times=2)
+                assert len(deadlines) == len(runtime.fast) == 1
+                assert len(deadlines._due) <= 3
+            runtime.fast.forget("alice")
+            assert len(deadlines) == 0 and runtime.fast._parses == {}
+
+    _run(scenario)
+
+
+def test_discarded_and_replaced_actions_do_not_pile_up() -> None:
+    """However many actions are discarded or replaced before they are due, the heap holds at
+    most twice the pending ones (plus one); only the pending run."""
+    ran: list[int] = []
+
+    async def scenario(loop: StillLoop) -> None:
+        deadlines = Deadlines(loop.time)
+        t = loop.now
+        for i in range(1000):
+            deadlines.add(t + 30 + i / 1000, lambda i=i: ran.append(i), key=i % 10)
+            if i % 10 == 9 and i < 900:
+                for key in range(10):
+                    deadlines.discard(key)
+            assert len(deadlines._due) <= 2 * len(deadlines) + 1
+        assert len(deadlines) == 10
+        await loop.advance(t + 31 + SLACK)
+        assert sorted(ran) == list(range(990, 1000)) and len(deadlines._due) == 0
+
+    _run(scenario)
+
+
+def test_a_failing_action_does_not_cost_the_others_theirs() -> None:
+    """An action that raises is reported to the loop; the others due with it still run."""
+    ran: list[str] = []
+
+    def fails() -> None:
+        raise ValueError("boom")
+
+    async def scenario(loop: StillLoop) -> None:
+        deadlines = Deadlines(loop.time)
+        deadlines.add(loop.now + 1, fails)
+        deadlines.add(loop.now + 1, lambda: ran.append("after"))
+        deadlines.add(loop.now + 5, lambda: ran.append("later"))
+        await loop.advance(loop.now + 1 + SLACK)
+        assert ran == ["after"]
+        errors, loop.errors[:] = list(loop.errors), []
+        assert [type(e["exception"]) for e in errors] == [ValueError]
+        await loop.advance(loop.now + 5)
+        assert ran == ["after", "later"]
+
+    _run(scenario)
+
+
+def test_a_stopped_app_started_again_still_drops_expired_entries(tmp_path: Path) -> None:
+    """A lifespan, stopped, then another (another loop, as a second TestClient's): stop
+    closed the timer for good before, so the restarted worker kept the parse (the password)
+    past its expiry."""
+    app = _app(tmp_path, True, ("recorder", Recorder()))
+
+    async def once(loop: StillLoop) -> None:
+        async with _serving(app, loop) as runtime:
+            await _get(app, "username=alice&password=wonderland&version=1.14")
+            assert _passwords(runtime) == ["wonderland"]
+            await loop.advance(runtime.fast._items["alice"].expires + SLACK)
+            assert runtime.fast._parses == {} and len(runtime.fast) == 0
+
+    _run(once)
+    _run(once)

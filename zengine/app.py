@@ -267,6 +267,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(rt.start)
+        rt.serve_on(asyncio.get_running_loop())
         log.info("zengine.started", plugins=rt.hooks.plugin_names(),
                  paths=list(_paths(settings)))
         doccache.warn_uncacheable(rt)

@@ -154,10 +154,9 @@ class FastPath:
         #: password's HMAC: dropped with it (:meth:`_drop_parses`).
         self._parses: dict[bytes, _Parse] = {}
         self._parse_key = os.urandom(32) if runtime.root is None else b""
-        #: The root's only, like ``_parses``: every entry with a kept parse, by expiry, so
-        #: that it goes on time with no request to find it (its memo's ``_expire``). Through
-        #: ``self._clock``, which tests replace.
-        self._deadlines = Deadlines(lambda: self._clock())
+        #: The root's only, like ``_parses``: every entry with a kept parse, by expiry, to go
+        #: on time with no request to find it (memo ``_expire``); on ``_clock`` (tests').
+        self.deadlines = Deadlines(lambda: self._clock())
 
     def __len__(self) -> int:
         return len(self._items)
@@ -243,7 +242,7 @@ class FastPath:
         """The runtime stops (a reload, the worker's end): no more hits, and the kept
         parses' passwords go now, not whenever the old runtime is collected."""
         self.enabled = False
-        self._deadlines.close()
+        self.deadlines.close()
         self.clear()
 
     def _root(self) -> FastPath:
@@ -256,6 +255,7 @@ class FastPath:
         with self._lock:
             for entry in entries:
                 entry.alive = False
+                self.deadlines.discard(entry)  # gone early: its deadline with it
                 for key in entry.parses:
                     self._parses.pop(key, None)
                 entry.parses.clear()
@@ -267,11 +267,11 @@ class FastPath:
             if not entry.alive or len(entry.parses) >= PARSES_PER_ENTRY \
                     or key in self._parses:
                 return
-            first = not entry.parses
+            if not entry.parses:  # under the lock: _drop_parses discards it; the 2nd goes too
+                self.deadlines.add(entry.expires, partial(memo._expire, entry.username, entry),
+                                   entry)
             entry.parses.append(key)
             self._parses[key] = parse
-        if first:  # its second parse goes with it at the same time
-            self._deadlines.add(entry.expires, partial(memo._expire, entry.username, entry))
 
     def lookup_scope(self, scope: MutableMapping[str, Any], path: str,
                      resolve: Callable[[str, Headers], str]) -> Hit | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -119,6 +120,12 @@ class Runtime:
             # its first request.
             for tenant in self.tenants.values():
                 tenant.start()
+
+    def serve_on(self, loop: asyncio.AbstractEventLoop) -> None:
+        """After :meth:`start`, on the event loop that serves it (the app's lifespan): the
+        timer that drops expired entries holding passwords with no request to find them runs
+        there (:mod:`zengine.deadlines`), again after a :meth:`stop` closed it."""
+        self.fast.deadlines.start(loop)
 
     def stop(self) -> None:
         if self.started:
