@@ -50,7 +50,8 @@ def _run(scenario: Callable[[StillLoop], Coroutine[Any, Any, None]]) -> StillLoo
 
 @contextlib.asynccontextmanager
 async def _serving(app: ZengineApp, loop: StillLoop) -> AsyncIterator[Runtime]:
-    """The app's lifespan on this loop; every fast path reads the loop's clock."""
+    """The app's lifespan on this loop; every fast path and document cache reads the loop's
+    clock."""
     messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     started = asyncio.Event()
 
@@ -64,7 +65,7 @@ async def _serving(app: ZengineApp, loop: StillLoop) -> AsyncIterator[Runtime]:
     await started.wait()
     runtime: Runtime = app.state.runtime
     for rt in (runtime, *runtime.tenants.values()):
-        rt.fast._clock = loop.time
+        rt.fast._clock = rt.documents._clock = loop.time
     try:
         yield runtime
     finally:

@@ -8,7 +8,9 @@ its data changes answers ``None`` and the document is not cached; a plugin that 
 uncacheable. Entries also expire after ``ttl`` seconds, which bounds how long a change that
 no generation saw (data edited outside zengine) can go unnoticed.
 
-Documents carry SIP passwords: they stay in this process's memory, never in a shared store.
+Documents carry SIP passwords: they stay in this process's memory, never in a shared store,
+and an expired one goes within :data:`~zengine.deadlines.SLACK` of its expiry even if no
+request reads it again (:class:`~zengine.deadlines.Deadlines`, on the app's event loop).
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
+
+from zengine.deadlines import Deadlines
 
 if TYPE_CHECKING:
     from zengine.models import ClientInfo, Identity
@@ -89,6 +94,9 @@ class DocumentCache:
         self._clock = clock
         self._items: OrderedDict[tuple[str, ...], tuple[Rendered, float]] = OrderedDict()
         self._lock = threading.Lock()
+        #: Each entry's expiry, so that it goes with no request to read it: on the loop
+        #: :meth:`zengine.runtime.Runtime.serve_on` gives it (none: entries go when read).
+        self.deadlines = Deadlines(lambda: self._clock())
 
     def __len__(self) -> int:
         return len(self._items)
@@ -113,18 +121,36 @@ class DocumentCache:
                 return None
             if item[1] <= self._clock():
                 del self._items[key]
+                self.deadlines.discard(key)
                 return None
             self._items.move_to_end(key)
             return item[0]
 
     def put(self, key: tuple[str, ...], rendered: Rendered) -> None:
+        """From a worker thread (the long path): the deadline's timer is armed on the loop."""
         with self._lock:
-            self._items[key] = (rendered, self._clock() + self.settings.ttl)
+            item = (rendered, self._clock() + self.settings.ttl)
+            self._items[key] = item
             self._items.move_to_end(key)
             while len(self._items) > self.settings.max_entries:
-                self._items.popitem(last=False)
+                self.deadlines.discard(self._items.popitem(last=False)[0])
+            # Under the lock, like the discards: the deadline pending is the entry's own.
+            self.deadlines.add(item[1], partial(self._expire, key, item), key)
+
+    def _expire(self, key: tuple[str, ...], item: tuple[Rendered, float]) -> None:
+        """On the loop, ``item``'s deadline: out, unless put again since (its own)."""
+        with self._lock:
+            if self._items.get(key) is item:
+                del self._items[key]
 
     def clear(self) -> None:
         """Drop everything (a plugin reloaded its data, an operator changed it)."""
         with self._lock:
             self._items.clear()
+            self.deadlines.clear()
+
+    def close(self) -> None:
+        """The runtime stops (a reload, the worker's end): the documents' SIP passwords go
+        now, not whenever the old runtime is collected, and no timer is left."""
+        self.deadlines.close()
+        self.clear()

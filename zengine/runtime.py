@@ -124,8 +124,11 @@ class Runtime:
     def serve_on(self, loop: asyncio.AbstractEventLoop) -> None:
         """After :meth:`start`, on the event loop that serves it (the app's lifespan): the
         timer that drops expired entries holding passwords with no request to find them runs
-        there (:mod:`zengine.deadlines`), again after a :meth:`stop` closed it."""
+        there (:mod:`zengine.deadlines`), again after a :meth:`stop` closed it: the memo's
+        (the root's, for every tenant's entries) and each runtime's document cache's."""
         self.fast.deadlines.start(loop)
+        for runtime in (self, *self.tenants.values()):
+            runtime.documents.deadlines.start(loop)
 
     def stop(self) -> None:
         if self.started:
@@ -136,6 +139,9 @@ class Runtime:
             fast: FastPath | None = self.__dict__.get("fast")
             if fast is not None:
                 fast.close()
+            documents: DocumentCache | None = self.__dict__.get("documents")
+            if documents is not None:  # its SIP passwords, likewise
+                documents.close()
             self.hooks.shutdown(self)
             self.store.close()
             if self.root is None:
