@@ -1,6 +1,7 @@
 """Every ``[server] engine`` takes the same keys: ``host``, ``port``, ``workers`` and
-``access_log`` are honoured by the engine that was named (and really is the one serving); TLS
-in ``zengine serve`` is hypercorn's only, and any other engine refuses it in one line."""
+``access_log`` are honoured by the engine that was named (and really is the one serving); the
+TLS keys too (tests/deploy/test_tls.py), but for ``tls_http2``, which uvicorn refuses in one
+line."""
 
 from __future__ import annotations
 
@@ -68,13 +69,14 @@ def test_engine_honours_host_workers_and_access_log(tmp_path: Path, engine: str)
     assert not any("?" in line or "wonderland" in line for line in access), access
 
 
-@pytest.mark.parametrize("engine", ["granian", "uvicorn"])
-def test_tls_with_another_engine_is_one_config_error(tmp_path: Path, engine: str,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_http2_with_uvicorn_is_one_config_error(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn has no HTTP/2: ``tls_http2 = true`` with it is refused, naming the key and the
+    engine, before any engine loads (TLS itself is every engine's: tests/deploy/test_tls.py)."""
     (tmp_path / "cert.pem").write_text("unused\n")
     (tmp_path / "key.pem").write_text("unused\n")
     settings = load_settings(EXAMPLE_CONFIG, environ={
-        "ZENGINE_SERVER__ENGINE": engine,
+        "ZENGINE_SERVER__ENGINE": "uvicorn", "ZENGINE_SERVER__TLS_HTTP2": "true",
         "ZENGINE_SERVER__TLS_CERTIFICATE": str(tmp_path / "cert.pem"),
         "ZENGINE_SERVER__TLS_KEY": str(tmp_path / "key.pem")})
 
@@ -82,5 +84,5 @@ def test_tls_with_another_engine_is_one_config_error(tmp_path: Path, engine: str
         raise AssertionError("the engine was loaded")
 
     monkeypatch.setattr("zengine.server.load_engine", never)
-    with pytest.raises(ConfigError, match=f"needs engine = 'hypercorn', not '{engine}'"):
+    with pytest.raises(ConfigError, match=r"tls_http2 = true: engine 'uvicorn' speaks HTTP/1\.1"):
         serve(settings, config_path=None, port=0)

@@ -107,13 +107,14 @@ class ServerSettings(_Model):
     pid_file: Path | None = None
     #: Seconds ``/readyz`` reuses its last probe of the backends before probing again.
     readiness_cache_seconds: float = Field(5.0, ge=0, le=300)
-    #: TLS in ``zengine serve`` (hypercorn only): PEM certificate chain and its private key,
+    #: TLS in ``zengine serve`` (every engine): PEM certificate chain and its private key,
     #: relative to the config file. Unset: plain HTTP (put TLS in a reverse proxy).
     tls_certificate: Path | None = None
     tls_key: SecretFile | None = None
     #: PEM CA bundle: when set, every client must present a certificate it signed.
     tls_client_ca: Path | None = None
-    #: Offer HTTP/2 (ALPN ``h2``) on the TLS port; HTTP/1.1 only when false.
+    #: Offer HTTP/2 (ALPN ``h2``) on the TLS port (hypercorn, granian; uvicorn refuses it);
+    #: HTTP/1.1 only when false.
     tls_http2: bool = False
 
     @model_validator(mode="after")

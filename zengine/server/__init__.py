@@ -1,9 +1,11 @@
 """Serving: the engine named by ``[server] engine`` runs the app with the same keys.
 
-Every engine binds ``host``/``port``, runs ``workers`` processes, and writes an access log that
-never carries the query string (it holds the password). ``hypercorn`` is the default and always
-installed; ``granian`` and ``uvicorn`` come with ``pip install 'zengine[fast]'``. Each engine lives
-in its own module here, imported only when chosen.
+Every engine binds ``host``/``port``, runs ``workers`` processes, serves TLS from
+``tls_certificate``/``tls_key`` (``tls_client_ca``, ``tls_http2``: uvicorn has no HTTP/2), and
+writes an access log that never carries the query string (it holds the password).
+``hypercorn`` is the default and always installed; ``granian`` and ``uvicorn`` come with
+``pip install 'zengine[fast]'``. Each engine lives in its own module here, imported only when
+chosen.
 """
 
 from __future__ import annotations
@@ -67,10 +69,11 @@ def serve(settings: Settings, *, config_path: str | None, host: str | None = Non
     bind = Bind(host=host or settings.server.host,
                 port=settings.server.port if port is None else port,
                 workers=workers or settings.server.workers)
-    if settings.server.tls_certificate is not None and settings.server.engine != "hypercorn":
-        raise ConfigError(f"[server] tls_certificate: TLS in zengine serve needs engine = "
-                          f"'hypercorn', not {settings.server.engine!r} (or terminate TLS in a "
-                          "reverse proxy)")
+    if settings.server.tls_http2 and settings.server.engine == "uvicorn":
+        # uvicorn has no HTTP/2 at all; HTTP/1.1 in its place would be a silent downgrade.
+        raise ConfigError("[server] tls_http2 = true: engine 'uvicorn' speaks HTTP/1.1 only; "
+                          "set tls_http2 = false, or engine = 'hypercorn' or 'granian' for "
+                          "HTTP/2")
     check_tls(settings)
     engine = load_engine(settings.server.engine)
     check_bindable(bind)

@@ -4,6 +4,13 @@ granian always runs the app in worker processes (even for ``workers = 1``); each
 from ``$ZENGINE_CONFIG``. Its loggers are sent through zengine's redacting handler. Its access
 line is written by zengine (:func:`access_logged`, the app of :mod:`zengine.server.granian_worker`),
 in granian's format, from ``path``, which granian keeps apart from the query string.
+
+TLS (``[server] tls_*``) is granian's own (rustls): it reads the PEM key whether PKCS#8,
+PKCS#1 (``BEGIN RSA PRIVATE KEY``) or SEC1 (``BEGIN EC PRIVATE KEY``), tried on granian 2.8.9
+and kept by tests/deploy/test_tls.py, so no key is converted (its ``--ssl-keyfile`` help's
+"PKCS#8 format only" is out of date). Its TLS handshake has a fixed 10 s limit of its own
+that ``read_timeout`` cannot change (measured: a client silent after connecting is dropped
+at 10 s).
 """
 
 from __future__ import annotations
@@ -118,20 +125,43 @@ def _server_class(base: Any) -> Any:
     return Server
 
 
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """granian's ``ssl_*`` arguments for ``[server] tls_*`` (none without TLS)."""
+    from granian.constants import SSLProtocols
+
+    server = settings.server
+    if server.tls_certificate is None or server.tls_key is None:
+        return {}
+    options: dict[str, Any] = {
+        "ssl_cert": settings.resolve_path(server.tls_certificate),
+        "ssl_key": settings.resolve_path(server.tls_key),
+        # granian's default minimum is TLS 1.3; hypercorn's (and uvicorn's) is 1.2, which
+        # older phones still need.
+        "ssl_protocol_min": SSLProtocols.tls12}
+    if server.tls_client_ca is not None:
+        # Required, not requested: a client without a certificate the CA signed is refused in
+        # the handshake.
+        options.update(ssl_ca=settings.resolve_path(server.tls_client_ca),
+                       ssl_client_verify=True)
+    return options
+
+
 def run(settings: Settings, bind: Bind) -> int:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
+    tls = tls_options(settings)
     server = _server_class(Granian)(
         ACCESS_LOGGED_APP if settings.server.access_log else WORKER_APP,
         address=bind.host,
         port=bind.port,
         interface=Interfaces.ASGI,
         # HTTP/1.1 only: granian's default ("auto") speaks HTTP/2 on cleartext to any client
-        # that sends the preface (see docs/security.md, "The HTTP layer").
-        http=HTTPModes.http1,
+        # that sends the preface (see docs/security.md, "The HTTP layer"). With TLS and
+        # tls_http2, "auto": ALPN offers h2 and http/1.1.
+        http=HTTPModes.auto if tls and settings.server.tls_http2 else HTTPModes.http1,
         workers=bind.workers,
         log_level=LogLevels(settings.logging.level),
         log_dictconfig=log_dictconfig(settings),
@@ -141,6 +171,7 @@ def run(settings: Settings, bind: Bind) -> int:
         # request head.
         http1_settings=HTTP1Settings(header_read_timeout=settings.server.read_timeout * 1000),
         workers_kill_timeout=5,
+        **tls,
     )
     server.serve()
     return 0

@@ -3,14 +3,21 @@
 uvicorn's access line is a fixed ``'%s - "%s %s HTTP/%s" %d'`` whose third argument is the path
 *with* the query string, that is with the password. :class:`StripQuery` cuts it before any
 handler formats the line; :func:`configure_worker` installs it in every worker process.
+
+TLS (``[server] tls_*``) is Python's ``ssl`` module, so it takes every key ``check_tls`` loaded.
+uvicorn speaks HTTP/1.1 only (no ALPN ``h2``): ``tls_http2 = true`` is refused before it starts
+(:func:`zengine.server.serve`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
+import ssl
 from typing import Any
 
 from zengine.reload import spawning_ignores_sighup
@@ -48,10 +55,50 @@ def configure_worker(settings: Settings) -> None:
         logging.getLogger(name).propagate = name != ACCESS_LOGGER or settings.server.access_log
 
 
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's ``ssl_*`` options for ``[server] tls_*`` (none without TLS), and the event loop
+    that bounds the handshake by ``read_timeout`` (:func:`handshake_bounded_loop`)."""
+    server = settings.server
+    if server.tls_certificate is None or server.tls_key is None:
+        return {}
+    options: dict[str, Any] = {
+        "ssl_certfile": str(settings.resolve_path(server.tls_certificate)),
+        "ssl_keyfile": str(settings.resolve_path(server.tls_key)),
+        # A module-level function with its argument: the config is pickled to each worker.
+        "loop": functools.partial(handshake_bounded_loop, float(server.read_timeout))}
+    if server.tls_client_ca is not None:
+        options.update(ssl_ca_certs=str(settings.resolve_path(server.tls_client_ca)),
+                       ssl_cert_reqs=ssl.CERT_REQUIRED)
+    return options
+
+
+def handshake_bounded_loop(timeout: float) -> asyncio.AbstractEventLoop:
+    """The event loop uvicorn would choose (uvloop when installed), whose TLS servers drop a
+    client that has not finished the handshake within ``timeout`` seconds. uvicorn creates
+    its servers without ``ssl_handshake_timeout``, so asyncio's and uvloop's 60 s held a
+    client silent after connecting that long, whatever ``read_timeout`` said."""
+    base: Any
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop comes with zengine[fast]
+        base = asyncio.SelectorEventLoop
+    else:
+        base = uvloop.Loop
+
+    class Loop(base):  # type: ignore[misc]
+        async def create_server(self, *args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("ssl") is not None:
+                kwargs.setdefault("ssl_handshake_timeout", timeout)
+            return await super().create_server(*args, **kwargs)
+
+    loop: asyncio.AbstractEventLoop = Loop()
+    return loop
+
+
 def run(settings: Settings, bind: Bind) -> int:
     import uvicorn
 
-    options = {
+    options: dict[str, Any] = {
         "host": bind.host,
         "port": bind.port,
         # zengine's logging, not uvicorn's dictConfig (whose access format keeps the query).
@@ -65,6 +112,7 @@ def run(settings: Settings, bind: Bind) -> int:
         # default (5 s) is shorter than a worker's start on a busy machine, which then kills
         # and restarts its workers for ever.
         "timeout_worker_healthcheck": 60,
+        **tls_options(settings),
     }
     configure_worker(settings)
     if bind.workers == 1:
@@ -77,9 +125,9 @@ def run(settings: Settings, bind: Bind) -> int:
         # found: with the default one the process would die there, before `serve` removes its
         # pid file. This one unwinds instead.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
-        uvicorn.Server(uvicorn.Config(app, **options)).run()  # type: ignore[arg-type]
+        uvicorn.Server(uvicorn.Config(app, **options)).run()
         return 0
-    config = uvicorn.Config(WORKER_APP, workers=bind.workers, **options)  # type: ignore[arg-type]
+    config = uvicorn.Config(WORKER_APP, workers=bind.workers, **options)
     supervisor = _supervisor()(config, sockets=[config.bind_socket()])
     supervisor.run()
     return 0
