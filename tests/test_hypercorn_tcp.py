@@ -330,3 +330,43 @@ def test_a_closing_connections_keep_alive_timer_is_stopped(
 
     errors = asyncio.run(main())
     assert errors == [], [e.get("message") for e in errors]
+
+
+class _KeepAliveState:
+    """What a read deadline asks of the connection's keep-alive timer."""
+
+    def __init__(self) -> None:
+        self.busy = True
+        self.since = 0.0
+
+    def answering(self) -> bool:
+        return self.busy
+
+    def idle_since(self) -> float:
+        return self.since
+
+
+def test_a_request_being_answered_is_not_silence() -> None:
+    """A read waiting while the app answers (a backend slower than read_timeout) is not cut:
+    the client owes nothing until its answer, and cutting it lost the answer (seen under load:
+    a cold login slower than read_timeout = 1 s came back empty). Once the response is sent,
+    silence counts from its end, and the deadline cuts as before."""
+
+    async def main() -> tuple[bool, float, bool]:
+        loop = asyncio.get_running_loop()
+        state = _KeepAliveState()
+        read = asyncio.ensure_future(asyncio.sleep(30))
+        deadline = hypercorn_tcp.ReadDeadline(loop, 0.1, read, state)  # type: ignore[arg-type]
+        deadline.start()
+        await asyncio.sleep(0.5)  # five timeouts while the request is answered
+        cut_while_answering = read.done()
+        state.busy, state.since = False, loop.time()  # the response went out just now
+        start = loop.time()
+        await asyncio.gather(read, return_exceptions=True)
+        took = loop.time() - start
+        return cut_while_answering, took, deadline.expired()
+
+    cut_while_answering, took, expired = asyncio.run(main())
+    assert not cut_while_answering
+    assert 0.05 < took < 2, took
+    assert expired

@@ -52,7 +52,7 @@ class ZengineTCPServer(TCPServer):
             await super()._read_data()
             return
         reader = self.reader
-        deadline = ReadDeadline(self.loop, timeout, task)
+        deadline = ReadDeadline(self.loop, timeout, task, getattr(self, "_keep_alive", None))
         try:
             while not reader.at_eof():
                 deadline.start()
@@ -81,15 +81,24 @@ class ReadDeadline:
     A read moves the deadline, it does not set a timer: the one timer fires at the deadline it
     was set for and, finding the deadline moved on (or no read waiting), is set again for the
     new one (or left unset until the next read). A busy keep-alive connection sets one timer
-    per ``timeout`` seconds instead of one per request."""
+    per ``timeout`` seconds instead of one per request.
 
-    __slots__ = ("_deadline", "_expired", "_handle", "_loop", "_reading", "_task", "_timeout")
+    With the connection's ``keep_alive``, silence is only counted while the client owes the
+    server something: not while its request is being answered (from its head to the end of
+    the response: a slow backend is not a silent client, and its answer would be lost), and
+    from the end of the last response rather than from the start of the read. A body the app
+    reads has its own deadline (``[server] body_timeout``); one it does not read ends the
+    connection with its response (hypercorn closes a connection whose request is unfinished)."""
+
+    __slots__ = ("_deadline", "_expired", "_handle", "_keep_alive", "_loop", "_reading",
+                 "_task", "_timeout")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float,
-                 task: asyncio.Task[Any]) -> None:
+                 task: asyncio.Task[Any], keep_alive: KeepAlive | None = None) -> None:
         self._loop = loop
         self._timeout = timeout
         self._task = task
+        self._keep_alive = keep_alive
         self._deadline = 0.0
         self._reading = False
         self._expired = False
@@ -119,7 +128,15 @@ class ReadDeadline:
         self._handle = None
         if not self._reading:
             return  # the next read sets the timer again
-        if self._loop.time() < self._deadline:
+        now = self._loop.time()
+        keep_alive = self._keep_alive
+        if keep_alive is not None:
+            # Read only when the timer fires (once per timeout at most), nothing per request.
+            if keep_alive.answering():
+                self._deadline = now + self._timeout
+            else:
+                self._deadline = max(self._deadline, keep_alive.idle_since() + self._timeout)
+        if now < self._deadline:
             self._handle = self._loop.call_at(self._deadline, self._fire)
             return
         self._expired = True
@@ -158,6 +175,14 @@ class KeepAlive:
 
     async def stop(self) -> None:
         self._idle = False
+
+    def answering(self) -> bool:
+        """A request is under way: its head is in, its response not yet all sent."""
+        return not self._idle and not self._closed
+
+    def idle_since(self) -> float:
+        """When the connection last became idle (its start, or the end of a response)."""
+        return self._deadline - self._timeout
 
     def close(self) -> None:
         """The connection is closed: nothing more to time."""
