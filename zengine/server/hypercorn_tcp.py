@@ -25,6 +25,7 @@ import weakref
 from ssl import SSLError
 from typing import Any
 
+import h11
 import hypercorn.asyncio.run
 from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.events import Closed, RawData
@@ -86,9 +87,8 @@ class ReadDeadline:
     With the connection's ``keep_alive``, silence is only counted while the client owes the
     server something: not while its request is being answered (from its head to the end of
     the response: a slow backend is not a silent client, and its answer would be lost), and
-    from the end of the last response rather than from the start of the read. A body the app
-    reads has its own deadline (``[server] body_timeout``); one it does not read ends the
-    connection with its response (hypercorn closes a connection whose request is unfinished)."""
+    from the end of the last response rather than from the start of the read. A request's
+    head and body are the client's to send: its silence there counts as before."""
 
     __slots__ = ("_deadline", "_expired", "_handle", "_keep_alive", "_loop", "_reading",
                  "_task", "_timeout")
@@ -177,8 +177,16 @@ class KeepAlive:
         self._idle = False
 
     def answering(self) -> bool:
-        """A request is under way: its head is in, its response not yet all sent."""
-        return not self._idle and not self._closed
+        """A request is being answered: all of it is in (HTTP/1.1; on HTTP/2 its head, its
+        stream's body having ``body_timeout``), its response not yet all sent. Read only when
+        a read deadline fires."""
+        if self._idle or self._closed:
+            return False
+        # hypercorn's ProtocolWrapper -> H11Protocol -> h11.Connection: a body still coming
+        # is the client's to send, and its silence counts (a 408 at read_timeout).
+        connection = getattr(getattr(self._server.protocol, "protocol", None), "connection",
+                             None)
+        return getattr(connection, "their_state", None) is not h11.SEND_BODY
 
     def idle_since(self) -> float:
         """When the connection last became idle (its start, or the end of a response)."""
