@@ -179,3 +179,50 @@ def test_normal_bodies_still_work(srv: Served) -> None:
         signed_in = httpx.post(base + path + "/signin", data={"csrf": token.group(1), **form},
                                headers={"Cookie": f"{cookie}={jar.group(1)}"})
         assert signed_in.status_code == expect, signed_in.text
+
+
+#: A body over each route's own limit (provisioning max_body_bytes 16,384; forms 8 KiB; API
+#: 256 KiB), and the status that refuses it.
+OVERSIZED = {"provisioning": (b"u=" + b"a" * 17_000, 400), "admin-api": (b" " * 270_000, 413),
+             "portal": (b"csrf=" + b"a" * 9_000, 400), "console": (b"csrf=" + b"a" * 9_000, 400)}
+
+
+@pytest.fixture(scope="module")
+def uvicorn_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """uvicorn keeps reading a connection whose answer went out before its body's end (it
+    never times a body out itself), for as long as the client trickles, unless the answer
+    says ``Connection: close``."""
+    tmp = tmp_path_factory.mktemp("bodies-uvicorn")
+    config = write_config(tmp, server={"body_timeout": BODY_TIMEOUT,
+                                       "read_timeout": READ_TIMEOUT, "engine": "uvicorn"})
+    with config.open("a", encoding="utf-8") as out:
+        out.write(f'[plugins.console]\nenabled = true\nsession_key = "{SESSION_KEY}"\n'
+                  f'[plugins.portal]\nenabled = true\nsession_key = "{SESSION_KEY}"\n')
+    key = make_key(config, "writer", "write")
+    with running_server(config, tmp) as server:
+        yield Served(server, key)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_oversized_body_closes_the_connection(uvicorn_srv: Served, route: str) -> None:
+    """A body refused for its size was answered before its end: the answer closes the
+    connection, so a client trickling the rest cannot hold it past body_timeout."""
+    body, expected = OVERSIZED[route]
+    with socket.create_connection(uvicorn_srv.server.address, timeout=10) as sock:
+        sock.sendall(_head(uvicorn_srv, route, len(body) + 100_000) + body)
+        start, answer, closed = time.monotonic(), b"", False
+        sock.setblocking(False)
+        while time.monotonic() - start < BODY_TIMEOUT + 3 and not closed:
+            try:
+                sock.send(b" ")
+                chunk = sock.recv(65536)
+                answer, closed = answer + chunk, not chunk
+            except BlockingIOError:
+                pass
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+            time.sleep(0.3)
+    status, headers, _content = parse_response(answer)
+    assert status == expected, answer[:300]
+    assert headers.get("connection") == "close", headers
+    assert closed, "the connection was still open after the body's refusal"

@@ -226,6 +226,10 @@ def create_app(
                         backend_timeout=settings.server.backend_timeout)
             return _error_response(503, BackendUnavailable.public_message), "deadline", None, ""
         response = await _answer(reply, arrived, settings.auth.failure_floor_ms)
+        if early_error is not None:
+            # Refused before the body's end (its type, or cut at max_body_bytes): the rest may
+            # follow, and uvicorn would read a trickled rest for as long as it came.
+            response.headers.update(CLOSE)
         return response, reply.outcome, reply.family, reply.tenant
 
     provisioning = frozenset(_paths(settings))

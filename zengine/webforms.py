@@ -89,6 +89,13 @@ class FormError(Exception):
     headers: Mapping[str, str] = {}
 
 
+class FormRefused(FormError):
+    """Refused before the body's end (not a form, or over :data:`MAX_FORM_BYTES`): the rest may
+    follow, so the connection closes after the answer."""
+
+    headers = CLOSE
+
+
 class FormIncomplete(FormError):
     """The form did not arrive whole: not within ``[server] body_timeout``, or its client
     stopped sending half-way. The connection closes after the answer (the rest may follow)."""
@@ -120,11 +127,11 @@ async def read_form(request: Request, *, timeout: float, max_fields: int = 16,
     app's ``[server] body_timeout``) before any of it is used."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
-        raise FormError(f"content type {content_type!r}")
+        raise FormRefused(f"content type {content_type!r}")
     try:
         body = await read_body(request.receive, limit=MAX_FORM_BYTES, timeout=timeout)
     except BodyTooLarge:
-        raise FormError("form too large") from None
+        raise FormRefused("form too large") from None
     except (BodyTimeout, BodyIncomplete) as exc:
         raise FormIncomplete(str(exc)) from None
     try:

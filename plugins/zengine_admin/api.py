@@ -216,14 +216,15 @@ def _invalid(exc: ValidationError, where: str) -> Problem:
 
 
 async def _body(request: Request, model: type[BaseModel], timeout: float) -> BaseModel:
-    """The JSON body, read whole (within ``timeout``) before any of it is looked at."""
+    """The JSON body, read whole (within ``timeout``) before any of it is looked at. A refusal
+    before the body's end closes the connection: the rest may follow."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/json":
-        raise UnsupportedMedia("send the body as application/json")
+        raise UnsupportedMedia("send the body as application/json", headers=CLOSE)
     try:
         raw = await read_body(request.receive, limit=MAX_BODY, timeout=timeout)
     except BodyTooLarge:
-        raise TooLarge(f"the body may hold at most {MAX_BODY} bytes") from None
+        raise TooLarge(f"the body may hold at most {MAX_BODY} bytes", headers=CLOSE) from None
     except (BodyTimeout, BodyIncomplete) as exc:
         raise Incomplete(str(exc), headers=CLOSE) from None
     try:
