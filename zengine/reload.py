@@ -59,7 +59,8 @@ class Reloadable:
         try:
             await app(scope, receive, send)
         finally:
-            self._running[key] -= 1
+            if key in self._running:  # else the drain gave up on this app and forgot it
+                self._running[key] -= 1
 
     async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
         while True:
