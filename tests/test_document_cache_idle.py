@@ -70,7 +70,8 @@ def test_evicted_and_read_expired_entries_leave_no_deadline_behind() -> None:
 
 def test_stop_cancels_the_timer_and_drops_the_documents(tmp_path: Path) -> None:
     """Runtime.stop (in a worker thread) empties the cache and cancels its timer on the loop;
-    a straggler's put after it arms nothing; serve_on starts it again."""
+    a straggler's put after it is neither kept nor arms anything; start and serve_on open the
+    cache and its timer again."""
     runtime = make_runtime(tmp_path)
 
     async def scenario(loop: StillLoop) -> None:
@@ -87,9 +88,11 @@ def test_stop_cancels_the_timer_and_drops_the_documents(tmp_path: Path) -> None:
         await asyncio.to_thread(cache.put, ("late",), Rendered(b"<l/>", 1))
         await loop.advance(loop.now + 100)
         assert cache.deadlines._timer is None and len(cache.deadlines) == 0
+        assert len(cache) == 0  # nor is it kept: nothing would empty the cache again
         runtime.start()
         runtime.serve_on(loop)
         await asyncio.to_thread(cache.put, ("again",), Rendered(b"<a/>", 1))
+        assert ("again",) in cache._items
         await loop.advance(loop.now + 30 + SLACK)
         assert ("again",) not in cache._items
         runtime.stop()

@@ -95,3 +95,10 @@ def test_a_request_outliving_the_drain_ends_without_an_error(
     statuses, _ = _straggler(tmp_path, monkeypatch)
     assert statuses == [200]
 
+
+def test_a_request_outliving_the_drain_leaves_no_document_in_the_stopped_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its put came after Runtime.stop emptied the cache: alice's document stayed there (no
+    timer, no reader) until the old runtime was collected."""
+    _, old = _straggler(tmp_path, monkeypatch)
+    assert len(old.documents) == 0

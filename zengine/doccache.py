@@ -94,6 +94,9 @@ class DocumentCache:
         self._clock = clock
         self._items: OrderedDict[tuple[str, ...], tuple[Rendered, float]] = OrderedDict()
         self._lock = threading.Lock()
+        #: Between :meth:`close` and :meth:`open`: a straggler's put (a request that outlived
+        #: a reload's drain) is not kept, in a cache nothing empties again.
+        self._closed = False
         #: Each entry's expiry, so that it goes with no request to read it: on the loop
         #: :meth:`zengine.runtime.Runtime.serve_on` gives it (none: entries go when read).
         self.deadlines = Deadlines(lambda: self._clock())
@@ -129,6 +132,8 @@ class DocumentCache:
     def put(self, key: tuple[str, ...], rendered: Rendered) -> None:
         """From a worker thread (the long path): the deadline's timer is armed on the loop."""
         with self._lock:
+            if self._closed:
+                return
             item = (rendered, self._clock() + self.settings.ttl)
             self._items[key] = item
             self._items.move_to_end(key)
@@ -152,5 +157,12 @@ class DocumentCache:
     def close(self) -> None:
         """The runtime stops (a reload, the worker's end): the documents' SIP passwords go
         now, not whenever the old runtime is collected, and no timer is left."""
+        with self._lock:
+            self._closed = True
         self.deadlines.close()
         self.clear()
+
+    def open(self) -> None:
+        """The runtime starts (again): puts are kept from now on."""
+        with self._lock:
+            self._closed = False

@@ -109,6 +109,7 @@ class Runtime:
                 # One bounded verification pool for every tenant: it bounds the machine.
                 self.__dict__["passwords"] = self.root.passwords
             self.passwords.warm()
+            self.documents.open()  # a straggler's put after a stop is not kept: until now
             self.store = self.hooks.shared_store(self) or MemoryStore()
             _ = self.logins
             self.hooks.startup(self)
