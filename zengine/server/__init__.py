@@ -89,24 +89,45 @@ def serve(settings: Settings, *, config_path: str | None, host: str | None = Non
         return engine.run(settings, bind)
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """``[server] tls_certificate``, ``tls_key`` and ``tls_client_ca``, relative to the config
+    file: what every engine's TLS options and :func:`check_tls` are made of."""
+
+    certificate: Path
+    key: Path
+    #: Set: every client must present a certificate it signed.
+    client_ca: Path | None
+
+
+def tls_files(settings: Settings) -> TlsFiles | None:
+    """The TLS files, or ``None`` for plain HTTP (no certificate and key)."""
+    server = settings.server
+    if server.tls_certificate is None or server.tls_key is None:
+        return None
+    return TlsFiles(settings.resolve_path(server.tls_certificate),
+                    settings.resolve_path(server.tls_key),
+                    None if server.tls_client_ca is None
+                    else settings.resolve_path(server.tls_client_ca))
+
+
 def check_tls(settings: Settings) -> None:
     """Load the certificate, key and client CA once here, so a wrong path or a key that does
     not match is one line naming the file, not a traceback from inside the engine."""
-    server = settings.server
-    if server.tls_certificate is None or server.tls_key is None:
+    files = tls_files(settings)
+    if files is None:
         return
-    cert = settings.resolve_path(server.tls_certificate)
-    key = settings.resolve_path(server.tls_key)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
-        context.load_cert_chain(cert, key)
-        if server.tls_client_ca is not None:
-            context.load_verify_locations(settings.resolve_path(server.tls_client_ca))
+        context.load_cert_chain(files.certificate, files.key)
+        if files.client_ca is not None:
+            context.load_verify_locations(files.client_ca)
     except (OSError, ssl.SSLError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise ConfigError(f"[server] TLS: cannot load certificate {cert}, key {key}"
-                          + (f" or client CA {settings.resolve_path(server.tls_client_ca)}"
-                             if server.tls_client_ca is not None else "")
+        raise ConfigError(f"[server] TLS: cannot load certificate {files.certificate}, key "
+                          f"{files.key}"
+                          + (f" or client CA {files.client_ca}"
+                             if files.client_ca is not None else "")
                           + f": {reason}") from None
 
 

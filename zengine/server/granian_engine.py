@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from zengine.log import held_lines
-from zengine.server import WORKER_APP, Bind
+from zengine.server import WORKER_APP, Bind, tls_files
 from zengine.settings import Settings
 
 # granian's atoms: ``path`` is without the query string (that one is ``query_string``).
@@ -129,20 +129,19 @@ def tls_options(settings: Settings) -> dict[str, Any]:
     """granian's ``ssl_*`` arguments for ``[server] tls_*`` (none without TLS)."""
     from granian.constants import SSLProtocols
 
-    server = settings.server
-    if server.tls_certificate is None or server.tls_key is None:
+    files = tls_files(settings)
+    if files is None:
         return {}
     options: dict[str, Any] = {
-        "ssl_cert": settings.resolve_path(server.tls_certificate),
-        "ssl_key": settings.resolve_path(server.tls_key),
+        "ssl_cert": files.certificate,
+        "ssl_key": files.key,
         # granian's default minimum is TLS 1.3; hypercorn's (and uvicorn's) is 1.2, which
         # older phones still need.
         "ssl_protocol_min": SSLProtocols.tls12}
-    if server.tls_client_ca is not None:
+    if files.client_ca is not None:
         # Required, not requested: a client without a certificate the CA signed is refused in
         # the handshake.
-        options.update(ssl_ca=settings.resolve_path(server.tls_client_ca),
-                       ssl_client_verify=True)
+        options.update(ssl_ca=files.client_ca, ssl_client_verify=True)
     return options
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from hypercorn.config import Config, Sockets
 
 from zengine.log import held_lines
-from zengine.server import Bind
+from zengine.server import Bind, tls_files
 from zengine.settings import Settings
 
 # Hypercorn's default format carries the Referer (which may hold a query string); ours does
@@ -60,14 +60,15 @@ def hypercorn_config(settings: Settings, bind: Bind) -> Config:
     config.read_timeout = settings.server.read_timeout
     harden_hypercorn(config)
     server = settings.server
-    if server.tls_certificate is not None and server.tls_key is not None:
-        config.certfile = str(settings.resolve_path(server.tls_certificate))
-        config.keyfile = str(settings.resolve_path(server.tls_key))
+    files = tls_files(settings)
+    if files is not None:
+        config.certfile = str(files.certificate)
+        config.keyfile = str(files.key)
         # The read deadline starts after the handshake: without this, a client silent in it
         # held its connection for hypercorn's 60 s whatever read_timeout says.
         config.ssl_handshake_timeout = server.read_timeout
-        if server.tls_client_ca is not None:
-            config.ca_certs = str(settings.resolve_path(server.tls_client_ca))
+        if files.client_ca is not None:
+            config.ca_certs = str(files.client_ca)
             config.verify_mode = ssl.CERT_REQUIRED
         # After harden_hypercorn, which keeps cleartext (and by default TLS) at HTTP/1.1.
         config.alpn_protocols = ["h2", "http/1.1"] if server.tls_http2 else ["http/1.1"]

@@ -21,7 +21,7 @@ import ssl
 from typing import Any
 
 from zengine.reload import spawning_ignores_sighup
-from zengine.server import WORKER_APP, Bind
+from zengine.server import WORKER_APP, Bind, tls_files
 from zengine.settings import Settings
 
 ACCESS_LOGGER = "uvicorn.access"
@@ -58,17 +58,16 @@ def configure_worker(settings: Settings) -> None:
 def tls_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's ``ssl_*`` options for ``[server] tls_*`` (none without TLS), and the event loop
     that bounds the handshake by ``read_timeout`` (:func:`handshake_bounded_loop`)."""
-    server = settings.server
-    if server.tls_certificate is None or server.tls_key is None:
+    files = tls_files(settings)
+    if files is None:
         return {}
     options: dict[str, Any] = {
-        "ssl_certfile": str(settings.resolve_path(server.tls_certificate)),
-        "ssl_keyfile": str(settings.resolve_path(server.tls_key)),
+        "ssl_certfile": str(files.certificate),
+        "ssl_keyfile": str(files.key),
         # A module-level function with its argument: the config is pickled to each worker.
-        "loop": functools.partial(handshake_bounded_loop, float(server.read_timeout))}
-    if server.tls_client_ca is not None:
-        options.update(ssl_ca_certs=str(settings.resolve_path(server.tls_client_ca)),
-                       ssl_cert_reqs=ssl.CERT_REQUIRED)
+        "loop": functools.partial(handshake_bounded_loop, float(settings.server.read_timeout))}
+    if files.client_ca is not None:
+        options.update(ssl_ca_certs=str(files.client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED)
     return options
 
 
