@@ -9,12 +9,14 @@ a normal body still works."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx2 as httpx
 import pytest
@@ -42,17 +44,24 @@ class Served:
     key: str
 
 
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    tmp = tmp_path_factory.mktemp("bodies")
+@contextlib.contextmanager
+def _serving(tmp: Path, **server: object) -> Iterator[Served]:
+    """A server with the short timeouts, the console and the portal on, and an API key."""
     config = write_config(tmp, server={"body_timeout": BODY_TIMEOUT,
-                                       "read_timeout": READ_TIMEOUT})
+                                       "read_timeout": READ_TIMEOUT, **server})
     with config.open("a", encoding="utf-8") as out:
         out.write(f'[plugins.console]\nenabled = true\nsession_key = "{SESSION_KEY}"\n'
                   f'[plugins.portal]\nenabled = true\nsession_key = "{SESSION_KEY}"\n')
     key = make_key(config, "writer", "write")
-    with running_server(config, tmp) as server:
-        yield Served(server, key)
+    with running_server(config, tmp) as running:
+        yield Served(running, key)
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with _serving(tmp_path_factory.mktemp("bodies")) as served:
+        yield served
+    server = served.server
     # Every refusal was an answer, none a crash.
     assert "Traceback" not in server.output() and "crash" not in server.output()
 
@@ -192,15 +201,8 @@ def uvicorn_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """uvicorn keeps reading a connection whose answer went out before its body's end (it
     never times a body out itself), for as long as the client trickles, unless the answer
     says ``Connection: close``."""
-    tmp = tmp_path_factory.mktemp("bodies-uvicorn")
-    config = write_config(tmp, server={"body_timeout": BODY_TIMEOUT,
-                                       "read_timeout": READ_TIMEOUT, "engine": "uvicorn"})
-    with config.open("a", encoding="utf-8") as out:
-        out.write(f'[plugins.console]\nenabled = true\nsession_key = "{SESSION_KEY}"\n'
-                  f'[plugins.portal]\nenabled = true\nsession_key = "{SESSION_KEY}"\n')
-    key = make_key(config, "writer", "write")
-    with running_server(config, tmp) as server:
-        yield Served(server, key)
+    with _serving(tmp_path_factory.mktemp("bodies-uvicorn"), engine="uvicorn") as served:
+        yield served
 
 
 @pytest.mark.parametrize("route", ROUTES)
