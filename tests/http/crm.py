@@ -62,10 +62,14 @@ class Crm:
     fail_first: int = 0
     require_auth: str = "bearer"
     seen: list[Seen] = field(default_factory=list)
+    #: Bumped by ``reset``: a request still sleeping out an earlier test's ``delay`` must not
+    #: spend this test's ``fail_first`` (one did, in CI, and a 503 became a 200).
+    generation: int = 0
 
     def reset(self) -> None:
         self.mode, self.delay, self.fail_first, self.require_auth = "ok", 0.0, 0, "bearer"
         self.seen.clear()
+        self.generation += 1
 
     @property
     def hits(self) -> int:
@@ -127,7 +131,10 @@ def make_app(crm: Crm) -> Starlette:
         crm.seen.append(Seen(request.method, request.scope["raw_path"].decode("ascii"),
                              request.url.query, body, dict(request.headers)))
         if crm.delay:
+            generation = crm.generation
             await asyncio.sleep(crm.delay)
+            if crm.generation != generation:  # a straggler of a test that has ended
+                return JSONResponse({"error": "stale"}, status_code=503)
         if not _authorized(crm, request):
             return JSONResponse({"error": "no token"}, status_code=401)
         return _special(crm)
