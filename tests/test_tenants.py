@@ -246,6 +246,42 @@ def test_tenant_runtimes_are_built_and_started_at_startup(tmp_path: Path) -> Non
     assert not any(t.started for t in root.tenants.values())
 
 
+class FailsForGlobex:
+    """Opens a resource in every runtime's startup, and refuses globex's configuration."""
+
+    def __init__(self) -> None:
+        self.opened: list[str] = []
+        self.closed: list[str] = []
+
+    @hookimpl
+    def zengine_startup(self, runtime: Runtime) -> None:
+        if runtime.tenant == "globex":
+            raise ConfigError("globex: no such colour")
+        self.opened.append(runtime.tenant)
+        runtime.state["opens"] = True
+
+    @hookimpl
+    def zengine_shutdown(self, runtime: Runtime) -> None:
+        if runtime.state.pop("opens", False):
+            self.closed.append(runtime.tenant)
+
+
+def test_a_start_that_fails_part_way_releases_what_it_opened(tmp_path: Path) -> None:
+    """As a reload's new app does when its config fails: the global runtime and acme had
+    started (pools, plugin resources), globex refused; nothing stays open."""
+    plugin = FailsForGlobex()
+    app = create_app(load_settings(config(tmp_path), environ={}), load_entrypoints=False,
+                     plugins=[*plugin_list(*BUILTINS), ("fails", plugin)])
+    root: Runtime = app.state.runtime
+    with pytest.raises(ConfigError, match="no such colour"):
+        root.start()
+    assert plugin.opened == ["", "acme"]
+    assert sorted(plugin.closed) == ["", "acme"]
+    assert not root.started and not any(t.started for t in root.tenants.values())
+    assert root.passwords.pool._executor is None  # its threads are gone
+    assert root.fast.deadlines._closed and root.documents._closed  # nothing kept from now
+
+
 def test_cli_render_check_config_and_tenant_key(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     from tests.tenants_kit import PATH_SECRET, SIP

@@ -85,7 +85,8 @@ def zengine_startup(runtime: Runtime) -> None:
 
 @hookspec
 def zengine_shutdown(runtime: Runtime) -> None:
-    """Release what :func:`zengine_startup` opened. Called once, in reverse plugin order;
+    """Release what :func:`zengine_startup` opened. Called once, in reverse plugin order,
+    also after a startup that failed part-way (so release only what ``runtime.state`` holds);
     an exception here is logged and does not stop the other plugins' shutdown.
 
     .. versionadded:: 0.1

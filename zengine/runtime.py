@@ -104,23 +104,33 @@ class Runtime:
         return top if name == "" else top.tenants.get(name)
 
     def start(self) -> None:
-        if not self.started:
-            if self.root is not None:
-                # One bounded verification pool for every tenant: it bounds the machine.
-                self.__dict__["passwords"] = self.root.passwords
-            self.passwords.warm()
-            self.documents.open()  # a straggler's put after a stop is not kept: until now
-            self.store = self.hooks.shared_store(self) or MemoryStore()
-            _ = self.logins
-            self.hooks.startup(self)
-            self.transforms = self.hooks.transforms(self)
-            # After startup: the guard knows by then whether its counters live in Redis.
-            self.fast.decide()
-            self.started = True
-            # Every tenant's plugin state (users files, pools, guard) is built now, not on
-            # its first request.
-            for tenant in self.tenants.values():
-                tenant.start()
+        if self.started:
+            return
+        try:
+            self._start()
+        except BaseException:
+            # What did open (pools, connections, threads, started tenants) is released: a
+            # SIGHUP with a config whose startup fails would otherwise leak them each time.
+            self._release()
+            raise
+
+    def _start(self) -> None:
+        if self.root is not None:
+            # One bounded verification pool for every tenant: it bounds the machine.
+            self.__dict__["passwords"] = self.root.passwords
+        self.passwords.warm()
+        self.documents.open()  # a straggler's put after a stop is not kept: until now
+        self.store = self.hooks.shared_store(self) or MemoryStore()
+        _ = self.logins
+        self.hooks.startup(self)
+        self.transforms = self.hooks.transforms(self)
+        # After startup: the guard knows by then whether its counters live in Redis.
+        self.fast.decide()
+        self.started = True
+        # Every tenant's plugin state (users files, pools, guard) is built now, not on
+        # its first request.
+        for tenant in self.tenants.values():
+            tenant.start()
 
     def serve_on(self, loop: asyncio.AbstractEventLoop) -> None:
         """After :meth:`start`, on the event loop that serves it (the app's lifespan): the
@@ -133,22 +143,26 @@ class Runtime:
 
     def stop(self) -> None:
         if self.started:
-            for tenant in reversed(list(self.tenants.values())):
-                tenant.stop()
-            # The memo's kept parses hold passwords: gone with the runtime (a reload keeps
-            # the old one referenced until it is collected). Only if it was ever built.
-            fast: FastPath | None = self.__dict__.get("fast")
-            if fast is not None:
-                fast.close()
-            documents: DocumentCache | None = self.__dict__.get("documents")
-            if documents is not None:  # its SIP passwords, likewise
-                documents.close()
-            self.hooks.shutdown(self)
-            self.store.close()
-            if self.root is None:
-                self.passwords.pool.close()
-            self.started = False
+            self._release()
 
+    def _release(self) -> None:
+        """Close what :meth:`start` opened; also after a start that failed part-way (each
+        plugin's ``zengine_shutdown`` releases only what its state says it opened)."""
+        for tenant in reversed(list(self.tenants.values())):
+            tenant.stop()
+        # The memo's kept parses hold passwords: gone with the runtime (a reload keeps
+        # the old one referenced until it is collected). Only if it was ever built.
+        fast: FastPath | None = self.__dict__.get("fast")
+        if fast is not None:
+            fast.close()
+        documents: DocumentCache | None = self.__dict__.get("documents")
+        if documents is not None:  # its SIP passwords, likewise
+            documents.close()
+        self.hooks.shutdown(self)
+        self.store.close()
+        if self.root is None:
+            self.passwords.pool.close()
+        self.started = False
 
 def build_runtime(
     settings: Settings, *, load_entrypoints: bool = True,
