@@ -193,3 +193,43 @@ def test_a_client_silent_in_the_tls_handshake_is_dropped(tmp_path: Path, pki: Pk
         assert _up(f"https://127.0.0.1:{port}/livez", pki.trust())
     finally:
         stop(proc)
+
+
+#: TLS 1.2 suites for the server's ECDSA key: every engine offers the AEAD ones rustls (granian)
+#: has, and none of the CBC ones (uvicorn took Python's defaults, CBC and all; hypercorn
+#: lacked ChaCha20, which granian and uvicorn offer).
+TLS12_OFFERED = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+                 "ECDHE-ECDSA-CHACHA20-POLY1305")
+TLS12_REFUSED = ("ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA384",
+                 "ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA")
+
+
+def _handshakes(port: int, pki: Pki, suite: str) -> bool:
+    """Whether a TLS 1.2 client offering ``suite`` alone completes a handshake."""
+    client = pki.trust()
+    client.maximum_version = ssl.TLSVersion.TLSv1_2
+    client.set_ciphers(suite)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+                client.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            return tls.cipher()[0] == suite
+    except (ssl.SSLError, ConnectionError):
+        return False
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_engine_offers_the_same_tls12_suites(tmp_path: Path, pki: Pki,
+                                                   engine: str) -> None:
+    proc, port, log = _serve(tmp_path, {
+        "ZENGINE_SERVER__ENGINE": engine, "ZENGINE_SERVER__TLS_CERTIFICATE": str(pki.cert),
+        "ZENGINE_SERVER__TLS_KEY": str(pki.key)})
+    try:
+        wait_until(lambda: _up(f"https://127.0.0.1:{port}/livez", pki.trust()),
+                   f"{engine} (TLS)", log, proc, 60)
+        accepted = {suite: _handshakes(port, pki, suite)
+                    for suite in (*TLS12_OFFERED, *TLS12_REFUSED)}
+    finally:
+        stop(proc)
+    assert accepted == {**dict.fromkeys(TLS12_OFFERED, True),
+                        **dict.fromkeys(TLS12_REFUSED, False)}, accepted

@@ -89,6 +89,12 @@ def serve(settings: Settings, *, config_path: str | None, host: str | None = Non
         return engine.run(settings, bind)
 
 
+#: TLS 1.2 suites on every engine: granian's own (rustls offers these and nothing else), given
+#: to hypercorn (whose default lacked ChaCha20) and uvicorn (whose default, Python's, also
+#: took CBC and DHE suites). TLS 1.3 has its own suites, alike everywhere.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+
 @dataclass(frozen=True)
 class TlsFiles:
     """``[server] tls_certificate``, ``tls_key`` and ``tls_client_ca``, relative to the config

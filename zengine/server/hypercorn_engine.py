@@ -12,7 +12,7 @@ from typing import Any
 from hypercorn.config import Config, Sockets
 
 from zengine.log import held_lines
-from zengine.server import Bind, tls_files
+from zengine.server import TLS12_CIPHERS, Bind, tls_files
 from zengine.settings import Settings
 
 # Hypercorn's default format carries the Referer (which may hold a query string); ours does
@@ -64,6 +64,7 @@ def hypercorn_config(settings: Settings, bind: Bind) -> Config:
     if files is not None:
         config.certfile = str(files.certificate)
         config.keyfile = str(files.key)
+        config.ciphers = TLS12_CIPHERS
         # The read deadline starts after the handshake: without this, a client silent in it
         # held its connection for hypercorn's 60 s whatever read_timeout says.
         config.ssl_handshake_timeout = server.read_timeout

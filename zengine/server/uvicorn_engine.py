@@ -21,7 +21,7 @@ import ssl
 from typing import Any
 
 from zengine.reload import spawning_ignores_sighup
-from zengine.server import WORKER_APP, Bind, tls_files
+from zengine.server import TLS12_CIPHERS, WORKER_APP, Bind, tls_files
 from zengine.settings import Settings
 
 ACCESS_LOGGER = "uvicorn.access"
@@ -64,6 +64,7 @@ def tls_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {
         "ssl_certfile": str(files.certificate),
         "ssl_keyfile": str(files.key),
+        "ssl_ciphers": TLS12_CIPHERS,
         # A module-level function with its argument: the config is pickled to each worker.
         "loop": functools.partial(handshake_bounded_loop, float(settings.server.read_timeout))}
     if files.client_ca is not None:
