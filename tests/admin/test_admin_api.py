@@ -94,6 +94,18 @@ def test_invalid_body_names_the_field(srv: AdminServer) -> None:
                       headers={"Content-Type": "text/plain"}).status == 415
 
 
+def test_a_deeply_nested_body_is_a_400_not_a_500(srv: AdminServer) -> None:
+    """json.loads raises RecursionError, not a JSONDecodeError, past Python's recursion limit:
+    a body of nested arrays well under the size limit is still only a body that is not JSON."""
+    admin = srv.client()
+    for raw in (b"[" * 100_000, b'{"a":' * 50_000, b"[" * 100_000 + b"]" * 100_000):
+        reply = admin.call("POST", "/api/v1/users", raw=raw,
+                           headers={"Content-Type": "application/json"})
+        assert reply.status == 400, reply.body
+        assert reply.headers["content-type"] == "application/problem+json"
+        assert "not JSON" in reply.json()["detail"]
+
+
 def test_tenant_key_sees_only_its_tenant(srv: AdminServer) -> None:
     admin, acme = srv.client(), srv.client("acme")
     assert admin.call("POST", "/api/v1/users", {**CAROL, "username": "erin",
