@@ -233,3 +233,40 @@ def test_every_engine_offers_the_same_tls12_suites(tmp_path: Path, pki: Pki,
         stop(proc)
     assert accepted == {**dict.fromkeys(TLS12_OFFERED, True),
                         **dict.fromkeys(TLS12_REFUSED, False)}, accepted
+
+
+@pytest.mark.subprocess
+def test_a_key_with_a_pass_phrase_is_a_configuration_error_not_a_prompt(tmp_path: Path,
+                                                                        pki: Pki) -> None:
+    """OpenSSL asks for a pass phrase on the terminal when nothing supplies one: ``zengine
+    serve`` waited at that prompt for ever (stdin a terminal, as at an operator's shell)."""
+    import pty
+
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(pki.rsa_key.read_bytes(), password=None)
+    encrypted = tmp_path / "encrypted-key.pem"
+    encrypted.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pass-phrase-4711")))
+    encrypted.chmod(0o600)
+    _terminal, stdin = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zengine.cli", "serve", "--config", str(EXAMPLE_CONFIG)],
+        stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "ZENGINE_SERVER__PORT": str(free_port()),
+             "ZENGINE_SERVER__TLS_CERTIFICATE": str(pki.rsa_cert),
+             "ZENGINE_SERVER__TLS_KEY": str(encrypted)})
+    try:
+        output, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("zengine serve waited at OpenSSL's pass phrase prompt")
+    finally:
+        os.close(_terminal)
+        os.close(stdin)
+    text = output.decode()
+    assert proc.returncode == 2, text
+    assert f"key {encrypted}" in text and "pass phrase" in text, text
+    assert "Enter PEM pass phrase" not in text and "Traceback" not in text, text

@@ -125,9 +125,15 @@ def check_tls(settings: Settings) -> None:
         return
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
-        context.load_cert_chain(files.certificate, files.key)
+        # Asked only for a key with a pass phrase, which no engine is given: without this,
+        # OpenSSL prompts on the terminal and the server waits there.
+        context.load_cert_chain(files.certificate, files.key, password=_no_pass_phrase)
         if files.client_ca is not None:
             context.load_verify_locations(files.client_ca)
+    except _PassPhrase:
+        raise ConfigError(f"[server] TLS: key {files.key} has a pass phrase: zengine needs it "
+                          "unencrypted (e.g. openssl pkey -in KEY -out KEY.plain), mode "
+                          "0600") from None
     except (OSError, ssl.SSLError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise ConfigError(f"[server] TLS: cannot load certificate {files.certificate}, key "
@@ -135,6 +141,14 @@ def check_tls(settings: Settings) -> None:
                           + (f" or client CA {files.client_ca}"
                              if files.client_ca is not None else "")
                           + f": {reason}") from None
+
+
+class _PassPhrase(Exception):
+    """The TLS key is encrypted."""
+
+
+def _no_pass_phrase() -> bytes:
+    raise _PassPhrase
 
 
 def check_bindable(bind: Bind) -> None:
