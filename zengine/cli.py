@@ -56,9 +56,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from zengine.runtime import check_servable
+    from zengine.server import check_tls
 
     runtime = _runtime(args)
     check_servable(runtime)
+    check_tls(runtime.settings)  # what ``serve`` would refuse, refused here too
     runtime.start()
     failed = False
     try:

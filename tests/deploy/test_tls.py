@@ -270,3 +270,18 @@ def test_a_key_with_a_pass_phrase_is_a_configuration_error_not_a_prompt(tmp_path
     assert proc.returncode == 2, text
     assert f"key {encrypted}" in text and "pass phrase" in text, text
     assert "Enter PEM pass phrase" not in text and "Traceback" not in text, text
+
+
+def test_check_config_refuses_the_tls_files_serve_would_refuse(
+        pki: Pki, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``check-config`` said OK for a key ``serve`` then refused (one that does not match its
+    certificate here): it loads the TLS files as ``serve`` does."""
+    from zengine import cli
+
+    monkeypatch.setenv("ZENGINE_SERVER__TLS_CERTIFICATE", str(pki.cert))
+    monkeypatch.setenv("ZENGINE_SERVER__TLS_KEY", str(pki.rsa_key))  # the other leaf's key
+    assert cli.main(["check-config", "--config", str(EXAMPLE_CONFIG)]) == 2
+    err = capsys.readouterr().err
+    assert f"key {pki.rsa_key}" in err and "Traceback" not in err, err
+    monkeypatch.setenv("ZENGINE_SERVER__TLS_KEY", str(pki.key))
+    assert cli.main(["check-config", "--config", str(EXAMPLE_CONFIG)]) == 0
