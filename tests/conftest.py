@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -52,8 +53,12 @@ def spy_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     assert handler is not None
     writes: list[str] = []
     real = handler._write
-    monkeypatch.setattr(handler, "_write", lambda line, record=None: (
-        writes.append(line), real(line, record)))
+
+    def write(line: str, record: logging.LogRecord | None = None) -> None:
+        writes.append(line)
+        real(line, record)
+
+    monkeypatch.setattr(handler, "_write", write)
     return writes
 
 

@@ -3,8 +3,8 @@ own call for ``detect_client`` and ``login_check``, the facade's former loops fo
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import Any
+from collections.abc import Collection, Generator
+from typing import Any, TypedDict, Unpack
 
 import pluggy
 import pytest
@@ -14,10 +14,29 @@ from zengine import hookimpl, hookplans, hookspecs
 from zengine.plugins import Hooks, create_plugin_manager
 
 RUNTIME: Any = object()  # passed through to the implementations, never looked at
+#: Stand-ins for the hooks' other arguments: passed through, recorded by their repr.
+REQUEST: Any = "r"
+ATTEMPT: Any = "x"
+OBSERVATION: Any = "o"
+EVENT: Any = "e"
+IDENTITY: Any = "id"
+
+
+class Marks(TypedDict, total=False):
+    """The ``hookimpl`` ordering marks a recorder takes."""
+
+    tryfirst: bool
+    trylast: bool
+
+
+def _detect(hooks: Hooks) -> object:
+    """``hooks.detect_client`` on the stand-in request. ``object``: the recorders answer
+    strings where a real plugin would answer a ClientInfo."""
+    return hooks.detect_client(REQUEST, RUNTIME)
 
 
 def _recorder(calls: list[str], name: str, answers: dict[str, Any] | None = None,
-              raising: set[str] = frozenset(), **marks: bool) -> object:
+              raising: Collection[str] = frozenset(), **marks: Unpack[Marks]) -> object:
     """A plugin implementing every planned hook: records its calls, answers ``answers[hook]``
     (default ``None``), raises for the hooks in ``raising``."""
     answers = answers or {}
@@ -60,14 +79,16 @@ def _recorder(calls: list[str], name: str, answers: dict[str, Any] | None = None
     return Plugin()
 
 
-def _manager(calls: list[str], *specs: tuple[str, dict[str, Any], set[str], dict[str, bool]],
-             ) -> pluggy.PluginManager:
+Spec = tuple[str, dict[str, Any], set[str], Marks]
+
+
+def _manager(calls: list[str], *specs: Spec) -> pluggy.PluginManager:
     plugins = [(name, _recorder(calls, name, answers, raising, **marks))
                for name, answers, raising, marks in specs]
     return create_plugin_manager(load_entrypoints=False, plugins=plugins)
 
 
-ORDERED = (("plain1", {}, set(), {}), ("last", {}, set(), {"trylast": True}),
+ORDERED: tuple[Spec, ...] = (("plain1", {}, set(), {}), ("last", {}, set(), {"trylast": True}),
            ("first", {}, set(), {"tryfirst": True}), ("plain2", {}, set(), {}))
 
 
@@ -104,16 +125,16 @@ def test_a_firstresult_hook_skips_none_and_stops_at_the_first_answer() -> None:
     hooks = Hooks(pm)
     # pluggy: c (last registered) first -> "C", b and a not called.
     assert pm.hook.zengine_detect_client(request="r", runtime=RUNTIME) == "C"
-    assert hooks.detect_client("r", RUNTIME) == "C"  # type: ignore[arg-type]
+    assert _detect(hooks) == "C"
     assert [call.split(".")[0] for call in calls] == ["c", "c"]
     calls.clear()
     pm2 = _manager(calls, ("a", {"detect_client": "A"}, set(), {}), ("b", {}, set(), {}))
-    assert Hooks(pm2).detect_client("r", RUNTIME) == "A"  # type: ignore[arg-type]
+    assert _detect(Hooks(pm2)) == "A"
     assert [call.split(".")[0] for call in calls] == ["b", "a"]
     calls.clear()
     pm3 = _manager(calls, ("b", {}, set(), {}))
-    assert Hooks(pm3).detect_client("r", RUNTIME) is None  # type: ignore[arg-type]
-    assert Hooks(_manager(calls)).detect_client("r", RUNTIME) is None  # type: ignore[arg-type]
+    assert _detect(Hooks(pm3)) is None
+    assert _detect(Hooks(_manager(calls))) is None
 
 
 def test_a_raising_implementation_propagates_as_from_pluggy() -> None:
@@ -125,7 +146,7 @@ def test_a_raising_implementation_propagates_as_from_pluggy() -> None:
     pluggy_calls = list(calls)
     calls.clear()
     with pytest.raises(RuntimeError, match="b fails login_check"):
-        Hooks(pm).login_check("x", RUNTIME)  # type: ignore[arg-type]
+        Hooks(pm).login_check(ATTEMPT, RUNTIME)
     assert calls == pluggy_calls and [c.split(".")[0] for c in calls] == ["c", "b"]
 
 
@@ -152,7 +173,7 @@ def test_a_wrapper_means_pluggy_itself(style: str) -> None:
     pm = _manager(calls, ("a", {"detect_client": "A"}, set(), {}))
     pm.register(Wrapping(), name="wrapping")
     assert hookplans.pluggy_plan(pm, "zengine_detect_client", ("request", "runtime")) is None
-    assert Hooks(pm).detect_client("r", RUNTIME) == "wrapped A"  # type: ignore[arg-type]
+    assert _detect(Hooks(pm)) == "wrapped A"
     assert calls[0] == "wrap.before" and calls[-1] == "wrap.after"
 
 
@@ -208,11 +229,11 @@ def test_data_generations_as_before() -> None:
     pm = _manager(calls, ("a", {"data_generation": 3}, set(), {}),
                   ("b", {"data_generation": "x"}, set(), {"tryfirst": True}))
     hooks = Hooks(pm)
-    assert hooks.data_generations("id", RUNTIME) == ["b=x", "a=3"]  # type: ignore[arg-type]
+    assert hooks.data_generations(IDENTITY, RUNTIME) == ["b=x", "a=3"]
     assert calls == ["b.data_generation(True,)", "a.data_generation(True,)"]
     pm.register(_recorder(calls, "c", {"data_generation": None}), name="c")
     calls.clear()
-    assert hooks.data_generations("id", RUNTIME) is None  # type: ignore[arg-type]
+    assert hooks.data_generations(IDENTITY, RUNTIME) is None
     # pluggy's order: b (tryfirst), then c (the last registered); c's None ends it.
     assert calls == ["b.data_generation(True,)", "c.data_generation(True,)"]
 
@@ -221,21 +242,21 @@ def test_plans_follow_registrations() -> None:
     calls: list[str] = []
     pm = _manager(calls, ("a", {}, set(), {}))
     hooks = Hooks(pm)
-    hooks.observe("o", RUNTIME)  # type: ignore[arg-type]
-    assert hooks.detect_client("r", RUNTIME) is None  # type: ignore[arg-type]
+    hooks.observe(OBSERVATION, RUNTIME)
+    assert _detect(hooks) is None
     pm.register(_recorder(calls, "b", {"detect_client": "B"}), name="b")
     calls.clear()
-    hooks.observe("o", RUNTIME)  # type: ignore[arg-type]
-    assert hooks.detect_client("r", RUNTIME) == "B"  # type: ignore[arg-type]
+    hooks.observe(OBSERVATION, RUNTIME)
+    assert _detect(hooks) == "B"
     assert calls == ["b.observe()", "a.observe()", "b.detect_client('r', True)"]  # newest first
     pm.unregister(name="b")
     calls.clear()
-    hooks.observe("o", RUNTIME)  # type: ignore[arg-type]
-    assert hooks.detect_client("r", RUNTIME) is None  # type: ignore[arg-type]
+    hooks.observe(OBSERVATION, RUNTIME)
+    assert _detect(hooks) is None
     assert calls == ["a.observe()", "a.detect_client('r', True)"]
     pm.set_blocked("a")
     calls.clear()
-    hooks.observe("o", RUNTIME)  # type: ignore[arg-type]
+    hooks.observe(OBSERVATION, RUNTIME)
     assert calls == []
 
 
@@ -243,11 +264,11 @@ def test_call_monitoring_sees_every_pluggy_hook_call() -> None:
     calls: list[str] = []
     pm = _manager(calls, ("a", {"detect_client": "A"}, set(), {}))
     hooks = Hooks(pm)
-    assert hooks.detect_client("r", RUNTIME) == "A"  # type: ignore[arg-type]
+    assert _detect(hooks) == "A"
     seen: list[str] = []
     pm.add_hookcall_monitoring(lambda name, impls, kwargs: seen.append(name),
                                lambda outcome, name, impls, kwargs: None)
-    assert hooks.detect_client("r", RUNTIME) == "A"  # type: ignore[arg-type]
+    assert _detect(hooks) == "A"
     assert seen == ["zengine_detect_client"]
 
 
@@ -256,8 +277,8 @@ def test_a_plain_pluggy_manager_is_never_stale() -> None:
     pm = pluggy.PluginManager("zengine")
     pm.add_hookspecs(hookspecs)
     hooks = Hooks(pm)
-    assert hooks.detect_client("r", RUNTIME) is None  # type: ignore[arg-type]
+    assert _detect(hooks) is None
     pm.register(_recorder(calls, "a", {"detect_client": "A"}), name="a")
-    assert hooks.detect_client("r", RUNTIME) == "A"  # type: ignore[arg-type]
-    hooks.audit("e", RUNTIME)  # type: ignore[arg-type]
+    assert _detect(hooks) == "A"
+    hooks.audit(EVENT, RUNTIME)
     assert calls == ["a.detect_client('r', True)", "a.audit('e',)"]

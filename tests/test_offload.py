@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import threading
 import time
-from typing import Any
 
 import pytest
 
@@ -22,7 +22,7 @@ def test_at_most_limit_jobs_run_at_once_and_every_result_reaches_its_caller() ->
     lock = threading.Lock()
     running = peak = 0
 
-    def job(n: int) -> Any:
+    def job(n: int) -> int:
         nonlocal running, peak
         with lock:
             running += 1
@@ -32,8 +32,9 @@ def test_at_most_limit_jobs_run_at_once_and_every_result_reaches_its_caller() ->
             running -= 1
         return n
 
-    async def scenario() -> list[Any]:
-        return await asyncio.gather(*(offload.run(lambda n=n: job(n), 10) for n in range(60)))
+    async def scenario() -> list[int | None]:
+        return await asyncio.gather(*(offload.run(functools.partial(job, n), 10)
+                                      for n in range(60)))
 
     assert asyncio.run(scenario()) == list(range(60))
     assert peak == 3
@@ -42,7 +43,7 @@ def test_at_most_limit_jobs_run_at_once_and_every_result_reaches_its_caller() ->
 def test_context_vars_are_visible_in_the_job_and_its_changes_stay_there() -> None:
     offload = Offload(2)
 
-    def binds() -> Any:
+    def binds() -> str:
         seen = VAR.get()
         VAR.set("bound in the thread")
         return seen
@@ -58,7 +59,7 @@ def test_context_vars_are_visible_in_the_job_and_its_changes_stay_there() -> Non
 def test_an_exception_in_the_job_reaches_the_caller() -> None:
     offload = Offload(1)
 
-    def broken() -> Any:
+    def broken() -> str:
         raise ValueError("from the thread")
 
     async def scenario() -> None:
@@ -74,15 +75,19 @@ def test_past_the_deadline_the_caller_gets_none_and_a_waiting_job_never_runs() -
     release = threading.Event()
     ran: list[str] = []
 
-    def slow() -> Any:
+    def slow() -> str:
         release.wait(30)
         return "slow"
+
+    def waiter() -> str:
+        ran.append("waiter")
+        return "ran"  # not None: ``is None`` below means the deadline answered, not the job
 
     async def scenario() -> None:
         holder = asyncio.ensure_future(offload.run(slow, 5))
         await asyncio.sleep(0.05)  # it has the only slot
         started = time.monotonic()
-        assert await offload.run(lambda: ran.append("waiter"), 0.1) is None
+        assert await offload.run(waiter, 0.1) is None
         assert time.monotonic() - started < 2
         release.set()
         assert await holder == "slow"
@@ -100,18 +105,18 @@ def test_a_stuck_thread_is_abandoned_its_slot_given_back_and_replaced() -> None:
     release = threading.Event()
     threads: set[int] = set()
 
-    def stuck() -> Any:
+    def stuck() -> str:
         threads.add(threading.get_ident())
         release.wait(30)
         return "late"
 
-    def where() -> Any:
+    def where() -> int:
         return threading.get_ident()
 
     async def scenario() -> None:
         assert await offload.run(stuck, 0.1) is None
         other = await offload.run(where, 5)  # the one slot again, in a new thread
-        assert other not in threads
+        assert other is not None and other not in threads
 
     try:
         asyncio.run(scenario())
@@ -166,8 +171,11 @@ def test_every_thread_stuck_refuses_past_the_queue_bound() -> None:
 def test_several_event_loops_one_after_another_share_the_pool() -> None:
     offload = Offload(2)
 
-    async def scenario(n: int) -> list[Any]:
-        return await asyncio.gather(*(offload.run(lambda i=i: n * 100 + i, 5)
+    async def scenario(n: int) -> list[int | None]:
+        def value(i: int) -> int:
+            return n * 100 + i
+
+        return await asyncio.gather(*(offload.run(functools.partial(value, i), 5)
                                       for i in range(10)))
 
     for n in range(3):

@@ -11,13 +11,15 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from zengine import errors
 from zengine.log import release_held
-from zengine.pipeline import Reply
 
 #: Provisioning requests in worker threads at once, per process (anyio's default too).
 PROVISION_THREADS = 40
+
+_T = TypeVar("_T")
 
 
 class Offload:
@@ -36,7 +38,7 @@ class Offload:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._cap = 4 * limit
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Job[Any]] = queue.SimpleQueue()
         #: Guards the counts below and every :class:`_Slots`' ``ready`` and ``woken``.
         self._lock = threading.Lock()
         #: Threads waiting for a job, less the jobs queued (negative: jobs wait for one).
@@ -44,14 +46,17 @@ class Offload:
         self._threads = 0
         self._slots: _Slots | None = None
 
-    async def run(self, work: Callable[[], Reply], deadline: float) -> Reply | None:
-        """``work()`` in a thread, in a copy of the caller's context; ``None`` past the deadline."""
+    async def run(self, work: Callable[[], _T], deadline: float) -> _T | None:
+        """``work()`` in a thread, in a copy of the caller's context; ``None`` past the deadline.
+
+        Generic in what ``work`` returns (the app's jobs: a :class:`~zengine.pipeline.Reply`):
+        nothing here looks at the result, it is only handed back."""
         loop = asyncio.get_running_loop()
         slots = self._slots
         if slots is None or slots.loop is not loop:
             # Slots and futures belong to one event loop (tests run several, one after another).
             slots = self._slots = _Slots(loop, self.limit)
-        job = _Job(slots, loop.create_future(), contextvars.copy_context(), work)
+        job: _Job[_T] = _Job(slots, loop.create_future(), contextvars.copy_context(), work)
         timer = loop.call_at(loop.time() + deadline, _expire, job.future)
         try:
             if slots.free > 0:
@@ -87,7 +92,7 @@ class Offload:
             return
         slots.free += 1
 
-    def _submit(self, job: _Job) -> None:
+    def _submit(self, job: _Job[Any]) -> None:
         with self._lock:
             spawn = self._idle <= 0 and self._threads < self._cap
             if not spawn and self._idle <= -self.limit:
@@ -118,7 +123,7 @@ class Offload:
                     self._idle += 1
                 continue
             try:
-                result: Reply | BaseException = job.context.run(work)
+                result: object = job.context.run(work)
             except BaseException as exc:
                 result = exc
             slots = job.slots
@@ -147,20 +152,19 @@ class _Slots:
     loop: asyncio.AbstractEventLoop
     free: int
     #: Jobs waiting for a slot, in arrival order (answered or cancelled ones are skipped).
-    waiting: deque[_Job] = field(default_factory=deque)
+    waiting: deque[_Job[Any]] = field(default_factory=deque)
     #: Results the threads finished and the loop has not delivered yet.
-    ready: list[tuple[asyncio.Future[Reply | None], Reply | BaseException]] = \
-        field(default_factory=list)
+    ready: list[tuple[asyncio.Future[Any], object]] = field(default_factory=list)
     #: A delivery is scheduled on the loop: later results ride along with it.
     woken: bool = False
 
 
 @dataclass(slots=True, eq=False)
-class _Job:
+class _Job(Generic[_T]):
     slots: _Slots
-    future: asyncio.Future[Reply | None]
+    future: asyncio.Future[_T | None]
     context: contextvars.Context
-    work: Callable[[], Reply] | None
+    work: Callable[[], _T] | None
     #: It holds one of the slots: given back when its caller is answered.
     slotted: bool = False
 
@@ -170,12 +174,12 @@ class _Job:
 OFFLOAD = Offload(PROVISION_THREADS)
 
 
-def _expire(future: asyncio.Future[Reply | None]) -> None:
+def _expire(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_result(None)  # its deadline: the caller is answered without the job
 
 
-def _settle(future: asyncio.Future[Reply | None], result: Reply | BaseException) -> None:
+def _settle(future: asyncio.Future[Any], result: object) -> None:
     if future.done():
         return  # abandoned at its deadline, or its caller cancelled
     if isinstance(result, BaseException):
