@@ -44,14 +44,18 @@ class RedisTestStore:
 
     def incr(self, key: str, ttl: float) -> int:
         count = self._call("incr", self.prefix + key)
-        return int(count)  # type: ignore[call-overload]
+        assert isinstance(count, int)  # INCR's reply
+        return count
 
     def delete(self, key: str) -> int:
-        return int(self._call("delete", self.prefix + key))  # type: ignore[call-overload]
+        removed = self._call("delete", self.prefix + key)
+        assert isinstance(removed, int)  # DEL's reply
+        return removed
 
     def keys(self, prefix: str) -> list[str]:
         found = self._call("keys", self.prefix + prefix + "*")
-        return sorted(k.decode()[len(self.prefix):] for k in found)  # type: ignore[attr-defined]
+        assert isinstance(found, list)  # KEYS' reply: the names, as bytes
+        return sorted(k.decode()[len(self.prefix):] for k in found)
 
     def close(self) -> None:
         self.client.close()

@@ -157,13 +157,15 @@ def test_access_line_straight_to_the_handler_matches_stdlib(
     config.accesslog = logging.getLogger("hypercorn.access")
     config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss "%(a)s"'
     access = http_layer.AccessLogger(config)
+    logger = access.access_logger
+    assert logger is not None  # config.accesslog set above
     root = logging.getLogger()
     # pytest's own capturing handlers sit on the root logger during a test: with them the
     # record must go the stdlib way (they would see it), so they are taken off here.
-    assert direct_handler(access.access_logger, logging.INFO) is None or root.handlers == [
+    assert direct_handler(logger, logging.INFO) is None or root.handlers == [
         zlog._Output.handler]
     monkeypatch.setattr(root, "handlers", [zlog._Output.handler])
-    assert direct_handler(access.access_logger, logging.INFO) is zlog._Output.handler
+    assert direct_handler(logger, logging.INFO) is zlog._Output.handler
     request = {"type": "http", "method": "GET", "path": "/id.php", "http_version": "1.1",
                "client": ("127.0.0.1", 5000), "query_string": b"password=hunter2",
                "headers": [(b"user-agent", b"Zoiper \x1b[2J password=x")]}
@@ -174,23 +176,23 @@ def test_access_line_straight_to_the_handler_matches_stdlib(
     stream.seek(0)
     stream.truncate()
     # The stdlib way: a LogRecord through the ProcessorFormatter.
-    access.access_logger.info(access.access_log_format, access.atoms(request, response, 0.25))
+    logger.info(access.access_log_format, access.atoms(request, response, 0.25))
     slow = stream.getvalue()
     assert fast.count("\n") == slow.count("\n") == 1
     _same(fast, slow)
     assert "hunter2" not in fast and "password=x" not in fast
     # Another handler on the way: the stdlib record again, seen by both.
     extra = logging.StreamHandler(io.StringIO())
-    access.access_logger.addHandler(extra)
+    logger.addHandler(extra)
     try:
-        assert direct_handler(access.access_logger, logging.INFO) is None
+        assert direct_handler(logger, logging.INFO) is None
     finally:
-        access.access_logger.removeHandler(extra)
-    access.access_logger.setLevel(logging.WARNING)
+        logger.removeHandler(extra)
+    logger.setLevel(logging.WARNING)
     try:
-        assert direct_handler(access.access_logger, logging.INFO) is None
+        assert direct_handler(logger, logging.INFO) is None
     finally:
-        access.access_logger.setLevel(logging.NOTSET)
+        logger.setLevel(logging.NOTSET)
 
 
 def test_granian_access_line_written_by_zengine_matches_granians_own(
@@ -208,7 +210,9 @@ def test_granian_access_line_written_by_zengine_matches_granians_own(
     monkeypatch.setattr(root, "handlers", [zlog._Output.handler])
     logging.getLogger("granian.access").handlers[:] = []
     logging.getLogger("granian.access").propagate = True
-    write = granian.log.log_request_builder(granian_engine.ACCESS_LOG_FORMAT)
+    # granian.log has no annotations.
+    write = granian.log.log_request_builder(  # type: ignore[no-untyped-call]
+        granian_engine.ACCESS_LOG_FORMAT)
     request = {"addr_remote": "127.0.0.1", "protocol": "HTTP/1.1", "path": "/id.php",
                "qs": "password=hunter2", "method": "GET", "scheme": "http"}
     write(time.time(), time.perf_counter(), request, 200)
@@ -349,8 +353,12 @@ def test_a_line_from_another_thread_sharing_the_context_is_not_lost(
     inside = threading.Event()
     with zlog.held_lines():
         context = contextvars.copy_context()
-        thread = threading.Thread(target=context.run, args=(
-            lambda: (log.info("other thread"), inside.set()),))
+
+        def other() -> None:
+            log.info("other thread")
+            inside.set()
+
+        thread = threading.Thread(target=context.run, args=(other,))
         thread.start()
         assert inside.wait(10)
         assert _events(stream)[-1] == "other thread"  # not held in this thread's block

@@ -18,7 +18,10 @@ DESKTOP = Version(5, 0)
 
 def _mutated(golden: str, xpath: str, change: str, value: str = "") -> bytes:
     root = etree.fromstring((GOLDEN / golden).read_bytes())
-    node = root.xpath(xpath)[0]
+    found = root.xpath(xpath)
+    assert isinstance(found, list) and found, xpath
+    node = found[0]
+    assert isinstance(node, etree._Element), xpath
     if change == "text":
         node.text = value
     elif change == "tag":
@@ -26,7 +29,9 @@ def _mutated(golden: str, xpath: str, change: str, value: str = "") -> bytes:
     elif change == "add":
         etree.SubElement(node, value).text = "x"
     else:
-        node.getparent().remove(node)
+        parent = node.getparent()
+        assert parent is not None, xpath
+        parent.remove(node)
     return etree.tostring(root)
 
 

@@ -28,6 +28,7 @@ from zengine.runtime import Runtime
 from zengine_guard.guard import Guard
 from zengine_guard.redis_state import RedisState
 from zengine_guard.state import Who
+from zengine_guard.store import RedisStore
 from zengine_static.users import load_users
 
 ALICE = Who("", "alice", "127.0.0.1")
@@ -53,7 +54,7 @@ def trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     def counted(self: Any, command: Any, check_health: bool = True) -> None:
         sent[0] += 1
-        real(self, command, check_health)
+        real(self, command, check_health)  # type: ignore[no-untyped-call]  # redis-py's is untyped
 
     monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
     return sent
@@ -65,8 +66,15 @@ def state_of(runtime: Runtime) -> RedisState:
     return guard.state
 
 
+def alice_entry(runtime: Runtime) -> str:
+    """The Redis key of alice's verified-login cache entry (the guard's store holds it)."""
+    entries = runtime.logins.entries
+    assert isinstance(entries, RedisStore)
+    return entries.prefix + runtime.logins.slot("alice")
+
+
 def pending(state: RedisState) -> int:
-    return int(state.client.zcard(state._k("", "lock", "alice") + ":pending"))  # type: ignore[arg-type]
+    return int(state.client.zcard(state._k("", "lock", "alice") + ":pending"))
 
 
 def test_returning_login_is_one_round_trip(runtime: Runtime, trips: list[int],
@@ -98,7 +106,7 @@ def test_a_settled_login_that_fails_records_its_failure_and_no_one_elses_flight(
     assert counted.calls == 2  # the slow check, against the new hash
     assert pending(state) == 1  # the other login's mark is still there
     acct = state._k("", "acct", "alice")
-    assert state.client.zcard(acct) == 1  # type: ignore[attr-defined]
+    assert state.client.zcard(acct) == 1
 
 
 def test_a_disabled_user_with_a_settled_check_is_refused_and_counted(
@@ -109,7 +117,7 @@ def test_a_disabled_user_with_a_settled_check_is_refused_and_counted(
     runtime.state["static"] = {"alice": users["alice"].model_copy(update={"enabled": False})}
     result = guarded_login(runtime, "wonderland")
     assert isinstance(result, Rejected) and result.reason == "user disabled"
-    assert state.client.zcard(state._k("", "acct", "alice")) == 1  # type: ignore[attr-defined]
+    assert state.client.zcard(state._k("", "acct", "alice")) == 1
 
 
 def test_failures_of_the_address_are_cleared_by_a_returning_success(
@@ -120,11 +128,11 @@ def test_failures_of_the_address_are_cleared_by_a_returning_success(
     state.check(ALICE, time.time())
     state.fail(ALICE, "0123456789abcdef", time.time())  # a wrong password, entry kept
     acct = state._k("", "acct", "alice")
-    assert state.client.zcard(acct) == 1  # type: ignore[attr-defined]
+    assert state.client.zcard(acct) == 1
     trips[0] = 0
     assert isinstance(guarded_login(runtime, "wonderland"), Identity)
     assert trips[0] == 2  # check, then SUCCEED
-    assert state.client.zcard(acct) == 0  # type: ignore[attr-defined]
+    assert state.client.zcard(acct) == 0
     assert pending(state) == 0
 
 
@@ -200,7 +208,7 @@ def test_a_settled_check_whose_record_never_came_does_not_settle_the_next(
     with logincache.prefetching():
         guard.check(attempt, runtime.logins)  # not settled: a failure of this address
         guard.record(attempt, LoginResult(accepted=True))
-    assert state.client.zcard(state._k("", "acct", "alice")) == 0  # type: ignore[attr-defined]
+    assert state.client.zcard(state._k("", "acct", "alice")) == 0
 
 
 def spend_flood(state: RedisState) -> None:
@@ -209,7 +217,7 @@ def spend_flood(state: RedisState) -> None:
     flood_ms = state.config.flood_window * 1000
     bucket = int(time.time() * 1000) // flood_ms
     for b in (bucket, bucket + 1):
-        state.client.set(f"{state._k('', 'flood')}:{b}", 10**6, px=60000)  # type: ignore[attr-defined]
+        state.client.set(f"{state._k('', 'flood')}:{b}", 10**6, px=60000)
 
 
 def test_a_settled_login_refused_by_the_flood_leaves_other_logins_in_flight(
@@ -243,7 +251,7 @@ def test_only_the_last_verified_passwords_tag_settles(runtime: Runtime) -> None:
     state = state_of(runtime)
     logins = runtime.logins
     assert isinstance(guarded_login(runtime, "wonderland"), Identity)
-    key = logins.entries.prefix + logins.slot("alice")  # type: ignore[attr-defined]
+    key = alice_entry(runtime)
     for password, settles in (("guess", False), ("wonderland", True)):
         verdict, value, settled = state.check_reading(ALICE, time.time(), key,
                                                       logins.tag("alice", password))
@@ -269,7 +277,7 @@ def test_a_wrong_password_is_in_flight_while_it_is_verified(
     assert isinstance(guarded_login(runtime, "guess"), Rejected)
     assert seen == [1]
     assert pending(state) == 0
-    assert state.client.zcard(state._k("", "acct", "alice")) == 1  # type: ignore[attr-defined]
+    assert state.client.zcard(state._k("", "acct", "alice")) == 1
 
 
 def test_only_the_settled_attempt_skips_its_success_record(runtime: Runtime) -> None:
@@ -291,7 +299,7 @@ def test_only_the_settled_attempt_skips_its_success_record(runtime: Runtime) -> 
         guard.check(here, runtime.logins)  # settled
         guard.record(there, LoginResult(accepted=True))
         guard.record(here, LoginResult(accepted=True))
-    assert state.client.zcard(state._k("", "acct", "alice")) == 0  # type: ignore[attr-defined]
+    assert state.client.zcard(state._k("", "acct", "alice")) == 0
 
 
 @pytest.fixture
@@ -311,7 +319,7 @@ def test_without_the_password_tag_entries_hit_and_no_login_settles(
     state = state_of(untagged)
     logins = untagged.logins
     assert isinstance(guarded_login(untagged, "wonderland"), Identity)
-    entry = state.client.get(logins.entries.prefix + logins.slot("alice"))  # type: ignore[attr-defined]
+    entry = state.client.get(alice_entry(untagged))
     assert isinstance(entry, bytes) and len(entry) == 32  # the digest alone: no tag
     for _ in range(2):
         trips[0] = 0
@@ -320,8 +328,7 @@ def test_without_the_password_tag_entries_hit_and_no_login_settles(
     assert counted.calls == 1  # the returning logins hit the cache
     assert pending(state) == 0
     # An entry written with its tag before the switch does not settle either.
-    state.client.set(logins.entries.prefix + logins.slot("alice"),  # type: ignore[attr-defined]
-                     entry + logins.tag("alice", "wonderland"), ex=60)
+    state.client.set(alice_entry(untagged), entry + logins.tag("alice", "wonderland"), ex=60)
     trips[0] = 0
     assert isinstance(guarded_login(untagged, "wonderland"), Identity)
     assert trips[0] == 2 and counted.calls == 1
