@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import httpx2 as httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.guard.conftest import prefix  # noqa: F401 - the Redis key prefix fixture
@@ -31,9 +30,3 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     wanted = set(labels.items())
     return sum(v for (n, got), v in samples.items() if n == name and wanted <= got)
 
-
-def scrape(url: str, **kwargs: object) -> Samples:
-    answer = httpx.get(url, timeout=30, **kwargs)  # type: ignore[arg-type]
-    assert answer.status_code == 200, answer.text
-    assert answer.headers["content-type"].startswith("text/plain; version=")
-    return parse(answer.text)
