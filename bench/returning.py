@@ -29,9 +29,9 @@ from pathlib import Path
 from argon2 import PasswordHasher
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
 
-from run import free_port, machine, replace_section  # noqa: E402
+from bench.run import free_port, machine, replace_section  # noqa: E402
 
 #: ../shared/peers/php-zoiper beside the checkout (a worktree one level deeper finds it too), or
 #: $BENCH_PEER_DIR (not ZENGINE_*: zengine reads those as settings and refuses unknown ones).

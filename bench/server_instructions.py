@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
 
-from returning import ALICE, EXAMPLE, EXAMPLE_USERS  # noqa: E402
-from run import free_port  # noqa: E402
+from bench.returning import ALICE, EXAMPLE, EXAMPLE_USERS  # noqa: E402
+from bench.run import free_port  # noqa: E402
 
 
 async def _logins(port: int, path: str, count: int, connections: int) -> int:

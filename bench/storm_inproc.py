@@ -144,7 +144,7 @@ def count_round_trips() -> list[int]:
 
     def counted(self: Any, command: Any, check_health: bool = True) -> None:
         sent[0] += 1
-        original(self, command, check_health)
+        original(self, command, check_health)  # type: ignore[no-untyped-call]  # redis-py's
 
     AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
     return sent
