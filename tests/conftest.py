@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
@@ -17,18 +18,54 @@ def service_missing(what: str) -> None:
     pytest.skip(what)
 
 
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
+from starlette.applications import Starlette  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 from zengine.app import create_app  # noqa: E402
+from zengine.runtime import Runtime  # noqa: E402
 from zengine.settings import Settings, load_settings  # noqa: E402
 from zengine.testing import plugin_list  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = ROOT / "config" / "zengine.example.toml"
 BUILTINS = ("zoiper", "static", "urls", "audit")
+
+
+#: ASGI's callables, for the tests that call an app (or an engine's wrapper) directly.
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Message, Receive, Send], Awaitable[None]]
+
+
+async def unused_receive() -> Message:
+    raise AssertionError("this app was not expected to receive")
+
+
+async def unused_send(message: Message) -> None:
+    raise AssertionError(f"this app was not expected to send: {message!r}")
+
+
+def run_asgi(app: ASGIApp, scope: Message, receive: Receive = unused_receive,
+             send: Send = unused_send) -> None:
+    """One call of ``app``, to its end, on an event loop of its own."""
+    async def call() -> None:
+        await app(scope, receive, send)
+
+    asyncio.run(call())
+
+
+def runtime_of(client: TestClient) -> Runtime:
+    """The runtime of the zengine app a test client serves (``app.state.runtime``)."""
+    app = client.app
+    assert isinstance(app, Starlette)
+    runtime = app.state.runtime
+    assert isinstance(runtime, Runtime)
+    return runtime
 
 
 @pytest.fixture(scope="session")

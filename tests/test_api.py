@@ -70,7 +70,7 @@ SURFACE = {"zengine.api": set(api.__all__), "zengine.testing": None, "zengine.te
 
 def _zengine_imports(path: Path) -> list[tuple[int, str, list[str]]]:
     """(line, module, names) of every import of zengine or one of its built-in plugins."""
-    found = []
+    found: list[tuple[int, str, list[str]]] = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found.extend((node.lineno, alias.name, []) for alias in node.names)

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import BaseModel
 
 from tests.conftest import ROOT
 from zengine import settings as s
+from zengine.doccache import DocumentCacheSettings
+from zengine.logincache import LoginCacheSettings
+from zengine.passwords import PasswordSettings
 
 DOC = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
-MODELS = [s.ServerSettings, s.RequestSettings, s.ClientSettings, s.ErrorStatusSettings,
-          s.LoggingSettings, s.AuthSettings, s.PasswordSettings, s.LoginCacheSettings,
-          s.DocumentCacheSettings]
+MODELS: list[type[BaseModel]] = [
+    s.ServerSettings, s.RequestSettings, s.ClientSettings, s.ErrorStatusSettings,
+    s.LoggingSettings, s.AuthSettings, PasswordSettings, LoginCacheSettings,
+    DocumentCacheSettings]
 
 
-def _plugin_models() -> list[type]:
+def _plugin_models() -> list[type[BaseModel]]:
     from zengine.tenantconfig import TenantKeys, TenantsSettings
     from zengine_admin.settings import AdminSettings
     from zengine_audit.settings import AuditSettings
@@ -26,8 +31,8 @@ def _plugin_models() -> list[type]:
 
 
 @pytest.mark.parametrize("model", MODELS + _plugin_models(), ids=lambda m: m.__name__)
-def test_every_settings_key_documented(model: type) -> None:
-    for key in model.model_fields:  # type: ignore[attr-defined]
+def test_every_settings_key_documented(model: type[BaseModel]) -> None:
+    for key in model.model_fields:
         assert f"| `{key}` |" in DOC, f"{model.__name__}.{key} missing from docs/configuration.md"
 
 

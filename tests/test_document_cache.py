@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -128,7 +129,7 @@ class Signer:
 
 
 def _startup_lines(tmp_path: Path, *extra: tuple[str, object],
-                   **cache: object) -> list[dict[str, object]]:
+                   **cache: object) -> list[MutableMapping[str, Any]]:
     (tmp_path / "users.toml").write_text(users_toml("wonderland"))
     settings = settings_from_mapping({
         "plugins": {"static": {"users_file": str(tmp_path / "users.toml")}},

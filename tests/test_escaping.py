@@ -20,7 +20,7 @@ from zengine.settings import settings_from_mapping
 from zengine.testing import plugin_list
 from zengine.xmlio import error_document, serialize
 
-xml_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40).filter(
+xml_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40).filter(
     lambda s: catalog.xml_invalid_char(s) is None)
 nasty = st.one_of(xml_text, st.sampled_from(["&", "<", ">", '"', "'", "&amp;", "]]>", "${X}",
                                              "Ωμέγα", "日本語", "\U0001f600", " lead", "trail "]))

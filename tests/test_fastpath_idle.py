@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable, Coroutine, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -245,7 +246,7 @@ def test_discarded_and_replaced_actions_do_not_pile_up() -> None:
         deadlines = Deadlines(loop.time)
         t = loop.now
         for i in range(1000):
-            deadlines.add(t + 30 + i / 1000, lambda i=i: ran.append(i), key=i % 10)
+            deadlines.add(t + 30 + i / 1000, functools.partial(ran.append, i), key=i % 10)
             if i % 10 == 9 and i < 900:
                 for key in range(10):
                     deadlines.discard(key)

@@ -191,11 +191,12 @@ def test_a_tenant_request_leaves_the_outer_context_as_it_was(tmp_path: Path) -> 
         seen: list[dict[str, Any]] = []
         original = pipeline.provision
 
-        def spying(*args: Any) -> Any:
+        def spying(request: ProvisionRequest, runtime: Runtime, outcome: pipeline.Outcome,
+                   hit: Hit | None = None) -> bytes:
             seen.append(structlog.contextvars.get_contextvars())
-            return original(*args)
+            return original(request, runtime, outcome, hit)
 
-        pipeline.provision = spying  # type: ignore[assignment]
+        pipeline.provision = spying
         try:
             with structlog.contextvars.bound_contextvars(tenant="outer", path="/outer"):
                 pipeline.handle(request, runtime, path="/id.php", client_addr=HOME)
@@ -204,5 +205,5 @@ def test_a_tenant_request_leaves_the_outer_context_as_it_was(tmp_path: Path) -> 
             pipeline.handle(request, runtime, path="/id.php", client_addr=HOME)
             assert structlog.contextvars.get_contextvars() == {}
         finally:
-            pipeline.provision = original  # type: ignore[assignment]
+            pipeline.provision = original
         assert [s["tenant"] for s in seen] == ["acme", "acme"]

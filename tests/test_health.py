@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.testclient import TestClient
 
 import zengine_sql
-from tests.conftest import BUILTINS, EXAMPLE_CONFIG
+from tests.conftest import BUILTINS, EXAMPLE_CONFIG, runtime_of
 from tests.tenants_kit import config as tenants_config
 from zengine import cli, hookimpl
 from zengine.app import create_app
@@ -42,7 +43,7 @@ class Broken:
 
 
 def client_with(*plugins: tuple[str, object], cache: float = 5.0,
-                tables: dict[str, object] | None = None) -> TestClient:
+                tables: Mapping[str, object] | None = None) -> TestClient:
     settings = load_settings(EXAMPLE_CONFIG, environ={
         "ZENGINE_SERVER__READINESS_CACHE_SECONDS": str(cache)})
     if tables:
@@ -118,8 +119,9 @@ def test_readyz_sql_never_migrated_then_at_head(tmp_path: Path) -> None:
         assert response.status_code == 503
         assert response.json()["backends"] == [
             {"backend": "sql", "ready": False, "reason": "schema not at head"}]
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
-        migrate.upgrade(zengine_sql.get_state(runtime).engine)  # type: ignore[union-attr]
+        state = zengine_sql.get_state(runtime_of(client))
+        assert state is not None
+        migrate.upgrade(state.engine)
         response = client.get("/readyz")
         assert response.status_code == 200, response.text
 
@@ -129,7 +131,7 @@ def test_readyz_sql_unreachable_names_no_password() -> None:
                    "connect_timeout": 1}}
     with client_with(("sql", zengine_sql), cache=0, tables=sql) as client:
         response = client.get("/readyz")
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        runtime = runtime_of(client)
         results = runtime.hooks.readiness(runtime)
     assert response.status_code == 503
     assert response.json()["backends"][0]["reason"] == "database unreachable"

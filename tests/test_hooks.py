@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -217,9 +217,17 @@ def test_zengine_build_document_zengine_transforms_zengine_postprocess_document(
 
         @hookimpl
         def zengine_transforms(self) -> list[Transform]:
-            return [Transform("toy", Version(1, 3), lambda d: d.root.remove("c")),
-                    Transform("toy", Version(1, 2), lambda d: d.root.remove("b")),
-                    Transform("toy", Version(1, 5), lambda d: d.root.rename("a", "old_a"))]
+            def remove(tag: str) -> Callable[[Document], None]:
+                def step(document: Document) -> None:
+                    document.root.remove(tag)
+                return step
+
+            def old_a(document: Document) -> None:
+                document.root.rename("a", "old_a")
+
+            return [Transform("toy", Version(1, 3), remove("c")),
+                    Transform("toy", Version(1, 2), remove("b")),
+                    Transform("toy", Version(1, 5), old_a)]
 
         @hookimpl
         def zengine_postprocess_document(self, document: Document) -> None:

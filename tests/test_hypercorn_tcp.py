@@ -34,7 +34,8 @@ class _Protocol:
 async def _connection(read_timeout: float | None) -> tuple[Any, asyncio.StreamReader, _Protocol]:
     loop = asyncio.get_running_loop()
     config = Config()
-    config.read_timeout = read_timeout
+    # hypercorn annotates read_timeout int, but takes any number of seconds (its wait_for's).
+    config.read_timeout = read_timeout  # type: ignore[assignment]
     reader = asyncio.StreamReader()
     server: Any = ZengineTCPServer.__new__(ZengineTCPServer)
     server.loop, server.config, server.reader = loop, config, reader
@@ -123,7 +124,8 @@ def test_install_replaces_hypercorns_connection_class(monkeypatch: pytest.Monkey
     monkeypatch.setattr(hypercorn.asyncio.run, "TCPServer", TCPServer)
     hypercorn_tcp.install()
     hypercorn_tcp.install()
-    assert hypercorn.asyncio.run.TCPServer is ZengineTCPServer
+    module: Any = hypercorn.asyncio.run  # TCPServer is imported there, not exported
+    assert module.TCPServer is ZengineTCPServer
 
 
 def test_keep_alive_sets_one_timer_and_no_task_per_request(

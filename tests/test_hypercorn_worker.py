@@ -4,17 +4,15 @@ lifespan (as long as the process) is not held."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
-from typing import Any
 
 import pytest
 import structlog
 from hypercorn.config import Config
 
-from tests.conftest import spy_writes
+from tests.conftest import Message, Receive, Send, run_asgi, spy_writes
 from zengine import http_layer
 from zengine import log as zlog
 from zengine.log import configure_logging
@@ -46,17 +44,17 @@ def test_a_requests_lines_and_its_access_line_are_one_write(
     scope = {"type": "http", "method": "GET", "path": "/id.php", "http_version": "1.1",
              "client": ("127.0.0.1", 5000), "query_string": b"password=hunter2", "headers": []}
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Message, receive: Receive, send: Send) -> None:
         structlog.get_logger("zengine.test").info("provision.request", status=200)
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"x"})
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         # As hypercorn's HTTPStream: the access line from inside the last send.
         if message["type"] == "http.response.body":
             await access.access(scope, {"status": 200, "headers": []}, 0.001)
 
-    asyncio.run(hypercorn_engine.lines_held(app)(scope, None, send))  # type: ignore[arg-type]
+    run_asgi(hypercorn_engine.lines_held(app), scope, send=send)
     assert len(writes) == 1, writes
     events = [json.loads(line) for line in writes[0].splitlines()]
     assert [e["logger"] for e in events] == ["zengine.test", "hypercorn.access"]
@@ -66,11 +64,11 @@ def test_a_requests_lines_and_its_access_line_are_one_write(
 def test_the_lifespan_is_not_held(stream: io.StringIO) -> None:
     seen: list[str] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Message, receive: Receive, send: Send) -> None:
         structlog.get_logger("zengine.test").info("zengine.started")
         # Written at once, not when the lifespan (the process) ends.
         seen.append(stream.getvalue())
 
-    asyncio.run(hypercorn_engine.lines_held(app)({"type": "lifespan"}, None, None))
+    run_asgi(hypercorn_engine.lines_held(app), {"type": "lifespan"})
     assert '"zengine.started"' in seen[0]
 

@@ -84,7 +84,10 @@ def test_a_level_that_drops_the_line_drops_it_here_too(bound: None, configured: 
     log = structlog.get_logger("zengine.dropped")
     written = {"warning": ("warning", "error"), "error": ("error",)}[configured]
     for level in ("debug", "info", "warning", "error"):
-        theirs, ours = _both(out, lambda emit, level=level: emit(log, level, "e", {"n": 1}))
+        def call(emit: Callable[..., None], level: str = level) -> None:
+            emit(log, level, "e", {"n": 1})
+
+        theirs, ours = _both(out, call)
         assert theirs == ours
         assert bool(ours) == (level in written)
 

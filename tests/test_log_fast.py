@@ -18,7 +18,7 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
-from tests.conftest import spy_writes
+from tests.conftest import Message, Receive, Send, run_asgi, spy_writes
 from zengine import log as zlog
 from zengine import logline
 from zengine.log import configure_logging
@@ -199,7 +199,6 @@ def test_granian_access_line_written_by_zengine_matches_granians_own(
         stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
     """granian's own access line (its builder, through the stdlib record) and zengine's
     (access_logged, straight to the handler): the same bytes, never the query string."""
-    import asyncio
     import time
 
     import granian.log
@@ -219,18 +218,18 @@ def test_granian_access_line_written_by_zengine_matches_granians_own(
     theirs = stream.getvalue()
     stream.seek(0)
     stream.truncate()
-    sent: list[dict[str, object]] = []
+    sent: list[Message] = []
 
-    async def app(scope: dict[str, object], receive: object, send: object) -> None:
-        await send({"type": "http.response.start", "status": 200})  # type: ignore[operator]
-        await send({"type": "http.response.body", "body": b"x"})  # type: ignore[operator]
+    async def app(scope: Message, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"x"})
 
-    async def send(message: dict[str, object]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     scope = {"type": "http", "client": ("127.0.0.1", 5555), "method": "GET",
              "path": "/id.php", "query_string": b"password=hunter2", "http_version": "1.1"}
-    asyncio.run(granian_engine.access_logged(app)(scope, None, send))  # type: ignore[arg-type]
+    run_asgi(granian_engine.access_logged(app), scope, send=send)
     # (asyncio's own debug line about its selector may come first)
     ours = "".join(line for line in stream.getvalue().splitlines(keepends=True)
                    if '"granian.access"' in line)
@@ -245,20 +244,19 @@ def test_granian_access_line_of_a_failed_request_and_of_the_masked_path(
         stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
     """An app that raises before answering: granian answers 500, and so says the line; the
     path is the one the app left in the scope (a masked /t/<key>/), read after it ran."""
-    import asyncio
 
     from zengine.server import granian_engine
 
     monkeypatch.setattr(logging.getLogger(), "handlers", [zlog._Output.handler])
 
-    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+    async def app(scope: Message, receive: Receive, send: Send) -> None:
         scope["path"] = "/t/~/id.php"
         raise RuntimeError("boom")
 
     scope = {"type": "http", "client": ("192.0.2.1", 5555), "method": "GET",
              "path": "/t/secret-key/id.php", "http_version": "1.1"}
     with pytest.raises(RuntimeError):
-        asyncio.run(granian_engine.access_logged(app)(scope, None, None))  # type: ignore[arg-type]
+        run_asgi(granian_engine.access_logged(app), scope)
     (line,) = [json.loads(line) for line in stream.getvalue().splitlines()
                if '"granian.access"' in line]
     assert line["logger"] == "granian.access" and line["level"] == "info"
@@ -413,7 +411,6 @@ def test_granian_access_line_goes_out_with_the_requests_lines_in_one_write(
         stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
     """A request answered on the event loop (the fast path): its lines, held by
     ``pipeline.handle``'s block, and the access line after the answer: one write."""
-    import asyncio
 
     from zengine.server import granian_engine
 
@@ -421,20 +418,20 @@ def test_granian_access_line_goes_out_with_the_requests_lines_in_one_write(
     writes = spy_writes(monkeypatch)
     log = structlog.get_logger("zengine.test")
 
-    async def app(scope: dict[str, object], receive: object, send: Any) -> None:
+    async def app(scope: Message, receive: Receive, send: Send) -> None:
         with zlog.held_lines():  # what pipeline.handle does
             log.info("audit.login.accepted")
             log.info("provision.request")
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"<ok/>"})
 
-    async def send(message: object) -> None:
+    async def send(message: Message) -> None:
         # Nothing of the request's written before the answer went out (asyncio may log).
         assert not any("zengine.test" in w for w in writes)
 
     scope = {"type": "http", "client": ("127.0.0.1", 5555), "method": "GET",
              "path": "/id.php", "http_version": "1.1"}
-    asyncio.run(granian_engine.access_logged(app)(scope, None, send))  # type: ignore[arg-type]
+    run_asgi(granian_engine.access_logged(app), scope, send=send)
     ours = [w for w in writes if "zengine.test" in w or "granian.access" in w]
     assert len(ours) == 1 and ours[0].count("\n") == 3
     events = [json.loads(line)["event"] for line in ours[0].splitlines()]

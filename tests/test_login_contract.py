@@ -470,7 +470,6 @@ def test_refused_logins_are_held_until_the_failure_floor_like_wrong_ones(
     login is not held. Sleeps are recorded, not waited for: no timing."""
     import asyncio
 
-    import zengine.app
     from tests.conftest import BUILTINS, EXAMPLE_CONFIG
     from zengine.settings import load_settings
 
@@ -481,7 +480,7 @@ def test_refused_logins_are_held_until_the_failure_floor_like_wrong_ones(
         slept.append(delay)
         return await real_sleep(0)
 
-    monkeypatch.setattr(zengine.app.asyncio, "sleep", recorded)
+    monkeypatch.setattr("zengine.app.asyncio.sleep", recorded)
     settings = load_settings(EXAMPLE_CONFIG, environ={"ZENGINE_AUTH__FAILURE_FLOOR_MS": "10000"})
     app = create_app(settings, load_entrypoints=False,
                      plugins=[*plugin_list(*BUILTINS), ("guard", Guard({"mallory"}))])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, runtime_of
 from zengine import testkit
 from zengine.api import Account, Credentials, Identity, Rejected, hookimpl
 from zengine.testing import Golden
@@ -58,7 +58,7 @@ def test_client_factory_serves_only_the_named_plugins(
     assert response.status_code == 200
     zengine_check_document(response.content, "mobile", "1.14")
     assert b"<password>s&lt;&amp;&gt;</password>" in response.content
-    assert client.app.state.runtime.hooks.plugin_names() == ["zoiper", "urls", "acme"]
+    assert runtime_of(client).hooks.plugin_names() == ["zoiper", "urls", "acme"]
     wrong = client.get("/id.php", params={**PARAMS, "p": "nope"})
     assert b"Wrong username or password" in wrong.content
 

@@ -32,7 +32,8 @@ def test_desktop_gets_the_services_of_its_accounts_profiles(client: TestClient) 
         "attribute_mappings/attribute_mapping")] == ["display_name", "work_phone"]
     # Only what was configured: Zoiper keeps its own defaults for the rest.
     assert ldap.find("authentication_flags") is None
-    assert root.index(root.find("contact_services")) == len(root) - 1
+    services = root.find("contact_services")
+    assert services is not None and root.index(services) == len(root) - 1
 
 
 @pytest.mark.parametrize("version", ["1.14", "1.8"])

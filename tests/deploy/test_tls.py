@@ -212,7 +212,8 @@ def _handshakes(port: int, pki: Pki, suite: str) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
                 client.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            return tls.cipher()[0] == suite
+            cipher = tls.cipher()
+            return cipher is not None and cipher[0] == suite
     except (ssl.SSLError, ConnectionError):
         return False
 

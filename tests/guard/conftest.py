@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,10 +14,13 @@ from zengine_guard.redis_state import RedisState
 from zengine_guard.settings import GuardSettings
 from zengine_guard.state import GuardState
 
+if TYPE_CHECKING:
+    import redis
+
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def redis_client() -> object:
+def redis_client() -> redis.Redis:
     import redis
 
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
@@ -36,9 +40,9 @@ def prefix() -> Iterator[str]:
         client = redis_client()
     except BaseException:
         return
-    keys = list(client.scan_iter(match=value + "*", count=1000))  # type: ignore[attr-defined]
+    keys = list(client.scan_iter(match=value + "*", count=1000))
     if keys:
-        client.delete(*keys)  # type: ignore[attr-defined]
+        client.delete(*keys)
 
 
 @pytest.fixture(params=["memory", "redis"])

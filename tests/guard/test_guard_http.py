@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import BUILTINS, EXAMPLE_CONFIG
+from tests.conftest import BUILTINS, EXAMPLE_CONFIG, runtime_of
 from tests.guard.conftest import REDIS_URL, redis_client
 from zengine import hookimpl
 from zengine.app import create_app
@@ -268,7 +268,8 @@ def test_zengine_shared_store_is_redis_when_configured(prefix: str) -> None:
     redis_client()
     guard = {"redis_url": REDIS_URL, "key_prefix": prefix}
     with make_client(guard) as client:
-        store = client.app.state.runtime.store  # type: ignore[attr-defined]
+        store = runtime_of(client).store
+        assert store is not None
         assert store.kind == "redis"
         store.set("warm:t:k", b"v", ttl=30)
         assert store.get("warm:t:k") == b"v"
@@ -276,7 +277,7 @@ def test_zengine_shared_store_is_redis_when_configured(prefix: str) -> None:
         assert store.incr("warm:t:n", ttl=30) == 2
         assert store.keys("warm:t:") == ["warm:t:k", "warm:t:n"]
         assert store.delete("warm:t:k") == 1
-        assert redis_client().get(prefix + "warm:t:n") == b"2"  # type: ignore[attr-defined]
+        assert redis_client().get(prefix + "warm:t:n") == b"2"
 
 
 def test_guard_zengine_readiness_pings_redis(prefix: str) -> None:
@@ -302,7 +303,7 @@ def test_redis_connections_are_open_before_the_first_login(prefix: str) -> None:
 
     redis_client()
     with make_client({"redis_url": REDIS_URL, "key_prefix": prefix}) as client:
-        guard = client.app.state.runtime.state["guard"]  # type: ignore[attr-defined]
+        guard = runtime_of(client).state["guard"]
         pool = guard.redis_client.connection_pool
         assert len(pool._available_connections) == PROVISION_THREADS
         assert all(c._sock is not None for c in pool._available_connections)
@@ -321,12 +322,12 @@ def test_an_unreachable_redis_does_not_hold_up_startup_once_per_connection(
 
     def connect(self: Any, *args: Any, **kwargs: Any) -> Any:
         attempts.append(self)
-        return real(self, *args, **kwargs)
+        return real(self, *args, **kwargs)  # type: ignore[no-untyped-call]  # redis-py's
 
     monkeypatch.setattr(redis.connection.AbstractConnection, "connect", connect)
     with make_client({"redis_url": "redis://127.0.0.1:1/0", "redis_timeout": 0.5}) as client:
         at_startup = len(attempts)
-        guard = client.app.state.runtime.state["guard"]  # type: ignore[attr-defined]
+        guard = runtime_of(client).state["guard"]
         assert guard.open_connections(40) == 0
         assert len(attempts) - at_startup == 1
     assert 1 <= at_startup <= 3  # the digest key's read and the opening's first attempt

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import trustme
 
+from tests.conftest import runtime_of
 from tests.http.conftest import config, http_table
 from tests.http.crm import Crm, Running, serving
 from zengine.testkit import ClientFactory
@@ -50,7 +51,7 @@ def test_outage_is_503_and_the_breaker_then_answers_at_once(
     for _ in range(2):
         status, body, _ = _get(client)
         assert status == 503 and b"temporarily unavailable" in body
-    breaker = client.app.state.runtime.state["http"].breaker
+    breaker = runtime_of(client).state["http"].breaker
     assert breaker.state == "open"
     status, _, took = _get(client)
     assert status == 503 and took < 0.2
@@ -74,7 +75,7 @@ def test_slow_service_times_out_and_the_open_breaker_stops_asking(
     time.sleep(0.65)
     status, _, _ = _get(client)  # the trial request succeeds and closes the breaker
     assert status == 200
-    assert client.app.state.runtime.state["http"].breaker.state == "closed"
+    assert runtime_of(client).state["http"].breaker.state == "closed"
 
 
 def test_a_post_login_that_meets_a_503_is_not_repeated(
@@ -88,7 +89,7 @@ def test_a_post_login_that_meets_a_503_is_not_repeated(
 
 def test_a_get_that_meets_a_503_is_asked_once_more(crm: Crm, table: dict[str, Any],
                                                    zengine_client_factory: ClientFactory) -> None:
-    runtime = zengine_client_factory(PLUGINS, config(table)).app.state.runtime
+    runtime = runtime_of(zengine_client_factory(PLUGINS, config(table)))
     from zengine.api import Identity
 
     crm.fail_first = 1
@@ -129,12 +130,12 @@ def test_account_data_that_cannot_be_provisioned_is_500(
     crm.mode = "missing-secret"
     status, body, _ = _get(client)
     assert status == 500 and b"could not be provisioned" in body
-    runtime = client.app.state.runtime
+    runtime = runtime_of(client)
     with pytest.raises(AccountDataError, match=r"item 0: sip\.secret \(sip_password\) is missing"):
         runtime.hooks.load_accounts(Identity("a", "http", attributes={"customer_id": "42"}),
                                     runtime)
     # Bad data is not an outage: the breaker stays closed.
-    assert client.app.state.runtime.state["http"].breaker.state == "closed"
+    assert runtime_of(client).state["http"].breaker.state == "closed"
 
 
 def test_tls_needs_the_right_ca(crm: Crm, crm_server: Running, crm_ca_file: Path,

@@ -22,7 +22,7 @@ REQUEST = ProvisionRequest(path="/id.php", params={}, headers={}, client_addr="1
                            credentials=None, version_raw=None)
 
 
-def login(runtime: Runtime, username: str, password: str) -> Identity | Rejected | None:
+def login(runtime: Runtime, username: str, password: str) -> Identity | Rejected | Abstain | None:
     credentials = Credentials(username=username, password=SecretStr(password))
     return runtime.hooks.authenticate(credentials, REQUEST, runtime, ("ldap",))
 

@@ -22,6 +22,11 @@ DOC = (ROOT / "docs" / "backends" / "ldap.md").read_text(encoding="utf-8")
 SLAPTEST, LDAPADD = Path("/usr/sbin/slaptest"), shutil.which("ldapadd") or "/usr/bin/ldapadd"
 
 
+def _add(conn: ldap3.Connection, dn: str, classes: list[str], attributes: dict[str, str]) -> bool:
+    added: bool = conn.add(dn, classes, attributes)  # type: ignore[no-untyped-call]  # types-ldap3
+    return added
+
+
 def _definitions(text: str) -> list[str]:
     """The attribute and class definitions, whitespace-normalised, in either syntax."""
     found = []
@@ -100,22 +105,22 @@ rootpw {password}
         admin = ldap3.Connection(ldap3.Server(url), "cn=admin,cn=config", password,
                                  auto_bind=True)
         try:
-            assert admin.add("olcDatabase=mdb,cn=config", ["olcDatabaseConfig", "olcMdbConfig"], {
-                "olcDatabase": "mdb", "olcSuffix": base, "olcRootDN": f"cn=admin,{base}",
-                "olcRootPW": password, "olcDbDirectory": str(tmp_path / "db"),
-                "olcDbMaxSize": "16777216"}), admin.result
+            assert _add(admin, "olcDatabase=mdb,cn=config", ["olcDatabaseConfig", "olcMdbConfig"],
+                        {"olcDatabase": "mdb", "olcSuffix": base, "olcRootDN": f"cn=admin,{base}",
+                         "olcRootPW": password, "olcDbDirectory": str(tmp_path / "db"),
+                         "olcDbMaxSize": "16777216"}), admin.result
         finally:
             admin.unbind()
         conn = ldap3.Connection(ldap3.Server(url), f"cn=admin,{base}", password,
                                 auto_bind=True)
         try:
-            assert conn.add(base, ["dcObject", "organization"], {"dc": "example", "o": "Ex"})
+            assert _add(conn, base, ["dcObject", "organization"], {"dc": "example", "o": "Ex"})
             dn = f"uid=alice,{base}"
-            assert conn.add(dn, ["inetOrgPerson", "sipUser"],
-                            {"uid": "alice", "cn": "Alice", "sn": "Example",
-                             "sipPassword": "s1p"}), conn.result
-            assert conn.add(f"cn=1001,{base}", ["sipAccount"],
-                            {"cn": "1001", "sipPassword": "acc", "owner": dn}), conn.result
+            assert _add(conn, dn, ["inetOrgPerson", "sipUser"],
+                        {"uid": "alice", "cn": "Alice", "sn": "Example",
+                         "sipPassword": "s1p"}), conn.result
+            assert _add(conn, f"cn=1001,{base}", ["sipAccount"],
+                        {"cn": "1001", "sipPassword": "acc", "owner": dn}), conn.result
             conn.search(base, "(objectClass=sipUser)", attributes=["sipPassword"])
             assert [e.sipPassword.value for e in conn.entries] == ["s1p"]
         finally:

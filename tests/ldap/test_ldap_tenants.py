@@ -5,26 +5,29 @@ settings (servers, search base, mappings) come from the tenant's overlay alone."
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+import httpx2 as httpx
 import pytest
 from starlette.testclient import TestClient
 
 import zengine_guard
 import zengine_ldap
+from tests.conftest import runtime_of
 from tests.ldap import schema
 from tests.ldap.conftest import PROFILES, search_table
 from tests.ldap.slapd import Slapd
 from tests.tenants_kit import PASSWORDS, SIP_SECRET, users_file
 from zengine.app import create_app
-from zengine.settings import settings_from_mapping
+from zengine.runtime import Runtime
+from zengine.settings import Settings, settings_from_mapping
 from zengine.testing import plugin_list
+from zengine_ldap.settings import LdapSettings
 
 pytestmark = pytest.mark.ldap
 LDAP_SIP_SECRET = "alice-sip-secret"
 
 
-def settings(tmp_path: Path, slapd: Slapd) -> Any:
+def settings(tmp_path: Path, slapd: Slapd) -> Settings:
     users_file(tmp_path / "acme-users.toml", "acme")
     return settings_from_mapping({
         "profiles": PROFILES,
@@ -41,9 +44,15 @@ def settings(tmp_path: Path, slapd: Slapd) -> Any:
     }, environ={}, base_dir=tmp_path)
 
 
-def get(client: TestClient, host: str, password: str) -> Any:
+def get(client: TestClient, host: str, password: str) -> httpx.Response:
     return client.get("/id.php", params={"username": "alice", "password": password},
                       headers={"host": host})
+
+
+def ldap_servers(runtime: Runtime) -> tuple[str, ...]:
+    config = runtime.plugin_configs["ldap"]
+    assert isinstance(config, LdapSettings)
+    return config.servers
 
 
 def test_ldap_tenant_and_static_tenant_with_the_same_username(tmp_path: Path,
@@ -59,11 +68,10 @@ def test_ldap_tenant_and_static_tenant_with_the_same_username(tmp_path: Path,
         assert "<error" in get(client, "prov.initech.example", PASSWORDS["acme"]).text
         assert "<error" in get(client, "prov.acme.example", schema.PASSWORDS["alice"]).text
         # The global settings have no directory at all: the tenant's overlay brought it.
-        root = app.state.runtime
-        assert root.plugin_configs["ldap"].servers == ()  # type: ignore[attr-defined]
-        assert root.tenants["initech"].plugin_configs["ldap"].servers == (  # type: ignore[attr-defined]
-            slapd.url,)
-        assert root.tenants["acme"].plugin_configs["ldap"].servers == ()  # type: ignore[attr-defined]
+        root = runtime_of(client)
+        assert ldap_servers(root) == ()
+        assert ldap_servers(root.tenants["initech"]) == (slapd.url,)
+        assert ldap_servers(root.tenants["acme"]) == ()
         # Lock the directory's alice out; the file's alice is untouched.
         for n in range(3):
             get(client, "prov.initech.example", f"guess-{n}")

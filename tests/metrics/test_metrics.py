@@ -13,7 +13,7 @@ import structlog
 from starlette.testclient import TestClient
 from structlog.testing import capture_logs
 
-from tests.conftest import EXAMPLE_CONFIG
+from tests.conftest import EXAMPLE_CONFIG, runtime_of
 from tests.metrics.conftest import parse, total, value
 from tests.serverproc import free_port
 from zengine import hookimpl
@@ -315,7 +315,7 @@ def test_metrics_count_token_redeems_and_portal_pages_by_route_never_the_token(
                "ZENGINE_PLUGINS__PORTAL__SESSION_KEY": "metrics-test-session-key-0123456789ab"}
     with client_with(environ=environ, builtins=("zoiper", "static", "urls", "audit", "tokens",
                                                 "portal", "metrics")) as client:
-        runtime: Any = client.app.state.runtime  # type: ignore[attr-defined]
+        runtime = runtime_of(client)
         from zengine_tokens.api import token_service
 
         issued = token_service(runtime).issue("alice", actor="test")

@@ -19,7 +19,8 @@ from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, Response, sync_playwright
 
 from tests.conftest import service_missing
-from tests.portal.conftest import ACCENT, Server
+from tests.portal.conftest import ACCENT
+from tests.serverproc import Server
 from zengine.webforms import CSP
 from zengine_portal.views import COOKIE
 
@@ -196,7 +197,8 @@ def test_forms_without_the_csrf_token_are_refused(phone: BrowserContext,
     page = phone.new_page()
     base = portal_server.base
     # The browser's own cookie, but no (or a wrong) CSRF token: refused, and nothing done.
-    for form in ({}, {"csrf": "guessed"}):
+    forms: tuple[dict[str, str | float | bool], ...] = ({}, {"csrf": "guessed"})
+    for form in forms:
         for action in ("token", "revoke", "signout"):
             sign_in(page, portal_server)
             token = token_of(page.get_attribute("#open", "href") or "")

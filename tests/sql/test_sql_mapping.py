@@ -29,15 +29,15 @@ def md5_ha1(user: str, realm: str, password: str) -> str:
     return hashlib.md5(f"{user}:{realm}:{password}".encode(), usedforsecurity=False).hexdigest()
 
 
-def login(runtime: Runtime, username: str, password: str) -> Identity | Rejected | None:
+def login(runtime: Runtime, username: str, password: str) -> Identity | Rejected | Abstain | None:
     return runtime.hooks.authenticate(Credentials(username, SecretStr(password)), REQUEST,
                                       runtime, ("sql",))
 
 
 def login_and_load(runtime: Runtime, username: str,
-                   password: str) -> tuple[Identity | Rejected | None, list[Account]]:
+                   password: str) -> tuple[Identity | Rejected | Abstain | None, list[Account]]:
     """Like one request: authenticate, then load accounts, in one fresh context."""
-    def run() -> tuple[Identity | Rejected | None, list[Account]]:
+    def run() -> tuple[Identity | Rejected | Abstain | None, list[Account]]:
         result = login(runtime, username, password)
         if not isinstance(result, Identity):
             return result, []

@@ -16,7 +16,7 @@ import zengine_sql
 from tests.sql.conftest import PASSWORD, make_runtime, sql_config
 from zengine.app import create_app
 from zengine.errors import AccountDataError, ConfigError
-from zengine.models import Credentials, Identity, ProvisionRequest, Rejected
+from zengine.models import Abstain, Credentials, Identity, ProvisionRequest, Rejected
 from zengine.passwords import needs_rehash
 from zengine.runtime import Runtime, build_runtime
 from zengine.settings import settings_from_mapping
@@ -31,7 +31,7 @@ REQUEST = ProvisionRequest(path="/provision", params={}, headers={}, client_addr
                            credentials=None, version_raw=None)
 
 
-def login(runtime: Runtime, username: str, password: str) -> Identity | Rejected | None:
+def login(runtime: Runtime, username: str, password: str) -> Identity | Rejected | Abstain | None:
     return runtime.hooks.authenticate(Credentials(username, SecretStr(password)), REQUEST,
                                       runtime, ("sql",))
 

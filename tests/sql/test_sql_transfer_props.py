@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from zengine_sql.transfer import CSV_COLUMNS, ImportFailed, export_csv, parse_csv, parse_json
 
 # Text a CSV/JSON file can carry: no NUL, no lone surrogates.
-TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+TEXT = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
                max_size=40)
 NAME = TEXT.filter(lambda s: s.strip() != "" and len(s) <= 255)
 
@@ -43,13 +44,14 @@ def test_any_json_is_users_or_an_import_error(value: object) -> None:
 @given(username=NAME, display=TEXT, sip_password=NAME, caller_id=TEXT)
 def test_csv_export_reads_back(username: str, display: str, sip_password: str,
                                caller_id: str) -> None:
-    doc = {"username": username, "tenant": None, "display_name": display or None,
-           "profile": None, "enabled": True, "password_hash": None, "overrides": {},
-           "accounts": [{"ident": "a1", "sip_username": "u", "domain": "d.example",
-                         "sip_password": sip_password, "name": None, "auth_username": None,
-                         "caller_id": caller_id or None, "outbound_proxy": None,
-                         "transport": None, "profile": None, "enabled": True,
-                         "overrides": {"stun": {"use_stun": "custom"}}}]}
+    doc: dict[str, Any] = {
+        "username": username, "tenant": None, "display_name": display or None,
+        "profile": None, "enabled": True, "password_hash": None, "overrides": {},
+        "accounts": [{"ident": "a1", "sip_username": "u", "domain": "d.example",
+                      "sip_password": sip_password, "name": None, "auth_username": None,
+                      "caller_id": caller_id or None, "outbound_proxy": None,
+                      "transport": None, "profile": None, "enabled": True,
+                      "overrides": {"stun": {"use_stun": "custom"}}}]}
     out = io.StringIO()
     export_csv(iter([doc]), out)
     assert out.getvalue().splitlines()[0].split(",")[0] == CSV_COLUMNS[0]

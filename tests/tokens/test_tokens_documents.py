@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 
 import zengine_admin
 import zengine_tokens
+from tests.conftest import runtime_of
 from tests.tokens import conftest
 from tests.tokens.conftest import AuditSink, config_for, plugins
 from zengine.app import create_app
@@ -52,7 +53,7 @@ def test_by_default_app_starts_write_no_tokens_and_documents_stay_cacheable(
     # would be a database write per start, a table growing with starts, and no warm-path
     # cache. The default sends this server's token_url and no token.
     client = client_for()
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    runtime = runtime_of(client)
     for _ in range(3):
         office = _accounts(client.get("/id.php", params=LOGIN).content)["alice-office"]
         assert office.findtext("token_url") == "https://prov.example.com/token?id="
@@ -83,7 +84,7 @@ def test_documents_get_this_servers_token_url_and_a_token_it_redeems(
 def test_a_new_document_revokes_the_last_document_token_not_a_link(
         client_for: Callable[..., TestClient]) -> None:
     client = client_for({"issue_in_documents": True})
-    service = token_service(client.app.state.runtime)  # type: ignore[attr-defined]
+    service = token_service(runtime_of(client))
     link = service.issue("alice", account="alice-office")
     first = _accounts(client.get("/id.php", params=LOGIN).content)["alice-office"]
     second = _accounts(client.get("/id.php", params=LOGIN).content)["alice-office"]
@@ -100,7 +101,7 @@ def test_document_tokens_are_listed_and_revoked_with_the_users_other_tokens(
     monkeypatch.setattr(conftest, "USERS", conftest.USERS.replace(
         "[users.alice]\n", '[users.alice]\ntenant = "wonderland"\n'))
     client = client_for({"issue_in_documents": True})
-    service = token_service(client.app.state.runtime)  # type: ignore[attr-defined]
+    service = token_service(runtime_of(client))
     office = _accounts(client.get("/id.php", params=LOGIN).content)["alice-office"]
     assert [i.purpose for i in service.list("alice")] == ["document", "document"]
     assert service.revoke_user("alice") == 2
@@ -110,7 +111,7 @@ def test_document_tokens_are_listed_and_revoked_with_the_users_other_tokens(
 def test_a_token_fetch_for_the_full_document_issues_no_new_token(
         client_for: Callable[..., TestClient], sink: AuditSink) -> None:
     client = client_for({"reply": "full", "issue_in_documents": True})
-    service = token_service(client.app.state.runtime)  # type: ignore[attr-defined]
+    service = token_service(runtime_of(client))
     issued = service.issue("bob")
     root = etree.fromstring(client.get(f"/token?id={issued.token}").content)
     assert root.findtext("accounts/account/token_url") == "https://prov.example.com/token?id="

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
+from tests.conftest import runtime_of
 from tests.tokens.conftest import AuditSink, config_for, plugins
 from zengine import hookimpl
 from zengine.app import create_app
@@ -38,7 +39,7 @@ def _client(tmp_path: Path, sink: AuditSink, flaky: Flaky,
 def test_a_use_is_given_back_when_a_backend_is_down(tmp_path: Path, sink: AuditSink) -> None:
     flaky = Flaky()
     with _client(tmp_path, sink, flaky) as client:
-        service = token_service(client.app.state.runtime)  # type: ignore[attr-defined]
+        service = token_service(runtime_of(client))
         issued = service.issue("bob")
         flaky.down = True
         down = client.get(f"/token?id={issued.token}")
@@ -52,7 +53,7 @@ def test_a_use_is_given_back_when_a_backend_is_down(tmp_path: Path, sink: AuditS
 
 def test_token_of_a_user_who_is_gone_is_refused(tmp_path: Path, sink: AuditSink) -> None:
     with _client(tmp_path, sink, Flaky()) as client:
-        service = token_service(client.app.state.runtime)  # type: ignore[attr-defined]
+        service = token_service(runtime_of(client))
         issued = service.issue("ghost", check_user=False)
         reply = client.get(f"/token?id={issued.token}")
         assert b'<error code="1">' in reply.content
@@ -100,7 +101,7 @@ class CountingGuard:
 def test_zengine_login_check_limits_token_guessing(tmp_path: Path, sink: AuditSink) -> None:
     guard = CountingGuard()
     with _client(tmp_path, sink, Flaky(), ("guard", guard)) as client:
-        service = token_service(client.app.state.runtime)  # type: ignore[attr-defined]
+        service = token_service(runtime_of(client))
         issued = service.issue("bob")
         for n in range(3):
             assert b'<error code="1">' in client.get(f"/token?id=guess{n}").content

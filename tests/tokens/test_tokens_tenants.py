@@ -17,7 +17,7 @@ import pytest
 from lxml import etree
 from starlette.testclient import TestClient
 
-from tests.conftest import BUILTINS
+from tests.conftest import BUILTINS, runtime_of
 from tests.tenants_kit import FAST, HOSTS, PASSWORDS, SIP_SECRET, config
 from zengine.app import create_app
 from zengine.cli import main
@@ -79,14 +79,15 @@ def test_a_document_token_redeems_its_own_tenants_account(client: TestClient) ->
     token = etree.fromstring(reply.content).findtext("accounts/account/token") or ""
     assert len(token) == 43
     assert _redeemed_password(client, token) == SIP_SECRET["acme"]
-    acme = client.app.state.runtime.for_tenant("acme")  # type: ignore[attr-defined]
+    acme = runtime_of(client).for_tenant("acme")
+    assert acme is not None
     assert [info.tenant for info in token_service(acme).list("alice", tenant="acme")] \
         == ["acme"]
 
 
 def test_an_admin_token_for_a_tenant_user_redeems_that_users_account(
         client: TestClient) -> None:
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    runtime = runtime_of(client)
     actor = Actor(name="helpdesk", scope="write", tenant="acme", client_addr="192.0.2.1")
     issued = service.issue_token(runtime, actor, TokenIssue(username="alice"))
     assert _redeemed_password(client, issued.token) == SIP_SECRET["acme"]
@@ -97,7 +98,7 @@ def test_an_admin_token_for_a_tenant_user_redeems_that_users_account(
 
 
 def test_a_global_token_still_redeems_the_global_user(client: TestClient) -> None:
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    runtime = runtime_of(client)
     issued = token_service(runtime).issue("alice", actor="test")
     assert _redeemed_password(client, issued.token) == GLOBAL_SECRET
 
@@ -160,7 +161,7 @@ sqlite_path = "acme-tokens.db"
 def test_admin_users_of_a_configured_tenant_name_that_tenant(client: TestClient) -> None:
     """``GET /api/v1/users?tenant=acme`` answered ``"tenant": null`` for acme's users (acme's
     users file has no ``tenant`` of its own): they are acme's."""
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    runtime = runtime_of(client)
     for actor in (Actor(name="ops", scope="read", tenant=None, client_addr="192.0.2.1",
                         target="acme"),
                   Actor(name="helpdesk", scope="read", tenant="acme", client_addr="192.0.2.1")):
