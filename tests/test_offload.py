@@ -150,10 +150,22 @@ def test_a_cancelled_caller_gives_its_slot_back() -> None:
 def test_every_thread_stuck_refuses_past_the_queue_bound() -> None:
     offload = Offload(1)  # one slot, four threads at most
     release = threading.Event()
+    entered = threading.Semaphore(0)
+
+    def stuck() -> None:
+        entered.release()
+        release.wait(30)
 
     async def scenario() -> None:
         for _ in range(4):
-            assert await offload.run(lambda: release.wait(30), 0.05) is None
+            # Abandoned only once it is in its thread (then cancelled: the slot comes back as
+            # at a deadline). CI under load: a thread started after a 0.05 s deadline found
+            # its job answered and dropped it, stayed idle, and the jobs below all ran.
+            holder = asyncio.ensure_future(offload.run(stuck, 30))
+            assert await asyncio.to_thread(entered.acquire, timeout=10)
+            holder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await holder
         outcomes: list[object] = []
         for _ in range(5):
             try:
