@@ -402,3 +402,28 @@ def test_a_pushed_out_lane_gets_the_victims_tag_back() -> None:
         with pytest.raises(Overloaded):
             later["b3"].result(10)
     assert rec.order == ["a1", "b1", "c1", "d1", "b2", "c3"]
+
+
+def test_a_caller_has_its_answer_only_once_its_slot_is_free() -> None:
+    """One slot, no queue: at the moment a verification's answer is set (its callback), the
+    pool already counts it done and takes the next one. Answered before its slot was given
+    back, a login right after the last one was refused as if that one still ran; tests that
+    read in_flight or lanes() right after an answer went red under load."""
+    with pool(1, 0) as (p, _rec):
+        gate = threading.Event()
+        seen: list[object] = []
+        following: list[Future[int]] = []
+
+        def at_answer(_done: Future[bool]) -> None:  # in the pool's thread, as it is set
+            seen.extend([p.in_flight, p.lanes()])
+            try:
+                following.append(p.submit(lambda: 2, A))
+            except Overloaded:
+                seen.append("refused")
+
+        first = p.submit(lambda: gate.wait(10), A)
+        first.add_done_callback(at_answer)
+        gate.set()
+        assert first.result(10) is True
+        assert following and following[0].result(10) == 2, seen
+        assert seen == [0, set()]

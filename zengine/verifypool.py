@@ -225,13 +225,13 @@ class VerifyPool:
         # One executor thread runs jobs until none waits: each turn consumes a queued job,
         # and the queue is bounded, so the loop is too.
         while job is not None:
+            ran, result, error = False, None, None
             if job.future.set_running_or_notify_cancel():
+                ran = True
                 try:
                     result = job.fn()
                 except BaseException as exc:
-                    job.future.set_exception(exc)
-                else:
-                    job.future.set_result(result)
+                    error = exc
             with self._lock:
                 # The next one starts before this one's lane is forgotten, so that a lane
                 # whose next job is this very thread's keeps its tag.
@@ -239,6 +239,14 @@ class VerifyPool:
                 if following is not None:
                     self._start(following)
                 self._finish(job)
+            # Answered once its slot is free: a caller with its answer finds the pool with
+            # room (answered first, a login right after its last one on a full pool was
+            # refused as if that one still ran, and in_flight still counted it).
+            if error is not None:
+                job.future.set_exception(error)
+                error = None  # no cycle through this frame
+            elif ran:
+                job.future.set_result(result)
             job = following
 
     def run(self, fn: Callable[[], T], lane: Lane | None = None) -> T:
