@@ -181,12 +181,18 @@ def test_memory_store_expires_counts_and_lists() -> None:
 def test_verify_pool_refuses_beyond_its_queue_at_once() -> None:
     pool = VerifyPool(size=1, queue=1)
     release = threading.Event()
-    first = pool.submit(release.wait)
-    second = pool.submit(release.wait)
+
+    def held() -> bool:  # bounded: a failed assertion below left the run hanging at its exit
+        return release.wait(30)
+
+    first = pool.submit(held)
+    second = pool.submit(held)
     start = time.monotonic()
     with pytest.raises(Overloaded) as caught:
-        pool.submit(release.wait)
-    assert time.monotonic() - start < 0.05
+        pool.submit(held)
+    # At once: a submit that waited for a slot would wait 30 s here (nothing is released until
+    # below). 0.05 s was within reach of a stall on a loaded CI box (0.25 s measured).
+    assert time.monotonic() - start < 1.0
     assert caught.value.retry_after == 2
     assert pool.in_flight == 2
     release.set()
@@ -247,8 +253,11 @@ def test_overloaded_pool_is_503_with_retry_after_over_http() -> None:
     from tests.conftest import EXAMPLE_CONFIG
     from zengine.settings import load_settings
 
+    # A floor of 1.5 s, not the default 0.4: the 503 is told from an answer held to the floor
+    # by more than a stall on a loaded CI box (0.25 s measured).
     settings = load_settings(EXAMPLE_CONFIG, environ={"ZENGINE_PASSWORDS__POOL_SIZE": "1",
-                                                      "ZENGINE_PASSWORDS__POOL_QUEUE": "0"})
+                                                      "ZENGINE_PASSWORDS__POOL_QUEUE": "0",
+                                                      "ZENGINE_AUTH__FAILURE_FLOOR_MS": "1500"})
     app = create_app(settings, load_entrypoints=False,
                      plugins=plugin_list("zoiper", "static", "urls", "audit"))
     release = threading.Event()
