@@ -268,7 +268,7 @@ def build_parser(runtime_commands: Sequence[Any] = ()) -> argparse.ArgumentParse
         "render", help="print the document a user would get (no password needed)",
         description="Print exactly the document the server would send to USERNAME.")
     _add_config(render)
-    render.add_argument("--username", "-u", required=True)
+    render.add_argument("--username", "-u", required=True, help="the user whose document to print")
     render.add_argument("--version", "-V", dest="version", help="client version (default: none)")
     render.add_argument("--family", choices=("mobile", "legacy", "desktop"),
                         help="document family (default: detected as for a request)")

@@ -49,7 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     lst.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     revoke = sub.add_parser("revoke", help="revoke a key by name or id",
                             description="Revoke a key by name or id; it stops working at once.")
-    revoke.add_argument("key", metavar="NAME|ID")
+    revoke.add_argument("key", metavar="NAME|ID", help="the key's name or id (from list)")
     for child in (create, lst, revoke):
         child.add_argument("--config", "-c", metavar="FILE", default=argparse.SUPPRESS,
                            help="config file (default: $ZENGINE_CONFIG)")

@@ -123,7 +123,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "clear", help="forget failures and lockouts (of one USER or ADDRESS, or all)",
         description="Forget the failures and lockouts of USER or ADDRESS (an address also "
                     "loses its failures inside every account); without one, of everybody.")
-    clear.add_argument("name", nargs="?", metavar="USER|ADDRESS")
+    clear.add_argument("name", nargs="?", metavar="USER|ADDRESS",
+                       help="one user name or client address (default: all)")
     for child in (listing, clear):
         child.add_argument("--tenant", default=None,
                            help="only this tenant (default: every tenant)")

@@ -33,6 +33,14 @@ class Exists(AdminError):
 #: Account fields an operator may set besides ident/username/password/domain.
 ACCOUNT_OPTIONAL = ("name", "auth_username", "caller_id", "outbound_proxy", "transport",
                     "profile")
+#: ``zengine users add-account --help`` for each of ACCOUNT_OPTIONAL (default: none, or the
+#: profile's).
+ACCOUNT_HELP = {"name": "account name shown in Zoiper",
+                "auth_username": "SIP authentication user name, if not the SIP user name",
+                "caller_id": "caller id to present",
+                "outbound_proxy": "outbound proxy, host[:port]",
+                "transport": "SIP transport: UDP, TCP or TLS",
+                "profile": "a [profiles.<name>] for this account"}
 
 
 @dataclass

@@ -38,7 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     issue = _action(sub, "issue", "issue a token for USER and print it once, with its link "
                                   "and a QR code; older tokens for the same account are revoked")
-    issue.add_argument("username", metavar="USER")
+    issue.add_argument("username", metavar="USER", help="the user the token logs in")
     issue.add_argument("--account", metavar="IDENT",
                        help="one account (default: all of the user's accounts)")
     issue.add_argument("--ttl", type=_duration, metavar="DURATION",
@@ -52,12 +52,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="also write the QR code as PNG (mode 0600: it holds the token)")
     issue.add_argument("--svg", type=Path, metavar="FILE", help="also write it as SVG (0600)")
     lst = _action(sub, "list", "list tokens (id and state, never the token)")
-    lst.add_argument("username", metavar="USER", nargs="?")
+    lst.add_argument("username", metavar="USER", nargs="?",
+                     help="only this user's tokens (default: everybody's)")
     lst.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     revoke = _action(sub, "revoke", "revoke one token by id, or every token of a user")
     what = revoke.add_mutually_exclusive_group(required=True)
-    what.add_argument("id", metavar="ID", nargs="?")
-    what.add_argument("--user", metavar="USER")
+    what.add_argument("id", metavar="ID", nargs="?", help="the token's id (from list)")
+    what.add_argument("--user", metavar="USER", help="every token of this user instead")
     purge = _action(sub, "purge", "delete expired tokens")
     purge.add_argument("--all-tenants", action="store_true",
                        help="every expired token in every configured token store, whatever "
