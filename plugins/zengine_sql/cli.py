@@ -333,12 +333,8 @@ def _db_run(args: argparse.Namespace, runtime: Runtime) -> int:
         raise specs.AdminError("mode = 'mapping' uses the PBX's tables; zengine's own schema "
                                "is not managed there")
     with unavailable_on_error(state.url):
-        if args.action == "upgrade":
-            migrate.upgrade(state.engine, args.revision)
-            print(f"schema at revision {migrate.current(state.engine)}")
-        elif args.action == "downgrade":
-            migrate.downgrade(state.engine, args.revision)
-            print(f"schema at revision {migrate.current(state.engine)}")
+        if args.action in ("upgrade", "downgrade"):
+            _migrate(state, args.action, args.revision)
         elif args.action == "current":
             print(f"{migrate.current(state.engine) or 'empty'} (head: {migrate.head()})")
         elif args.action == "check":
@@ -347,6 +343,18 @@ def _db_run(args: argparse.Namespace, runtime: Runtime) -> int:
             count = admin.rotate_key(state)
             print(f"re-encrypted {count} SIP passwords under key {state.require_box().current!r}")
     return 0
+
+
+def _migrate(state: SqlState, action: str, revision: str) -> None:
+    from alembic.util import CommandError
+
+    try:
+        (migrate.upgrade if action == "upgrade" else migrate.downgrade)(state.engine, revision)
+    except CommandError as exc:
+        # An unknown or unreachable revision: Alembic's sentence, not its traceback.
+        raise specs.AdminError(f"db {action} {revision}: {exc} (`zengine db current` prints "
+                               "the database's revision and the newest)") from None
+    print(f"schema at revision {migrate.current(state.engine)}")
 
 
 def _check(state: SqlState) -> int:
