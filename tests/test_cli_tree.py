@@ -113,6 +113,19 @@ def _code(text: str) -> list[str]:
     return parts
 
 
+def _takes_config(parser: argparse.ArgumentParser) -> bool:
+    return any("--config" in action.option_strings for action in parser._actions)
+
+
+@pytest.mark.parametrize("node", [n for n in COMMANDS if len(n.path) > 1], ids=lambda n: n.name)
+def test_config_may_follow_every_action(node: Node) -> None:
+    """``zengine users add alice -c FILE`` works: so must each action of every command that
+    takes ``--config``, or the same habit fails on one command only."""
+    parent = next(n for n in NODES if n.path == node.path[:-1])
+    if _takes_config(parent.parser):
+        assert _takes_config(node.parser), f"{node.name}: no --config after the action"
+
+
 def _documented_code() -> str:
     """Everything in code in README.md and docs/**/*.md, one string. Prose does not count
     ("zengine users" is also an English phrase); an operator copies commands from code."""

@@ -128,6 +128,10 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     for child in (listing, clear):
         child.add_argument("--tenant", default=None,
                            help="only this tenant (default: every tenant)")
+        # After the action too, as the other plugin commands take it; SUPPRESS keeps the
+        # value given before the action.
+        child.add_argument("--config", "-c", metavar="FILE", default=argparse.SUPPRESS,
+                           help="config file (default: $ZENGINE_CONFIG)")
 
 
 def _run(args: argparse.Namespace, runtime: Runtime) -> int:

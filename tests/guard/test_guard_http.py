@@ -253,6 +253,10 @@ def test_zengine_lockouts_without_redis_explains_why(tmp_path: Any,
     config.write_text("[plugins.guard]\nlockout_threshold = 3\n")
     assert main(["lockouts", "--config", str(config), "list"]) == 1
     assert "redis_url" in capsys.readouterr().err
+    # After the action too, as every other plugin command takes it (refused as an
+    # unrecognised argument, under the top-level usage, before).
+    assert main(["lockouts", "clear", "alice", "--config", str(config)]) == 1
+    assert "redis_url" in capsys.readouterr().err
 
 
 def test_bad_redis_url_is_a_config_error_that_hides_it(tmp_path: Any,
