@@ -13,7 +13,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from zengine.errors import ConfigError
 
 
 class _SecretFileMarker:
@@ -132,6 +142,18 @@ class ServerSettings(_Model):
             if not path.startswith("/"):
                 raise ValueError(f"path {path!r} must start with '/'")
         return value
+
+
+def server_option(name: str, value: int) -> int:
+    """A command-line value for a ``[server]`` key (``serve --port``, ``init --port``), held
+    to that key's bounds: past them the engine failed with a traceback (port), or the value
+    was ignored (workers 0)."""
+    field = ServerSettings.model_fields[name]
+    try:
+        TypeAdapter(Annotated[(int, *field.metadata)]).validate_python(value)
+    except ValidationError as exc:
+        raise ConfigError(f"--{name} {value}: {exc.errors()[0]['msg']}") from None
+    return value
 
 
 class RequestSettings(_Model):

@@ -16,12 +16,13 @@ import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import Protocol
 
 from zengine.errors import ConfigError
 from zengine.log import configure_logging
 from zengine.pidfile import held
 from zengine.settings import Settings
+from zengine.settingsmodels import server_option
 
 #: Import path every worker process loads (it builds the app from ``$ZENGINE_CONFIG``).
 WORKER_APP = "zengine.asgi:app"
@@ -67,9 +68,9 @@ def serve(settings: Settings, *, config_path: str | None, host: str | None = Non
     """Serve until stopped; ``pid_file`` (else ``[server] pid_file``) holds the process id."""
     configure_logging(settings.logging)
     bind = Bind(host=host or settings.server.host,
-                port=settings.server.port if port is None else _checked("port", port),
+                port=settings.server.port if port is None else server_option("port", port),
                 workers=settings.server.workers if workers is None
-                else _checked("workers", workers))
+                else server_option("workers", workers))
     if settings.server.tls_http2 and settings.server.engine == "uvicorn":
         # uvicorn has no HTTP/2 at all; HTTP/1.1 in its place would be a silent downgrade.
         raise ConfigError("[server] tls_http2 = true: engine 'uvicorn' speaks HTTP/1.1 only; "
@@ -88,21 +89,6 @@ def serve(settings: Settings, *, config_path: str | None, host: str | None = Non
         pid_file = settings.resolve_path(settings.server.pid_file)
     with held(pid_file):
         return engine.run(settings, bind)
-
-
-def _checked(name: str, value: int) -> int:
-    """A ``serve --port``/``--workers`` value, held to the bounds of its ``[server]`` key: past
-    them the engine failed with a traceback (port), or the value was ignored (workers 0)."""
-    from pydantic import TypeAdapter, ValidationError
-
-    from zengine.settingsmodels import ServerSettings
-
-    field = ServerSettings.model_fields[name]
-    try:
-        TypeAdapter(Annotated[(int, *field.metadata)]).validate_python(value)
-    except ValidationError as exc:
-        raise ConfigError(f"--{name} {value}: {exc.errors()[0]['msg']}") from None
-    return value
 
 
 #: TLS 1.2 suites on every engine: granian's own (rustls offers these and nothing else), given
