@@ -60,6 +60,51 @@ def test_init_refuses_blank_or_padded_usernames(
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize(("option", "value", "said"), [
+    ("--port", "99999", "init: --port 99999: Input should be less than or equal to 65535"),
+    ("--sip-domain", "", "init: the SIP domain must not be empty"),
+])
+def test_init_refuses_what_serve_would_refuse(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        option: str, value: str, said: str) -> None:
+    # Both wrote a starter that check-config and serve then refused.
+    monkeypatch.setattr(sys, "stdin", io.StringIO("pw\n"))
+    assert cli.main(["init", str(tmp_path / "x"), option, value]) == 2
+    assert said in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_init_into_a_directory_it_cannot_make_is_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("pw\n"))
+    # A traceback (NotADirectoryError) before.
+    assert cli.main(["init", str(tmp_path / "file" / "etc")]) == 2
+    err = capsys.readouterr().err
+    assert f"init: cannot write {tmp_path / 'file' / 'etc'}: Not a directory" in err
+    assert "Traceback" not in err
+
+
+def test_init_that_fails_part_way_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from zengine import starter
+
+    real = starter._write_private
+
+    def disk_full_at_the_config(path: Path, text: str) -> None:
+        if path.name == starter.CONFIG_NAME:
+            raise OSError(28, "No space left on device", str(path))
+        real(path, text)
+
+    monkeypatch.setattr(starter, "_write_private", disk_full_at_the_config)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("pw\n"))
+    assert cli.main(["init", str(tmp_path / "etc")]) == 2
+    assert "zengine.toml: No space left on device" in capsys.readouterr().err
+    assert list((tmp_path / "etc").iterdir()) == []
+
+
 @pytest.mark.parametrize("command", [["hash-password"], ["init", "DIR"]])
 def test_ctrl_d_at_the_password_prompt_exits_cleanly(tmp_path: Path,
                                                      command: list[str]) -> None:

@@ -17,6 +17,7 @@ import tomli_w
 
 from zengine.errors import ConfigError
 from zengine.passwords import Passwords
+from zengine.settingsmodels import server_option
 
 CONFIG_NAME = "zengine.toml"
 USERS_NAME = "users.toml"
@@ -87,10 +88,27 @@ def init(starter: Starter, passwords: Passwords) -> list[Path]:
                           "choose an empty directory (nothing was written)")
     if not starter.username or starter.username != starter.username.strip():
         raise ConfigError("init: the username must not be empty or start/end with spaces")
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # What serve would refuse is refused here, before anything is written.
+    if not starter.sip_domain.strip():
+        raise ConfigError("init: the SIP domain must not be empty")
+    try:
+        server_option("port", starter.port)
+    except ConfigError as exc:
+        raise ConfigError(f"init: {exc}") from None
     users = users_text(starter, passwords)
-    written = [directory / USERS_NAME, directory / SESSION_KEY_NAME, directory / CONFIG_NAME]
-    _write_private(written[0], users)
-    _write_private(written[1], secrets.token_urlsafe(48) + "\n")
-    _write_private(written[2], config_text(starter))
+    contents = {USERS_NAME: users, SESSION_KEY_NAME: secrets.token_urlsafe(48) + "\n",
+                CONFIG_NAME: config_text(starter)}
+    written: list[Path] = []
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for name, text in contents.items():
+            _write_private(directory / name, text)
+            written.append(directory / name)
+    except OSError as exc:
+        # A directory that cannot be made or written (a typo, no permission, a full disk):
+        # one line naming it, and no half-written starter left behind.
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise ConfigError(f"init: cannot write {exc.filename or directory}: "
+                          f"{exc.strerror}") from None
     return written
