@@ -10,6 +10,7 @@ import sys
 import time
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,7 +94,7 @@ def test_init_that_fails_part_way_leaves_nothing(
 
     real = starter._write_private
 
-    def disk_full_at_the_config(path: Path, text: str) -> None:
+    def disk_full_at_the_config(path: Path, text: bytes) -> None:
         if path.name == starter.CONFIG_NAME:
             raise OSError(28, "No space left on device", str(path))
         real(path, text)
@@ -103,6 +104,43 @@ def test_init_that_fails_part_way_leaves_nothing(
     assert cli.main(["init", str(tmp_path / "etc")]) == 2
     assert "zengine.toml: No space left on device" in capsys.readouterr().err
     assert list((tmp_path / "etc").iterdir()) == []
+
+
+def test_init_whose_write_fails_leaves_no_half_written_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The disk fills up once the config file is created: the empty file was left behind,
+    # and the next `zengine init` refused the directory ("already exists").
+    real = os.fdopen
+
+    def full_at_the_config(fd: int, *args: Any, **kwargs: Any) -> Any:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("zengine.toml"):
+            os.close(fd)
+            raise OSError(28, "No space left on device", "zengine.toml")
+        return real(fd, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", full_at_the_config)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("pw\n"))
+    assert cli.main(["init", str(tmp_path / "etc")]) == 2
+    monkeypatch.undo()
+    assert "No space left on device" in capsys.readouterr().err
+    assert list((tmp_path / "etc").iterdir()) == []
+
+
+@pytest.mark.parametrize("option", ["--username", "--sip-domain", "DIR"])
+def test_init_with_an_argument_that_is_not_utf8_is_one_line_and_writes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        option: str) -> None:
+    # A non-UTF-8 byte in argv (os.fsdecode: a lone surrogate) cannot go into a TOML file:
+    # a UnicodeEncodeError traceback before, with an empty users.toml left behind.
+    bad = os.fsdecode(b"x\xff")
+    directory = tmp_path / (bad if option == "DIR" else "etc")
+    args = ["init", str(directory)] + ([option, bad] if option != "DIR" else [])
+    monkeypatch.setattr(sys, "stdin", io.StringIO("pw\n"))
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "init: " in err and "UTF-8" in err and "Traceback" not in err
+    assert not directory.exists() or list(directory.iterdir()) == []
 
 
 @pytest.mark.parametrize("command", [["hash-password"], ["init", "DIR"]])

@@ -37,11 +37,16 @@ class Starter:
         return self.directory / CONFIG_NAME
 
 
-def _write_private(path: Path, text: str) -> None:
+def _write_private(path: Path, data: bytes) -> None:
     """Create ``path`` 0600 from the start (never briefly world-readable); never overwrite."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+    except BaseException:
+        # Ours (O_EXCL): a half-written file would make the next init refuse the directory.
+        path.unlink(missing_ok=True)
+        raise
 
 
 def config_text(starter: Starter) -> str:
@@ -96,13 +101,20 @@ def init(starter: Starter, passwords: Passwords) -> list[Path]:
     except ConfigError as exc:
         raise ConfigError(f"init: {exc}") from None
     users = users_text(starter, passwords)
-    contents = {USERS_NAME: users, SESSION_KEY_NAME: secrets.token_urlsafe(48) + "\n",
-                CONFIG_NAME: config_text(starter)}
+    try:
+        # Encoded before anything is written: a non-UTF-8 byte in an argument (a lone
+        # surrogate once decoded) cannot go into a TOML file.
+        contents = {name: text.encode("utf-8") for name, text in (
+            (USERS_NAME, users), (SESSION_KEY_NAME, secrets.token_urlsafe(48) + "\n"),
+            (CONFIG_NAME, config_text(starter)))}
+    except UnicodeEncodeError:
+        raise ConfigError("init: the directory, --username and --sip-domain must be valid "
+                          "UTF-8 (nothing was written)") from None
     written: list[Path] = []
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for name, text in contents.items():
-            _write_private(directory / name, text)
+        for name, data in contents.items():
+            _write_private(directory / name, data)
             written.append(directory / name)
     except OSError as exc:
         # A directory that cannot be made or written (a typo, no permission, a full disk):
