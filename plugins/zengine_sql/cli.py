@@ -348,6 +348,10 @@ def _db_run(args: argparse.Namespace, runtime: Runtime) -> int:
 def _migrate(state: SqlState, action: str, revision: str) -> None:
     from alembic.util import CommandError
 
+    if not revision:
+        # Alembic asserts on it (an AssertionError traceback) instead of saying so.
+        raise specs.AdminError(f"db {action}: the revision is empty (a revision id, head, "
+                               "base, +N or -N)")
     try:
         (migrate.upgrade if action == "upgrade" else migrate.downgrade)(state.engine, revision)
     except CommandError as exc:

@@ -39,3 +39,15 @@ def test_a_downgrade_to_a_revision_ahead_is_one_line(
     assert main(["db", "downgrade", "0002", "--config", str(cfg)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("zengine: db downgrade 0002: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["db", "upgrade", "--revision", ""], ["db", "downgrade", ""]],
+                         ids=lambda argv: argv[1])
+def test_an_empty_revision_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       argv: list[str]) -> None:
+    cfg = write_config(tmp_path / "z.toml", make_url(f"sqlite:///{tmp_path}/z.db"),
+                       {"k1": KEY_1})
+    assert main([*argv, "--config", str(cfg)]) == 1  # an AssertionError in Alembic before
+    err = capsys.readouterr().err
+    assert err.startswith(f"zengine: db {argv[1]}: ") and "empty" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
