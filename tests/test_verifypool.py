@@ -427,3 +427,20 @@ def test_a_caller_has_its_answer_only_once_its_slot_is_free() -> None:
         assert first.result(10) is True
         assert following and following[0].result(10) == 2, seen
         assert seen == [0, set()]
+
+
+def test_a_failure_in_the_accounting_still_answers_the_caller(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer is set after the slot's accounting; were that ever to raise (a bug), the
+    caller would have waited for ever on its future."""
+    verify_pool = VerifyPool(1, 1)
+
+    def broken(_job: object) -> None:
+        raise RuntimeError("accounting bug")
+
+    monkeypatch.setattr(verify_pool, "_finish", broken)
+    try:
+        assert verify_pool.submit(lambda: "verified").result(timeout=10) == "verified"
+    finally:
+        monkeypatch.undo()
+        verify_pool.close()

@@ -232,21 +232,25 @@ class VerifyPool:
                     result = job.fn()
                 except BaseException as exc:
                     error = exc
-            with self._lock:
-                # The next one starts before this one's lane is forgotten, so that a lane
-                # whose next job is this very thread's keeps its tag.
-                following = self._next_locked()
-                if following is not None:
-                    self._start(following)
-                self._finish(job)
-            # Answered once its slot is free: a caller with its answer finds the pool with
-            # room (answered first, a login right after its last one on a full pool was
-            # refused as if that one still ran, and in_flight still counted it).
-            if error is not None:
-                job.future.set_exception(error)
-                error = None  # no cycle through this frame
-            elif ran:
-                job.future.set_result(result)
+            following = None
+            try:
+                with self._lock:
+                    # The next one starts before this one's lane is forgotten, so that a lane
+                    # whose next job is this very thread's keeps its tag.
+                    following = self._next_locked()
+                    if following is not None:
+                        self._start(following)
+                    self._finish(job)
+            finally:
+                # Answered once its slot is free: a caller with its answer finds the pool
+                # with room (answered first, a login right after its last one on a full pool
+                # was refused as if that one still ran). In ``finally``: were the accounting
+                # ever to fail, its caller still gets its answer instead of waiting for ever.
+                if error is not None:
+                    job.future.set_exception(error)
+                    error = None  # no cycle through this frame
+                elif ran:
+                    job.future.set_result(result)
             job = following
 
     def run(self, fn: Callable[[], T], lane: Lane | None = None) -> T:
