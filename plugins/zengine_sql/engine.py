@@ -107,7 +107,11 @@ def unavailable_on_error(url: URL) -> Iterator[None]:
     try:
         yield
     except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
-        raise BackendUnavailable(f"sql: {describe_error(exc, url)}") from None
+        # SQLite's missing table is an OperationalError (PostgreSQL's and MariaDB's are
+        # ProgrammingErrors, below): the Quickstart's database before `db upgrade`.
+        hint = (" (schema missing? run `zengine db upgrade`)"
+                if "no such table" in str(getattr(exc, "orig", exc)) else "")
+        raise BackendUnavailable(f"sql: {describe_error(exc, url)}{hint}") from None
     except sa_exc.ProgrammingError as exc:
         raise BackendUnavailable(f"sql: {describe_error(exc, url)} (schema missing? "
                                  "run `zengine db upgrade`)") from None

@@ -51,3 +51,15 @@ def test_an_empty_revision_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert err.startswith(f"zengine: db {argv[1]}: ") and "empty" in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_database_never_migrated_says_to_run_db_upgrade(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The Quickstart's SQLite: ``users show`` before ``db upgrade`` said only ``no such
+    table: zengine_users`` (PostgreSQL's and MariaDB's missing table had the hint)."""
+    cfg = write_config(tmp_path / "z.toml", make_url(f"sqlite:///{tmp_path}/z.db"),
+                       {"k1": KEY_1})
+    assert main(["users", "show", "alice", "--config", str(cfg)]) != 0
+    err = capsys.readouterr().err
+    assert "no such table" in err and "run `zengine db upgrade`" in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
