@@ -200,6 +200,33 @@ directory = "ldap://down.example"
     assert probe.calls == ["", "acme"]  # globex shares the global directory: probed once
 
 
+@pytest.mark.parametrize("down", ["acme", "global"])
+def test_readiness_tenants_report_lists_a_tenants_backend_but_answers_200(
+        tmp_path: Path, down: str) -> None:
+    """``[server] readiness_tenants = "report"``: acme's own directory being down is listed
+    (and logged) but does not take the instance out; a global backend down still does."""
+    probe = TenantProbe()
+    table = "[tenants.acme.plugins.probe]" if down == "acme" else "[plugins.probe]"
+    settings = load_settings(tenants_config(tmp_path, extra=f"""
+{table}
+directory = "ldap://down.example"
+"""), environ={"ZENGINE_SERVER__READINESS_TENANTS": "report"})
+    app = create_app(settings, load_entrypoints=False,
+                     plugins=[*plugin_list(*BUILTINS), ("probe", probe)])
+    with TestClient(app) as client:
+        response = client.get("/readyz")
+    if down == "acme":
+        assert response.status_code == 200
+        assert response.json() == {"ready": True, "backends": [
+            {"backend": "directory", "ready": True},
+            {"backend": "directory", "tenant": "acme", "ready": False,
+             "reason": "service bind refused"}]}
+    else:
+        assert response.status_code == 503
+        assert response.json() == {"ready": False, "backends": [
+            {"backend": "directory", "ready": False, "reason": "service bind refused"}]}
+
+
 def test_readyz_probes_a_backend_tenants_share_once_and_names_no_tenant(
         tmp_path: Path) -> None:
     """Review of 61092d2: with a shared [plugins.probe] down, /readyz listed the global entry

@@ -87,14 +87,17 @@ class ReadinessCache:
             return self._results
 
 
-def body(results: list[TenantReadiness]) -> dict[str, object]:
+def body(results: list[TenantReadiness], *, tenants_fail: bool = True) -> dict[str, object]:
     """What ``/readyz`` shows: the backend names and short reasons, never ``detail``.
 
     The global runtime's backends are all listed; a tenant's only when not ready, with its
     name: that is what the operator must know, and a ready tenant's entries would only
-    lengthen the body and list the tenants to whoever can reach it.
+    lengthen the body and list the tenants to whoever can reach it. With ``tenants_fail``
+    false (``[server] readiness_tenants = "report"``) a tenant's is listed but leaves
+    ``ready`` (and the status) to the global backends.
     """
-    return {"ready": all(item.ready for _, item in results),
+    return {"ready": all(item.ready for tenant, item in results
+                         if tenants_fail or not tenant),
             "backends": [{"backend": item.backend,
                           **({"tenant": tenant} if tenant else {}), "ready": item.ready,
                           **({"reason": item.reason} if not item.ready else {})}
@@ -103,13 +106,14 @@ def body(results: list[TenantReadiness]) -> dict[str, object]:
 
 def routes(runtime: Runtime) -> list[BaseRoute]:
     cache = ReadinessCache(runtime, runtime.settings.server.readiness_cache_seconds)
+    tenants_fail = runtime.settings.server.readiness_tenants == "fail"
 
     async def livez(_request: Request) -> Response:
         return PlainTextResponse("ok\n", headers=NO_STORE)
 
     async def readyz(_request: Request) -> Response:
         results = await cache.results()
-        content = body(results)
+        content = body(results, tenants_fail=tenants_fail)
         return JSONResponse(content, status_code=200 if content["ready"] else 503,
                             headers=NO_STORE)
 

@@ -117,6 +117,11 @@ class ServerSettings(_Model):
     pid_file: Path | None = None
     #: Seconds ``/readyz`` reuses its last probe of the backends before probing again.
     readiness_cache_seconds: float = Field(5.0, ge=0, le=300)
+    #: What a tenant's own backend (``[tenants.<name>.plugins.*]``) not being ready does to
+    #: ``/readyz``: ``fail`` answers 503, as for a global one; ``report`` lists it and answers
+    #: 200, so one customer's dead directory does not take every instance, and so every
+    #: other tenant, out of the load balancer (all instances share that directory).
+    readiness_tenants: Literal["fail", "report"] = "fail"
     #: TLS in ``zengine serve`` (every engine): PEM certificate chain and its private key,
     #: relative to the config file. Unset: plain HTTP (put TLS in a reverse proxy).
     tls_certificate: Path | None = None
