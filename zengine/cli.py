@@ -234,8 +234,8 @@ def build_parser(runtime_commands: Sequence[Any] = ()) -> argparse.ArgumentParse
     parser.add_argument("--version", action="version", version=f"zengine {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    serve = sub.add_parser("serve", help="run the HTTP server (hypercorn)",
-                           description="Run the provisioning server.")
+    serve = sub.add_parser("serve", help="run the HTTP server (hypercorn, granian or uvicorn)",
+                           description="Run the provisioning server on [server] engine.")
     _add_config(serve)
     serve.add_argument("--host", help="address to bind (default: [server] host)")
     serve.add_argument("--port", type=int, help="port to bind (default: [server] port)")
