@@ -8,6 +8,7 @@ in the body of a ``no-store`` page, never in a URL, a cookie or a redirect.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
@@ -77,6 +78,15 @@ def session_key(secret: SecretStr | None, secret_file: SecretFile | None, runtim
                 hint=f"set [{table}] session_key_file (or {variable}) to keep sessions "
                      "across restarts")
     return secrets.token_urlsafe(32)
+
+
+def signing_key(key: str, plugin: str) -> str:
+    """The key ``plugin``'s session cookies are signed with: derived from its session key and
+    its name. An operator may give the portal and the console one key file; signed with that
+    key alike, a portal user's cookie, copied into the console's cookie, would be a console
+    session (an LDAP admin's, with ``ldap_scope``). Each plugin's own key keeps them apart."""
+    return hmac.new(key.encode(), f"zengine session cookie: {plugin}".encode(),
+                    hashlib.sha256).hexdigest()
 
 
 class FormError(Exception):

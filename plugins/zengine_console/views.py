@@ -31,7 +31,15 @@ from zengine.errors import ZengineError
 from zengine.models import AuditEvent, Credentials, Identity, LoginAttempt, ProvisionRequest
 from zengine.pipeline import check_login
 from zengine.runtime import Runtime
-from zengine.webforms import PAGE_HEADERS, FormError, Sessions, csrf_ok, csrf_token, read_form
+from zengine.webforms import (
+    PAGE_HEADERS,
+    FormError,
+    Sessions,
+    csrf_ok,
+    csrf_token,
+    read_form,
+    signing_key,
+)
 from zengine_admin import service
 from zengine_admin.auth import check_key
 from zengine_admin.keys import key_store
@@ -65,7 +73,8 @@ class Console:
 
     def routes(self) -> list[BaseRoute]:
         # Session middleware on the console's own routes only, its cookie scoped to its path.
-        session = [Middleware(SessionMiddleware, secret_key=self._session_key,
+        session = [Middleware(SessionMiddleware,
+                              secret_key=signing_key(self._session_key, NAME),
                               session_cookie=COOKIE, max_age=self.config.session_ttl,
                               path=self.base, same_site="strict", https_only=True)]
         base = self.base

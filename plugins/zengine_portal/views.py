@@ -32,7 +32,7 @@ from zengine.pipeline import Outcome, authenticate
 from zengine.request import refuse_unstorable
 from zengine.runtime import Runtime
 from zengine.tenancy import resolve_tenant, runtime_for
-from zengine.webforms import PAGE_HEADERS, FormError, Sessions, read_form
+from zengine.webforms import PAGE_HEADERS, FormError, Sessions, read_form, signing_key
 from zengine.webforms import csrf_ok as _csrf_ok
 from zengine.webforms import csrf_token as _csrf
 from zengine_portal.assets import Assets
@@ -82,7 +82,8 @@ class Portal:
     def routes(self) -> list[BaseRoute]:
         # The session middleware is on the portal's own routes only; its cookie is scoped to
         # the portal's path, so provisioning requests never carry it.
-        session = [Middleware(SessionMiddleware, secret_key=self._session_key,
+        session = [Middleware(SessionMiddleware,
+                              secret_key=signing_key(self._session_key, "portal"),
                               session_cookie=COOKIE, max_age=self.config.session_ttl,
                               path=self.base, same_site="strict", https_only=True)]
         base = self.base
