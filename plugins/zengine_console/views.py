@@ -153,6 +153,11 @@ class Console:
                 session.clear()
                 return None
             return Actor.from_key(key, addr, via="console")
+        if session.get("via") != "ldap" or self.config.ldap_admin_group is None:
+            # Only a directory sign-in makes a directory admin, and only while directory
+            # admins are on: a session of theirs from before the group was unset ends.
+            session.clear()
+            return None
         tenant = session.get("tenant")
         return Actor(name=str(session["user"]), scope=self.config.ldap_scope,
                      tenant=tenant if isinstance(tenant, str) and tenant else None,

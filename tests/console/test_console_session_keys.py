@@ -3,15 +3,20 @@ still not accept each other's cookies: a portal user's cookie is no console sess
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import time
 from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+from itsdangerous import TimestampSigner
 
 from tests.admin.conftest import write_config
-from tests.console.conftest import ALICE_PASSWORD, SESSION_KEY, Browser, csrf_of
+from tests.console.conftest import ALICE_PASSWORD, SESSION_KEY, Browser, ConsoleServer, csrf_of
 from tests.serverproc import running_server
+from zengine.webforms import signing_key
 
 pytestmark = pytest.mark.subprocess
 PORTAL_COOKIE = "__Secure-zengine-portal"
@@ -51,3 +56,15 @@ def test_a_portal_cookie_is_no_console_session(tmp_path: Path, ldap_group: str |
         refused = console.post("/console/lockouts/clear",
                                {"csrf": csrf_of(page.text), "name": "bob", "user": "bob"})
         assert refused.status_code == 403
+
+
+def test_only_a_directory_sign_in_makes_a_directory_admin(console: ConsoleServer) -> None:
+    """A validly signed session that no directory sign-in made (no ``via``), or a directory
+    admin's while ``ldap_admin_group`` is unset (as on this server: keys only), is nobody."""
+    signer = TimestampSigner(signing_key(SESSION_KEY, "console"))
+    for extra in ({}, {"via": "ldap"}):
+        session = {"user": "helpdesk", "tenant": "", "sid": f"forged{len(extra)}",
+                   "since": time.time(), "csrf": "c" * 43, **extra}
+        cookie = signer.sign(base64.b64encode(json.dumps(session).encode())).decode()
+        page = Browser(console.server.base, cookie=cookie).get("/console")
+        assert 'name="api_key"' in page.text, page.text
