@@ -117,7 +117,8 @@ class Console:
                 return self._page(request, "message.html", exc.status, dict(exc.headers),
                                   heading=exc.heading, text=exc.text)
             except Problem as exc:
-                return self._message(request, exc.status, exc.title, exc.detail)
+                return self._page(request, "message.html", exc.status, exc.headers,
+                                  heading=exc.title, text=exc.detail)
             except Exception:
                 # A bug: the traceback goes to the (redacted) log, never to the page.
                 log.exception("console.crash", path=request.url.path)
@@ -192,7 +193,7 @@ class Console:
         if any(len(v) > limit for v in form.values()):
             raise FormError("oversized field")
         error = "Wrong API key." if form.get("api_key") else "Wrong username or password."
-        status = 403
+        status, headers = 403, {}
         try:
             if form.get("api_key"):
                 checked = await anyio.to_thread.run_sync(
@@ -214,13 +215,15 @@ class Console:
                                         via="ldap")
                     return RedirectResponse(self.base, status_code=303)
         except Problem as exc:
-            error, status = exc.detail, exc.status
+            error, status, headers = exc.detail, exc.status, exc.headers
         except ZengineError as exc:
             error, status = exc.public_message, max(exc.default_status, 400)
+            # A lockout's or a full pool's wait, as the portal and the API tell it.
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
         # Held like a failed provisioning login, on the event loop.
         await asyncio.sleep(max(0.0, self.floor - (time.monotonic() - arrived)))
-        return self._page(request, "signin.html", status, ldap=self.config.ldap_admin_group
-                          is not None, error=error)
+        return self._page(request, "signin.html", status, headers,
+                          ldap=self.config.ldap_admin_group is not None, error=error)
 
     def _directory_admin(self, username: str, password: str, addr: str,
                          path: str) -> Identity | None:

@@ -8,13 +8,14 @@ import contextlib
 import re
 import sqlite3
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2 as httpx
 import pytest
 
 from tests.admin.conftest import runtime_from
-from tests.console.conftest import ALICE_PASSWORD, COOKIE, ConsoleServer, csrf_of
+from tests.console.conftest import ALICE_PASSWORD, COOKIE, ConsoleServer, csrf_of, start
 from zengine.webforms import CSP
 
 pytestmark = pytest.mark.subprocess
@@ -37,6 +38,19 @@ def test_sign_in_page_and_refusals(console: ConsoleServer) -> None:
     forged = console.browser().post("/console/signin", {"csrf": "x",
                                                         "api_key": console.keys["admin"]})
     assert forged.status_code == 403 and "expired" in forged.text
+
+
+def test_a_locked_out_sign_in_says_when_to_try_again(tmp_path: Path) -> None:
+    """The guard's 429 at the console's sign-in carries its ``Retry-After``, as the portal's
+    and the API's do (the console's page dropped it)."""
+    # Its own server: this locks 127.0.0.1 out of it.
+    with contextlib.contextmanager(start)(tmp_path) as console:
+        browser = console.browser()
+        answers = [browser.sign_in(f"zk_wrong-key-{n:022d}") for n in range(4)]
+        assert [a.status_code for a in answers] == [403, 403, 403, 429], answers
+        assert "retry-after" not in answers[0].headers
+        assert int(answers[-1].headers["retry-after"]) >= 1
+        assert "zk_wrong-key" not in answers[-1].text
 
 
 def test_signed_in_session_rules(console: ConsoleServer) -> None:
