@@ -231,6 +231,8 @@ async def _body(request: Request, model: type[BaseModel], timeout: float) -> Bas
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Problem(f"the body is not JSON: {exc.__class__.__name__}") from None
+    except ValueError:  # an integer past Python's int_max_str_digits (4300): not a 500
+        raise Problem("the body is not JSON: a number has too many digits") from None
     except RecursionError:  # nested past Python's limit: the decoder gives up, not a 500
         raise Problem("the body is not JSON: nested too deeply") from None
     try:

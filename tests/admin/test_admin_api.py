@@ -106,6 +106,18 @@ def test_a_deeply_nested_body_is_a_400_not_a_500(srv: AdminServer) -> None:
         assert "not JSON" in reply.json()["detail"]
 
 
+def test_a_number_past_the_decoders_digit_limit_is_a_400_not_a_500(srv: AdminServer) -> None:
+    """json.loads raises a plain ValueError (Python's 4300-digit limit on int conversion), not
+    a JSONDecodeError, for an integer of 5000 digits: 5 KB is well under the size limit."""
+    admin = srv.client()
+    raw = b'{"username": "alice", "ttl_seconds": 1' + b"0" * 5000 + b"}"
+    for path in ("/api/v1/tokens", "/api/v1/users"):
+        reply = admin.call("POST", path, raw=raw, headers={"Content-Type": "application/json"})
+        assert reply.status == 400, reply.body
+        assert reply.headers["content-type"] == "application/problem+json"
+        assert "not JSON" in reply.json()["detail"]
+
+
 def test_tenant_key_sees_only_its_tenant(srv: AdminServer) -> None:
     admin, acme = srv.client(), srv.client("acme")
     assert admin.call("POST", "/api/v1/users", {**CAROL, "username": "erin",
