@@ -118,6 +118,21 @@ def test_a_number_past_the_decoders_digit_limit_is_a_400_not_a_500(srv: AdminSer
         assert "not JSON" in reply.json()["detail"]
 
 
+def test_an_audit_time_that_leaves_the_calendar_in_utc_is_a_422_not_a_500(
+        srv: AdminServer) -> None:
+    """9999-12-31T23:59:59-23:59 is a valid datetime but is past year 9999 in UTC (and
+    0001-01-01T00:00:00+23:59 before year 1): converting it for the query overflowed."""
+    admin = srv.client()
+    for name, value in (("since", "9999-12-31T23:59:59-23:59"),
+                        ("until", "0001-01-01T00:00:00%2B23:59")):
+        reply = admin.call("GET", f"/api/v1/audit?{name}={value}")
+        assert reply.status == 422, reply.body
+        assert reply.headers["content-type"] == "application/problem+json"
+        assert reply.json()["errors"][0]["field"] == name
+    edge = admin.call("GET", "/api/v1/audit?since=9999-12-31T23:59:59Z")
+    assert edge.status == 200 and edge.json()["items"] == []
+
+
 def test_tenant_key_sees_only_its_tenant(srv: AdminServer) -> None:
     admin, acme = srv.client(), srv.client("acme")
     assert admin.call("POST", "/api/v1/users", {**CAROL, "username": "erin",

@@ -13,8 +13,15 @@ if TYPE_CHECKING:
     from zengine.runtime import Runtime
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+def _aware(name: str, value: datetime | None) -> datetime | None:
+    """``value`` in UTC (naive: UTC already). A valid time with an offset can leave the
+    calendar in UTC (9999-12-31T23:59:59-23:59): a 422 naming it, not an OverflowError."""
+    if value is None or value.tzinfo is None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise Invalid(name, "out of range once converted to UTC") from None
 
 
 def _split(text: str | None) -> tuple[str, ...]:
@@ -44,8 +51,8 @@ def audit_events(runtime: Runtime, actor: Actor, *, username: str | None = None,
     else:
         tenant = actor.target or (None if runtime is root else runtime.tenant)
     try:
-        query = AuditQuery(username=username, tenant=tenant, since=_aware(since),
-                           until=_aware(until), outcomes=_split(outcomes),
+        query = AuditQuery(username=username, tenant=tenant, since=_aware("since", since),
+                           until=_aware("until", until), outcomes=_split(outcomes),
                            events=_split(events), limit=limit, cursor=cursor)
         page = backend_errors(lambda: service.query(query))
     except AuditStoreOff:
