@@ -130,6 +130,19 @@ class TokenService:
         if self.config.store == "sql" and self._sql_engine() is None:
             raise ConfigError("[plugins.tokens] store = \"sql\" needs the sql plugin with "
                               "[plugins.sql] url set")
+        root = self.runtime.root
+        if root is not None:
+            # One endpoint, registered from the global settings, serves every tenant: a
+            # tenant's own path or param would put a token URL nothing answers into its
+            # documents and links, and a refusal is answered before any tenant is known.
+            shared = root.config(PLUGIN_NAME, TokensSettings)
+            differ = [name for name in ("path", "param", "refused_status")
+                      if getattr(self.config, name) != getattr(shared, name)]
+            if differ:
+                raise ConfigError(
+                    f"[tenants.{self.runtime.tenant}.plugins.tokens]: {', '.join(differ)} "
+                    f"cannot differ per tenant: the one token endpoint "
+                    f"({shared.path}?{shared.param}=) serves every tenant")
 
     @property
     def backend(self) -> str:

@@ -21,6 +21,7 @@ from tests.conftest import BUILTINS, runtime_of
 from tests.tenants_kit import FAST, HOSTS, PASSWORDS, SIP_SECRET, config
 from zengine.app import create_app
 from zengine.cli import main
+from zengine.errors import ConfigError
 from zengine.passwords import Passwords
 from zengine.runtime import build_runtime
 from zengine.settings import load_settings
@@ -264,3 +265,38 @@ sqlite_path = "acme-tokens.db"
     assert main(["tokens", "purge", "--all-tenants", "-c", str(path)]) == 0
     assert capsys.readouterr().out.endswith("purged 2 expired token(s) of every tenant\n")
     assert {t: states(t) for t in live} == {t: ["active"] for t in live}
+
+
+@pytest.mark.parametrize("line", ['path = "/acme-token"', 'param = "tok"',
+                                  "refused_status = 404"])
+def test_what_the_one_token_endpoint_shares_is_refused_in_a_tenant_table(
+        tmp_path: Path, line: str) -> None:
+    """One endpoint, at the global path and parameter, serves every tenant: a tenant's own
+    ``path`` or ``param`` made its documents and links carry a token URL nothing answered
+    (``/acme-token?tok=`` got a 404), and its ``refused_status`` was never used (a refusal is
+    answered before the token's tenant is known). Refused at startup, naming the key."""
+    path = config(tmp_path, extra=f"""
+[plugins.tokens]
+sqlite_path = "tokens.db"
+[tenants.acme.plugins.tokens]
+{line}
+""")
+    runtime = build_runtime(load_settings(path, environ={}), load_entrypoints=False,
+                            plugins=plugin_list(*BUILTINS, "tokens"))
+    with pytest.raises(ConfigError, match=rf"tenants\.acme.*{line.split()[0]}.*differ"):
+        runtime.start()
+
+
+def test_a_tenant_may_keep_the_global_token_endpoint_values(tmp_path: Path) -> None:
+    path = config(tmp_path, extra="""
+[plugins.tokens]
+sqlite_path = "tokens.db"
+path = "/zt"
+[tenants.acme.plugins.tokens]
+sqlite_path = "acme-tokens.db"
+path = "/zt"
+""")
+    runtime = build_runtime(load_settings(path, environ={}), load_entrypoints=False,
+                            plugins=plugin_list(*BUILTINS, "tokens"))
+    runtime.start()
+    runtime.stop()
