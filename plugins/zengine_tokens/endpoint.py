@@ -216,7 +216,8 @@ class Redemption:
         served = self.runtime.for_tenant(row.tenant) or found_in
         try:
             identity, accounts = _accounts_of(served, row)
-            if self.config.reply == "full":
+            # The token's tenant's own choice of answer, not the global runtime's.
+            if served.config(PLUGIN_NAME, TokensSettings).reply == "full":
                 body = _full(served, identity, accounts, self.path, self.query,
                              self.headers, self.client_addr)
             else:

@@ -300,3 +300,29 @@ path = "/zt"
                             plugins=plugin_list(*BUILTINS, "tokens"))
     runtime.start()
     runtime.stop()
+
+
+def test_a_tenants_own_reply_setting_shapes_its_tokens_answer(tmp_path: Path) -> None:
+    """``[tenants.acme.plugins.tokens] reply = "full"``: acme's tokens answer acme's whole
+    document; the endpoint answered every tenant's token with the global ``credentials``."""
+    path = config(tmp_path, extra="""
+[plugins.tokens]
+sqlite_path = "tokens.db"
+[tenants.acme.plugins.tokens]
+reply = "full"
+""")
+    app = create_app(load_settings(path, environ={}), load_entrypoints=False,
+                     plugins=plugin_list(*BUILTINS, "tokens"))
+    with TestClient(app) as client:
+        answers = {}
+        for tenant in ("acme", "globex"):
+            served = runtime_of(client).for_tenant(tenant)
+            assert served is not None
+            issued = token_service(served).issue("alice", tenant=tenant, actor="test")
+            reply = client.get("/token", params={"id": issued.token})
+            assert reply.status_code == 200, reply.text
+            answers[tenant] = etree.fromstring(reply.content)
+    assert answers["acme"].findtext("accounts/account/SIP_domain") == "sip.acme.example"
+    assert answers["acme"].findtext("accounts/account/password") == SIP_SECRET["acme"]
+    assert answers["globex"].find("accounts/account/SIP_domain") is None
+    assert answers["globex"].findtext("accounts/account/password") == SIP_SECRET["globex"]
