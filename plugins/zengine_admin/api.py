@@ -236,7 +236,9 @@ async def _body(request: Request, model: type[BaseModel], timeout: float) -> Bas
     except RecursionError:  # nested past Python's limit: the decoder gives up, not a 500
         raise Problem("the body is not JSON: nested too deeply") from None
     try:
-        return model.model_validate(data)
+        # Strict: the JSON types the OpenAPI document gives (no "2" for an integer, no
+        # "yes" for a boolean); the bodies hold no type JSON lacks (dates, bytes).
+        return model.model_validate(data, strict=True)
     except ValidationError as exc:
         raise _invalid(exc, "body") from None
 

@@ -133,6 +133,20 @@ def test_an_audit_time_that_leaves_the_calendar_in_utc_is_a_422_not_a_500(
     assert edge.status == 200 and edge.json()["items"] == []
 
 
+def test_a_body_value_of_the_wrong_json_type_is_refused_as_the_document_says(
+        srv: AdminServer) -> None:
+    """The OpenAPI document says ``uses`` is an integer and ``keep_older`` a boolean; the
+    lax validation took "2" and "yes" (a token with 2 uses issued from a string)."""
+    admin = srv.client()
+    for body in ({"username": "alice", "uses": "2"}, {"username": "alice", "keep_older": "yes"},
+                 {"username": "alice", "ttl_seconds": "3600"}):
+        reply = admin.call("POST", "/api/v1/tokens", body)
+        assert reply.status == 422, (body, reply.body)
+        assert reply.json()["errors"][0]["field"] == next(iter(body.keys() - {"username"}))
+    assert admin.call("POST", "/api/v1/tokens", {"username": "alice", "uses": 2,
+                                                 "keep_older": True}).status == 201
+
+
 def test_tenant_key_sees_only_its_tenant(srv: AdminServer) -> None:
     admin, acme = srv.client(), srv.client("acme")
     assert admin.call("POST", "/api/v1/users", {**CAROL, "username": "erin",
