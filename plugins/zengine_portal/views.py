@@ -190,7 +190,8 @@ class Portal:
         # A fresh session (new id and CSRF token) for the signed-in user.
         self.sessions.start(request.session, signed_in.identity.username, signed_in.tenant)
         # Just authenticated, accounts loaded: the service need not look the user up again.
-        return await self._issue(request, check_user=False)
+        return await self._issue(request, check_user=False,
+                                 user_tenant=signed_in.identity.tenant or "")
 
     def _sign_in(self, username: str, password: str, addr: str, path: str,
                  headers: Mapping[str, str]) -> SignedIn:
@@ -232,13 +233,14 @@ class Portal:
             return self._refused(request)
         return await self._issue(request)
 
-    async def _issue(self, request: Request, *, check_user: bool = True) -> Response:
+    async def _issue(self, request: Request, *, check_user: bool = True,
+                     user_tenant: str | None = None) -> Response:
         user, tenant = request.session["user"], request.session.get("tenant", "")
         try:
             issued = await run_in_threadpool(
                 self.api.service(tenant).issue, user, tenant=tenant, ttl=self.config.token_ttl,
                 revoke_older=True, actor="portal", client_addr=self._client_addr(request),
-                check_user=check_user)
+                check_user=check_user, user_tenant=user_tenant)
             if not issued.link:
                 raise ZengineError("tokens have no link: set [server] public_url or "
                                    "[plugins.tokens] provider_id")

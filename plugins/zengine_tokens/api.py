@@ -246,7 +246,7 @@ class TokenService:
                                  self.runtime)
 
     # -- operations --------------------------------------------------------------------
-    def _check_user(self, username: str, account: str | None) -> None:
+    def _check_user(self, username: str, account: str | None) -> str:
         settings = self.runtime.settings
         identity = self.runtime.hooks.find_identity(username, self.runtime, settings.auth.chain)
         if identity is None:
@@ -258,15 +258,18 @@ class TokenService:
                 raise NoAccounts(
                     f"user {username!r} has no account {account!r} (accounts: {idents})",
                     public_message=f"User {username!r} has no account {account!r}.")
+        return identity.tenant or ""
 
     def issue(self, username: str, *, tenant: str = "", account: str | None = None,
               ttl: timedelta | None = None, uses: int | None = None,
               revoke_older: bool = True, actor: str = "cli",
               client_addr: str | None = None, purpose: str = "link",
-              check_user: bool = True) -> IssuedToken:
+              check_user: bool = True, user_tenant: str | None = None) -> IssuedToken:
         """A new token for ``username`` (one ``account`` ident, or all of the user's
         accounts). Unless ``revoke_older`` is false, the user's live tokens for the same
-        account are revoked in the same transaction."""
+        account are revoked in the same transaction. The row records the user's own tenant
+        (the check finds it; without the check, ``user_tenant`` says it), so the endpoint
+        never answers with another user of that name."""
         ttl = self.config.ttl if ttl is None else ttl
         uses = self.config.max_uses if uses is None else uses
         if not username:
@@ -276,7 +279,7 @@ class TokenService:
         if not 1 <= uses <= 1000:
             raise ValueError("uses must be between 1 and 1000")
         if check_user:
-            self._check_user(username, account)
+            user_tenant = self._check_user(username, account)
         token = new_token()
         now = self.clock()
         with _unavailable_on_error():
@@ -284,7 +287,7 @@ class TokenService:
                 token_hash=digest(token), tenant=tenant, username=username, account=account,
                 purpose=purpose, now=now, expires_at=now + ttl, max_uses=uses,
                 replay_seconds=int(self.config.replay_window.total_seconds()),
-                issued_by=actor, revoke_older=revoke_older)
+                issued_by=actor, revoke_older=revoke_older, user_tenant=user_tenant)
         self.audit("token.issued", "issued", username=username, client_addr=client_addr,
                    detail=f"id={row.id} account={account or '*'} purpose={purpose} "
                           f"uses={uses} expires={row.expires_at.isoformat()} actor={actor} "

@@ -64,5 +64,6 @@ def add_tokens(document: Document, identity: Identity, runtime: Runtime) -> None
         issued = service.issue(identity.username, tenant=runtime.tenant,
                                account=resolved.account.ident, purpose="document",
                                actor="document", check_user=False,
+                               user_tenant=identity.tenant or "",
                                client_addr=addr if isinstance(addr, str) else None)
         _put(element, "token", issued.token)

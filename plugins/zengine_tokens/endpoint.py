@@ -114,6 +114,12 @@ def _accounts_of(runtime: Runtime, row: TokenRow) -> tuple[Identity, list[Accoun
     # runtime, a tenant that is only a name on users) the user's own tenant must match.
     if row.tenant and row.tenant != runtime.tenant and (identity.tenant or "") != row.tenant:
         raise Gone("user in another tenant")
+    # Whose token it is: on the global runtime (the backend's tenant on the identity, at
+    # issue as here) a name several tenants use finds the untenanted user, never the
+    # tenant's user the token was issued for.
+    if runtime.root is None and row.user_tenant is not None \
+            and (identity.tenant or "") != row.user_tenant:
+        raise Gone("user in another tenant")
     accounts = runtime.hooks.load_accounts(identity, runtime)
     if row.account is not None:
         accounts = [a for a in accounts if a.ident == row.account]

@@ -54,6 +54,8 @@ class TokenRow:
     last_used_at: datetime | None
     last_used_addr: str | None
     issued_by: str
+    #: The user's own tenant when issued; ``None`` for a row from before it was recorded.
+    user_tenant: str | None = None
 
     def state(self, now: datetime) -> State:
         if self.revoked_at is not None:

@@ -36,6 +36,9 @@ TOKENS = sa.Table(
     sa.Column("last_used_addr", sa.String(64), nullable=True),
     #: Who issued it (``cli``, ``portal``, ``document``), for the audit trail.
     sa.Column("issued_by", sa.String(64), nullable=False, server_default="cli"),
+    #: The user's own tenant when issued (``""``: untenanted); the endpoint refuses the token
+    #: for a user of that name in another tenant. NULL: issued before revision t0002.
+    sa.Column("user_tenant", login_string(64), nullable=True),
     sa.Index("ix_zengine_tokens_user", "tenant", "username"),
     sa.Index("ix_zengine_tokens_expires_at", "expires_at"),
 )

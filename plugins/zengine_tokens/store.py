@@ -38,7 +38,8 @@ class TokenStore:
 
     def insert(self, *, token_hash: str, tenant: str, username: str, account: str | None,
                purpose: str, now: datetime, expires_at: datetime, max_uses: int,
-               replay_seconds: int, issued_by: str, revoke_older: bool) -> tuple[TokenRow, int]:
+               replay_seconds: int, issued_by: str, revoke_older: bool,
+               user_tenant: str | None = None) -> tuple[TokenRow, int]:
         """Insert a token; with ``revoke_older`` first revoke the user's live tokens for the
         same account and purpose, in the same transaction. Returns the row and how many
         were revoked."""
@@ -46,7 +47,8 @@ class TokenStore:
                   "username": username, "account": account, "purpose": purpose,
                   "created_at": now, "expires_at": expires_at, "max_uses": max_uses,
                   "uses": 0, "replay_seconds": replay_seconds, "revoked_at": None,
-                  "last_used_at": None, "last_used_addr": None, "issued_by": issued_by}
+                  "last_used_at": None, "last_used_addr": None, "issued_by": issued_by,
+                  "user_tenant": user_tenant}
         revoked = 0
         with self.engine.begin() as conn:
             if revoke_older:

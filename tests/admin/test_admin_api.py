@@ -226,3 +226,30 @@ def test_audit_query_shows_admin_actions_with_who_and_where(srv: AdminServer) ->
     assert bad.status == 422 and bad.json()["errors"][0]["field"] == "cursor"
     future = admin.call("GET", "/api/v1/audit?username=hank&since=2999-01-01T00:00:00Z")
     assert future.json()["items"] == []
+
+
+def test_a_tenants_token_never_redeems_another_tenants_user_of_the_same_name(
+        srv: AdminServer) -> None:
+    """acme is a tenant of the SQL own schema only (no ``[tenants.acme]`` runtime). Its key
+    issued a token for its zed, redeemed on the global runtime by name: once an untenanted
+    zed existed the token answered that other user's SIP password. The row now records the
+    user's own tenant. (Last in the module: it leaves a zed in acme.)"""
+    admin, acme = srv.client(), srv.client("acme")
+
+    def zed(secret: str) -> dict[str, object]:
+        return {"username": "zed", "accounts": [{"ident": "z1", "sip_username": "zed",
+                                                 "sip_password": secret,
+                                                 "domain": "sip.example.com"}]}
+
+    assert acme.call("POST", "/api/v1/users", zed("AcmeZedSecret1")).status == 201
+    issued = acme.call("POST", "/api/v1/tokens", {"username": "zed"})
+    assert issued.status == 201, issued.body
+    listed = acme.call("GET", "/api/v1/tokens?username=zed").json()["items"]
+    assert [t["id"] for t in listed] == [issued.json()["id"]]
+    # acme's key still manages its tokens.
+    other = acme.call("POST", "/api/v1/tokens", {"username": "zed", "keep_older": True})
+    revoked = acme.call("DELETE", f"/api/v1/tokens/{other.json()['id']}")
+    assert revoked.status == 200 and revoked.json()["state"] == "revoked", revoked.body
+    assert admin.call("POST", "/api/v1/users", zed("GlobalZedSecret2")).status == 201
+    reply = Client(srv.server).call("GET", "/token?id=" + issued.json()["token"])
+    assert reply.status == 200 and b"GlobalZedSecret2" not in reply.body, reply.body

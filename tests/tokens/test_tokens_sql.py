@@ -39,7 +39,7 @@ def _tables(engine: sa.Engine) -> set[str]:
 def test_upgrade_matches_the_table_and_downgrade_removes_it(engine: sa.Engine) -> None:
     assert migrate.current(engine) is None
     migrate.upgrade(engine)
-    assert migrate.current(engine) == migrate.head() == "t0001"
+    assert migrate.current(engine) == migrate.head() == "t0002"
     assert _tables(engine) == {"zengine_tokens", VERSION_TABLE}
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True,
@@ -54,7 +54,7 @@ def test_upgrade_matches_the_table_and_downgrade_removes_it(engine: sa.Engine) -
     assert migrate.current(engine) is None
     migrate.ensure_current(engine)
     migrate.ensure_current(engine)  # a second worker starting finds it done
-    assert migrate.current(engine) == "t0001"
+    assert migrate.current(engine) == "t0002"
 
 
 @pytest.fixture
