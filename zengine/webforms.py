@@ -18,6 +18,8 @@ from urllib.parse import parse_qsl
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 
 from zengine.bodies import CLOSE, BodyIncomplete, BodyTimeout, BodyTooLarge, read_body
@@ -87,6 +89,16 @@ def signing_key(key: str, plugin: str) -> str:
     session (an LDAP admin's, with ``ldap_scope``). Each plugin's own key keeps them apart."""
     return hmac.new(key.encode(), f"zengine session cookie: {plugin}".encode(),
                     hashlib.sha256).hexdigest()
+
+
+def session_middleware(key: str, plugin: str, *, cookie: str, max_age: int,
+                       path: str) -> list[Middleware]:
+    """The signed session cookie of ``plugin``'s own routes: scoped to its ``path`` (no
+    provisioning request carries it), ``Secure``, ``SameSite=Strict``, signed with the
+    plugin's :func:`signing_key`."""
+    return [Middleware(SessionMiddleware, secret_key=signing_key(key, plugin),
+                       session_cookie=cookie, max_age=max_age, path=path,
+                       same_site="strict", https_only=True)]
 
 
 class FormError(Exception):

@@ -19,8 +19,6 @@ import structlog
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 from pydantic import SecretStr, ValidationError
-from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -38,7 +36,7 @@ from zengine.webforms import (
     csrf_ok,
     csrf_token,
     read_form,
-    signing_key,
+    session_middleware,
 )
 from zengine_admin import service
 from zengine_admin.auth import check_key
@@ -73,10 +71,8 @@ class Console:
 
     def routes(self) -> list[BaseRoute]:
         # Session middleware on the console's own routes only, its cookie scoped to its path.
-        session = [Middleware(SessionMiddleware,
-                              secret_key=signing_key(self._session_key, NAME),
-                              session_cookie=COOKIE, max_age=self.config.session_ttl,
-                              path=self.base, same_site="strict", https_only=True)]
+        session = session_middleware(self._session_key, NAME, cookie=COOKIE,
+                                     max_age=self.config.session_ttl, path=self.base)
         base = self.base
 
         def route(path: str, handler: Handler, methods: list[str]) -> Route:

@@ -18,8 +18,6 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -32,7 +30,7 @@ from zengine.pipeline import Outcome, authenticate
 from zengine.request import refuse_unstorable
 from zengine.runtime import Runtime
 from zengine.tenancy import resolve_tenant, runtime_for
-from zengine.webforms import PAGE_HEADERS, FormError, Sessions, read_form, signing_key
+from zengine.webforms import PAGE_HEADERS, FormError, Sessions, read_form, session_middleware
 from zengine.webforms import csrf_ok as _csrf_ok
 from zengine.webforms import csrf_token as _csrf
 from zengine_portal.assets import Assets
@@ -82,10 +80,8 @@ class Portal:
     def routes(self) -> list[BaseRoute]:
         # The session middleware is on the portal's own routes only; its cookie is scoped to
         # the portal's path, so provisioning requests never carry it.
-        session = [Middleware(SessionMiddleware,
-                              secret_key=signing_key(self._session_key, "portal"),
-                              session_cookie=COOKIE, max_age=self.config.session_ttl,
-                              path=self.base, same_site="strict", https_only=True)]
+        session = session_middleware(self._session_key, "portal", cookie=COOKIE,
+                                     max_age=self.config.session_ttl, path=self.base)
         base = self.base
         return [
             Route(base, self._guarded(self.home), methods=["GET"], middleware=session),
