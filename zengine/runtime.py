@@ -164,6 +164,7 @@ class Runtime:
             self.passwords.pool.close()
         self.started = False
 
+
 def build_runtime(
     settings: Settings, *, load_entrypoints: bool = True,
     plugins: Sequence[tuple[str, object]] = (),

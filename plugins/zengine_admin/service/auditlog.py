@@ -16,8 +16,10 @@ if TYPE_CHECKING:
 def _aware(name: str, value: datetime | None) -> datetime | None:
     """``value`` in UTC (naive: UTC already). A valid time with an offset can leave the
     calendar in UTC (9999-12-31T23:59:59-23:59): a 422 naming it, not an OverflowError."""
-    if value is None or value.tzinfo is None:
-        return value.replace(tzinfo=UTC) if value is not None else None
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
     try:
         return value.astimezone(UTC)
     except OverflowError:
