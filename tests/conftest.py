@@ -18,12 +18,12 @@ def service_missing(what: str) -> None:
     pytest.skip(what)
 
 
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
 
 from starlette.applications import Starlette  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
+from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
 
 from zengine.app import create_app  # noqa: E402
 from zengine.runtime import Runtime  # noqa: E402
@@ -35,13 +35,6 @@ EXAMPLE_CONFIG = ROOT / "config" / "zengine.example.toml"
 BUILTINS = ("zoiper", "static", "urls", "audit")
 
 
-#: ASGI's callables, for the tests that call an app (or an engine's wrapper) directly.
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Message, Receive, Send], Awaitable[None]]
-
-
 async def unused_receive() -> Message:
     raise AssertionError("this app was not expected to receive")
 
@@ -50,7 +43,7 @@ async def unused_send(message: Message) -> None:
     raise AssertionError(f"this app was not expected to send: {message!r}")
 
 
-def run_asgi(app: ASGIApp, scope: Message, receive: Receive = unused_receive,
+def run_asgi(app: ASGIApp, scope: Scope, receive: Receive = unused_receive,
              send: Send = unused_send) -> None:
     """One call of ``app``, to its end, on an event loop of its own."""
     async def call() -> None:

@@ -11,8 +11,9 @@ import logging
 import pytest
 import structlog
 from hypercorn.config import Config
+from starlette.types import Message, Receive, Send
 
-from tests.conftest import Message, Receive, Send, run_asgi, spy_writes
+from tests.conftest import run_asgi, spy_writes
 from zengine import http_layer
 from zengine import log as zlog
 from zengine.log import configure_logging

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 import structlog
 from pydantic import SecretStr
+from starlette.types import Message, Receive, Send
 
-from tests.conftest import Message, Receive, Send, run_asgi, spy_writes
+from tests.conftest import run_asgi, spy_writes
 from zengine import log as zlog
 from zengine import logline
 from zengine.log import configure_logging
