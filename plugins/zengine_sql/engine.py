@@ -101,6 +101,10 @@ def describe_error(exc: BaseException, url: URL) -> str:
     return f"{type(orig).__name__}: {text}"[:300]
 
 
+#: What a missing table of zengine's own schema most likely means.
+SCHEMA_HINT = " (schema missing? run `zengine db upgrade`)"
+
+
 @contextlib.contextmanager
 def unavailable_on_error(url: URL) -> Iterator[None]:
     """Database trouble becomes :class:`BackendUnavailable` (503); never leak the URL."""
@@ -109,12 +113,10 @@ def unavailable_on_error(url: URL) -> Iterator[None]:
     except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
         # SQLite's missing table is an OperationalError (PostgreSQL's and MariaDB's are
         # ProgrammingErrors, below): the Quickstart's database before `db upgrade`.
-        hint = (" (schema missing? run `zengine db upgrade`)"
-                if "no such table" in str(getattr(exc, "orig", exc)) else "")
+        hint = SCHEMA_HINT if "no such table" in str(getattr(exc, "orig", exc)) else ""
         raise BackendUnavailable(f"sql: {describe_error(exc, url)}{hint}") from None
     except sa_exc.ProgrammingError as exc:
-        raise BackendUnavailable(f"sql: {describe_error(exc, url)} (schema missing? "
-                                 "run `zengine db upgrade`)") from None
+        raise BackendUnavailable(f"sql: {describe_error(exc, url)}{SCHEMA_HINT}") from None
     except sa_exc.DBAPIError as exc:
         if exc.connection_invalidated:
             raise BackendUnavailable(f"sql: {describe_error(exc, url)}") from None
